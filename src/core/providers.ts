@@ -1,0 +1,142 @@
+/**
+ * The small interfaces `core` declares for each provider capability. Every vendor module under
+ * `src/providers/` implements some of them; `core` never imports a vendor SDK.
+ */
+import type { PersonaName } from './personas.js';
+
+/** Mono 16-bit PCM at a stated sample rate, the engine's internal audio form. */
+export interface PcmAudio {
+  /** Signed 16-bit samples, mono. */
+  samples: Int16Array;
+  sampleRateHz: number;
+}
+
+/** The outcome of speech-to-text on one voice note. */
+export interface Transcript {
+  text: string;
+  /** BCP-47 language code, when the provider reports one. */
+  languageCode?: string;
+  /** Audio seconds transcribed (for usage accounting). */
+  durationSec: number;
+}
+
+/** Speech-to-text. */
+export interface SpeechToText {
+  readonly name: string;
+  /**
+   * True when transcripts are good enough to check a spoken consent phrase word by word.
+   * The offline pocketsphinx recogniser is not, so consent then also needs a typed confirmation.
+   */
+  readonly reliable: boolean;
+  /**
+   * Transcribe 16 kHz mono PCM.
+   * @throws ProviderError on provider failure
+   */
+  transcribe(audio: PcmAudio, options?: { languageHint?: string; signal?: AbortSignal }): Promise<Transcript>;
+}
+
+/** One past turn of a conversation. */
+export interface ChatTurn {
+  role: 'user' | 'twin';
+  text: string;
+  atMs: number;
+}
+
+/** A remembered fact about the user. */
+export interface MemoryRecord {
+  /** Short id the user can type (`forget 3f9a`). */
+  id: string;
+  text: string;
+  createdAtMs: number;
+  source: 'explicit' | 'extracted';
+}
+
+/** Everything a chat model needs for one reply. */
+export interface ChatRequest {
+  persona: PersonaName;
+  /** The persona's system prompt, already rendered with the user's name. */
+  systemPrompt: string;
+  /** Recent turns, oldest first, not including `userText`. */
+  history: ChatTurn[];
+  /** The most relevant memories for this turn, most relevant first. */
+  memories: MemoryRecord[];
+  userText: string;
+  userName?: string;
+  /** Upper bound on the reply, in characters (keeps the voice note under ~60 s). */
+  maxChars: number;
+  /** Seed for deterministic models. */
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+/** A conversational model. */
+export interface ChatModel {
+  readonly name: string;
+  /** @throws ProviderError on provider failure */
+  reply(request: ChatRequest): Promise<{ text: string }>;
+  /** Facts worth remembering from recent turns (short sentences, possibly none). */
+  extractMemories(history: ChatTurn[], known: MemoryRecord[], options?: { signal?: AbortSignal }): Promise<string[]>;
+  /** A short reflection on the conversation so far (an "insight"). */
+  insight(history: ChatTurn[], persona: PersonaName, options?: { signal?: AbortSignal }): Promise<string>;
+}
+
+/** An enrollment sample handed to a voice cloner: normalised 16 kHz mono PCM and its speech seconds. */
+export interface CloneSample {
+  id: string;
+  pcm: PcmAudio;
+  /** Seconds of detected speech in the sample. */
+  speechSec: number;
+}
+
+/**
+ * A cloned voice as a provider describes it. Stored in the user's voice profile and handed back
+ * to the synthesizer of the same provider.
+ */
+export interface ClonedVoice {
+  /** Provider that made it; a synthesizer only accepts voices of its own provider (or falls back). */
+  provider: string;
+  /** Provider voice id (ElevenLabs `voice_id`), or an id of our own for reference-audio providers. */
+  voiceId: string;
+  /** Provider-specific parameters (e.g. espeak-ng pitch and rate, a reference-audio blob key). */
+  params: Record<string, unknown>;
+  /** True when the voice only approximates the speaker (the offline preview voice). */
+  approximate: boolean;
+  /** Human label, e.g. "offline preview voice (espeak-ng, pitch 118 Hz, 165 wpm)". */
+  label: string;
+}
+
+/** Makes a {@link ClonedVoice} from enrollment samples. */
+export interface VoiceCloner {
+  readonly name: string;
+  /** Seconds of speech needed before cloning can start. */
+  readonly minSpeechSec: number;
+  /** @throws ProviderError on provider failure */
+  clone(request: { userId: string; displayName?: string; samples: CloneSample[]; signal?: AbortSignal }): Promise<ClonedVoice>;
+  /** Deletes the provider-side voice, where one exists. */
+  deleteVoice?(voice: ClonedVoice): Promise<void>;
+}
+
+/** Synthesised speech in any container; the engine sniffs and transcodes it to a voice note. */
+export interface SynthesizedAudio {
+  bytes: Buffer;
+  /** Characters billed (for usage accounting). */
+  characters: number;
+}
+
+/** Text-to-speech. */
+export interface SpeechSynthesizer {
+  readonly name: string;
+  /**
+   * Synthesise `text` in `voice` (a voice of this provider) or in the provider's default voice.
+   * @throws ProviderError on provider failure or empty output
+   */
+  synthesize(request: { text: string; voice?: ClonedVoice; languageCode?: string; signal?: AbortSignal }): Promise<SynthesizedAudio>;
+}
+
+/** The provider set the engine runs with. */
+export interface Providers {
+  stt: SpeechToText;
+  chat: ChatModel;
+  cloner: VoiceCloner;
+  tts: SpeechSynthesizer;
+}

@@ -1,0 +1,195 @@
+/**
+ * Records and repository contracts for everything VoiceTwin persists. Implemented over keyv
+ * (embedded SQLite by default, Redis with `REDIS_URL`) in `keyv-store.ts`; audio bytes go to the
+ * encrypted {@link BlobStore}. User keys are `<channel>:<platform user id>`, e.g. `telegram:42`.
+ */
+import type { Channel, ChatAddress } from '../types.js';
+import type { ChatTurn, ClonedVoice, MemoryRecord } from '../providers.js';
+import type { PersonaName } from '../personas.js';
+
+/** `<channel>:<platform user id>`. */
+export type UserKey = string;
+
+/** A person using the twin on one channel. */
+export interface UserRecord {
+  key: UserKey;
+  channel: Channel;
+  /** Where background replies go (the private chat the user last wrote from). */
+  address: ChatAddress;
+  displayName?: string;
+  persona: PersonaName;
+  /** Send the reply's text alongside its voice note. */
+  sendTextWithVoice: boolean;
+  /** Opted out of broadcasts (`/stop`). */
+  optedOut: boolean;
+  /** The platform says the user blocked the bot (e.g. Telegram 403). */
+  blocked: boolean;
+  /** Count of user messages, drives memory extraction and insights. */
+  messageCount: number;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** Enrollment state machine: consent → collecting → processing → ready | failed. */
+export type ProfileState = 'consent' | 'collecting' | 'processing' | 'ready' | 'failed';
+
+/** The user's recorded consent to have their voice cloned. */
+export interface ConsentRecord {
+  /** The phrase shown, with its random code word. */
+  phrase: string;
+  codeWord: string;
+  /** Transcript of the spoken phrase, as heard by the STT. */
+  heardText?: string;
+  /** Blob key of the spoken consent voice note (kept as evidence, encrypted). */
+  audioBlobKey?: string;
+  /** Typed confirmation received (needed when the STT is not reliable). */
+  typedConfirmationAtMs?: number;
+  /** Consent complete; only then are samples accepted. */
+  grantedAtMs?: number;
+  method?: 'spoken-match' | 'typed-and-spoken';
+}
+
+/** A user's voice profile. */
+export interface VoiceProfile {
+  userKey: UserKey;
+  state: ProfileState;
+  consent: ConsentRecord;
+  /** Total seconds of detected speech over accepted samples. */
+  speechSec: number;
+  /** Seconds needed by the configured cloner. */
+  requiredSpeechSec: number;
+  voice?: ClonedVoice;
+  /** Reason for `failed`, shown in `/status`. */
+  failureReason?: string;
+  updatedAtMs: number;
+}
+
+/** An accepted enrollment sample (its audio is in the blob store). */
+export interface SampleRecord {
+  id: string;
+  userKey: UserKey;
+  /** Blob key of the normalised 16 kHz mono WAV. */
+  blobKey: string;
+  durationSec: number;
+  speechSec: number;
+  /** Loudness in LUFS/dBFS as measured before normalisation. */
+  loudnessDb: number;
+  snrDb: number;
+  sourceMessageId: string;
+  createdAtMs: number;
+}
+
+/** A persisted background job (clone, broadcast). */
+export interface JobRecord {
+  id: string;
+  kind: 'clone' | 'broadcast';
+  userKey?: UserKey;
+  state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  /** Job-specific data (JSON-serialisable). */
+  data: Record<string, unknown>;
+  error?: string;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** Users. `list` enumerates every user (broadcast audiences, data export). */
+export interface UserRepository {
+  get(key: UserKey): Promise<UserRecord | undefined>;
+  put(user: UserRecord): Promise<void>;
+  delete(key: UserKey): Promise<void>;
+  list(): Promise<UserRecord[]>;
+}
+
+export interface ProfileRepository {
+  get(key: UserKey): Promise<VoiceProfile | undefined>;
+  put(profile: VoiceProfile): Promise<void>;
+  delete(key: UserKey): Promise<void>;
+}
+
+export interface SampleRepository {
+  list(key: UserKey): Promise<SampleRecord[]>;
+  add(sample: SampleRecord): Promise<void>;
+  deleteAll(key: UserKey): Promise<void>;
+}
+
+/** Conversation history, capped at the most recent `maxTurns` (oldest dropped). */
+export interface HistoryRepository {
+  recent(key: UserKey, limit: number): Promise<ChatTurn[]>;
+  append(key: UserKey, ...turns: ChatTurn[]): Promise<void>;
+  deleteAll(key: UserKey): Promise<void>;
+}
+
+export interface MemoryRepository {
+  list(key: UserKey): Promise<MemoryRecord[]>;
+  add(key: UserKey, memory: MemoryRecord): Promise<void>;
+  /** @returns true when a memory with that id existed */
+  remove(key: UserKey, id: string): Promise<boolean>;
+  deleteAll(key: UserKey): Promise<void>;
+}
+
+export interface JobRepository {
+  get(id: string): Promise<JobRecord | undefined>;
+  put(job: JobRecord): Promise<void>;
+  /** Jobs not in a final state (`queued` or `running`), for resuming after a restart. */
+  listUnfinished(): Promise<JobRecord[]>;
+  deleteForUser(key: UserKey): Promise<void>;
+}
+
+/**
+ * Inbound message ids already handled (redelivered updates are dropped).
+ * `claim` is atomic per process: it returns false when the id was claimed before.
+ */
+export interface DedupeRepository {
+  claim(messageId: string, ttlMs?: number): Promise<boolean>;
+}
+
+/** Small keyed values (synthesis cache index, counters). */
+export interface KeyValueRepository {
+  get<T>(key: string): Promise<T | undefined>;
+  set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+/**
+ * Audio bytes on disk, encrypted at rest with AES-256-GCM (random 12-byte IV per blob, 16-byte tag).
+ * Keys are opaque; a blob key begins with the owner's user key so a user's blobs can be deleted.
+ */
+export interface BlobStore {
+  /** @returns the blob key */
+  put(ownerKey: UserKey, bytes: Buffer, kind: 'sample' | 'consent' | 'reference' | 'tts'): Promise<string>;
+  /** @throws Error when the blob is missing or fails authentication (tampered, wrong key) */
+  get(blobKey: string): Promise<Buffer>;
+  delete(blobKey: string): Promise<void>;
+  /** Blob keys owned by a user. */
+  list(ownerKey: UserKey): Promise<string[]>;
+  deleteAll(ownerKey: UserKey): Promise<number>;
+}
+
+/** A summary of what is stored for one user (`/status`, data export). */
+export interface UserDataSummary {
+  user?: UserRecord;
+  profile?: VoiceProfile;
+  samples: SampleRecord[];
+  historyTurns: number;
+  memories: MemoryRecord[];
+  blobKeys: string[];
+}
+
+/** All repositories over one backend. */
+export interface Store {
+  readonly backend: 'sqlite' | 'redis' | 'memory';
+  users: UserRepository;
+  profiles: ProfileRepository;
+  samples: SampleRepository;
+  history: HistoryRepository;
+  memories: MemoryRepository;
+  jobs: JobRepository;
+  dedupe: DedupeRepository;
+  kv: KeyValueRepository;
+  blobs: BlobStore;
+  /** Everything stored for a user. */
+  summarize(key: UserKey): Promise<UserDataSummary>;
+  /** Deletes every record and blob of a user. */
+  deleteUser(key: UserKey): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,127 @@
+/**
+ * Platform-neutral message types: one inbound type in, one reply type out (see DESIGN.md).
+ * Adapters map their platform's update/interaction to an {@link InboundMessage} and render each
+ * {@link OutboundReply}; the engine decides everything else.
+ */
+
+/** A channel the engine can talk through. `console` is the CLI's interactive channel. */
+export type Channel = 'telegram' | 'discord' | 'whatsapp' | 'console';
+
+/** Where to reach a user: the platform plus the platform's chat id (as a string). */
+export interface ChatAddress {
+  channel: Channel;
+  /** Platform chat id: Telegram chat id, Discord channel id, WhatsApp chat id (`…@c.us`). */
+  chatId: string;
+}
+
+/**
+ * Audio attached to an inbound message. Adapters fill in what the platform tells *before*
+ * downloading (`declaredSizeBytes`, `declaredDurationSec`) so the engine can refuse early, and give
+ * either the bytes or a `download` function the engine calls only after those checks pass.
+ */
+export interface InboundAudio {
+  /** The bytes, when the platform already delivered them. */
+  bytes?: Buffer;
+  /** Fetches the bytes; called at most once, after the size and duration checks. */
+  download?: () => Promise<Buffer>;
+  /** Size in bytes as reported by the platform (Telegram `file_size`, Discord `size`). */
+  declaredSizeBytes?: number;
+  /** Duration in seconds as reported by the platform (Telegram `duration`, Discord `duration_secs`). */
+  declaredDurationSec?: number;
+  /** MIME type as reported by the platform; informative only, the container is sniffed from bytes. */
+  declaredMime?: string;
+  /** File name, if any; informative only. */
+  fileName?: string;
+  /** True when the platform marks it as a voice note (Telegram `voice`, WhatsApp `ptt`, Discord flag 8192). */
+  isVoiceNote: boolean;
+}
+
+/** One message from a user, as every adapter maps it. */
+export interface InboundMessage {
+  /** Globally unique id of this inbound event, used to drop redeliveries, e.g. `telegram:update:123`. */
+  id: string;
+  channel: Channel;
+  chatId: string;
+  /** Platform user id as a string (Telegram user id, Discord user snowflake, WhatsApp id). */
+  userId: string;
+  /** Display name for greetings and voice names. */
+  displayName?: string;
+  /** Receive time, ms since the epoch. */
+  receivedAtMs: number;
+  /** Plain text (a text message, a caption, or the text option of a slash command). */
+  text?: string;
+  /** A command, already split by the adapter: `/style coaching` → `{ name: 'style', args: 'coaching' }`. */
+  command?: { name: string; args: string };
+  /** A button press: the `data` the engine put on an {@link ReplyButton}. */
+  action?: string;
+  audio?: InboundAudio;
+  /** True when the platform marks the message as forwarded (never an enrollment sample). */
+  forwarded?: boolean;
+  /** BCP-47 language hint from the platform (Telegram `language_code`), optional. */
+  languageCode?: string;
+}
+
+/**
+ * A voice note ready to send: Ogg/Opus mono bytes plus the metadata every platform wants.
+ * Telegram `sendVoice` takes `duration`; Discord voice messages take `duration_secs` and a
+ * base64 `waveform` (https://discord.com/developers/docs/resources/message#voice-messages);
+ * WhatsApp wants `audio/ogg; codecs=opus`.
+ */
+export interface VoiceNote {
+  /** Ogg container, Opus codec, mono. */
+  oggOpus: Buffer;
+  /** Exact duration in seconds, from the encoded stream. */
+  durationSec: number;
+  /** Output sample rate in Hz (Opus encodes at 48 kHz internally; this is the input rate signalled). */
+  sampleRateHz: number;
+  /** 256 amplitude points, 0–255, for Discord/WhatsApp waveform previews. */
+  waveform: Uint8Array;
+  mimeType: 'audio/ogg; codecs=opus';
+}
+
+/** A button under a reply; `data` comes back as {@link InboundMessage.action} (≤ 64 bytes, Telegram's limit). */
+export interface ReplyButton {
+  label: string;
+  data: string;
+}
+
+/** What the engine wants sent back. Adapters render each field natively. */
+export interface OutboundReply {
+  /** Text to show. With `voice`, it is the transcript/caption (sent per the user's setting). */
+  text?: string;
+  voice?: VoiceNote;
+  /** Rows of buttons (persona picker, consent and delete confirmations). */
+  buttons?: ReplyButton[][];
+  /** Private to the user where the platform supports it (Discord ephemeral). */
+  ephemeral?: boolean;
+  /** What kind of reply this is; adapters may style errors or statuses differently. */
+  kind: 'answer' | 'info' | 'error' | 'status' | 'insight';
+  /** Label shown with voice replies made by an approximate (offline) voice, e.g. "offline preview voice". */
+  voiceLabel?: string;
+  /** Whether to send `text` alongside `voice` (user setting); the engine sets it. */
+  sendTextWithVoice?: boolean;
+}
+
+/** A chat action shown while the engine works (Telegram `sendChatAction`, WhatsApp "recording…"). */
+export type ChatActivity = 'typing' | 'record_voice' | 'upload_voice';
+
+/**
+ * How the engine answers the message it is handling. Adapters implement it per inbound message.
+ * `status` creates a message that can be edited as work progresses (clone progress).
+ */
+export interface ReplyTarget {
+  reply(reply: OutboundReply): Promise<void>;
+  /** Show an activity indicator; best effort, never throws. */
+  activity(kind: ChatActivity): Promise<void>;
+  /** Send a status message and return a function that edits it in place. */
+  status(text: string): Promise<(text: string) => Promise<void>>;
+}
+
+/**
+ * Sends replies outside the handling of an inbound message (a clone finished in the background,
+ * a broadcast). Adapters register one per channel with the engine.
+ */
+export interface ChannelSender {
+  readonly channel: Channel;
+  send(chatId: string, reply: OutboundReply): Promise<void>;
+}
