@@ -34,6 +34,12 @@ export interface InboundAudio {
   fileName?: string;
   /** True when the platform marks it as a voice note (Telegram `voice`, WhatsApp `ptt`, Discord flag 8192). */
   isVoiceNote: boolean;
+  /**
+   * The platform's own download limit in bytes, when it has one (Telegram Bot API: 20 MB via the
+   * public server, https://core.telegram.org/bots/api#getfile). The engine refuses larger files
+   * before calling `download`.
+   */
+  platformMaxBytes?: number;
 }
 
 /** One message from a user, as every adapter maps it. */
