@@ -131,3 +131,48 @@ export interface ChannelSender {
   readonly channel: Channel;
   send(chatId: string, reply: OutboundReply): Promise<void>;
 }
+
+/** A command the engine understands, for command menus (Telegram `setMyCommands`, Discord slash commands). */
+export interface CommandInfo {
+  /** Lower-case name without the slash, e.g. `enroll`. */
+  name: string;
+  /** One line, ≤ 100 characters (Discord's and Telegram's limit). */
+  description: string;
+  /** Usage of the argument, e.g. `<name>` for `style`; absent when the command takes none. */
+  args?: string;
+  /** Only operators may run it (e.g. `broadcast`). */
+  operatorOnly?: boolean;
+}
+
+/**
+ * The conversation engine as adapters see it. One inbound message in, replies out through the
+ * {@link ReplyTarget}; replies outside a turn (a finished clone, a broadcast) go through the
+ * {@link ChannelSender} each adapter registers.
+ */
+export interface ConversationEngine {
+  /**
+   * Handles one inbound message to completion (all replies sent). Never throws for user errors:
+   * they are rendered as `kind: 'error'` replies; unexpected errors are logged and answered with a
+   * short apology. Messages of one user are processed in order, different users concurrently.
+   */
+  handle(message: InboundMessage, target: ReplyTarget): Promise<void>;
+  /** Registers how to reach users of a channel outside a turn. */
+  registerSender(sender: ChannelSender): void;
+  /** Commands for menus, in display order. */
+  readonly commands: readonly CommandInfo[];
+}
+
+/**
+ * Thrown by a {@link ChannelSender} when the recipient can no longer be reached (Telegram 403
+ * "bot was blocked by the user", Discord 50007 "Cannot send messages to this user").
+ */
+export class RecipientUnavailableError extends Error {
+  override readonly name = 'RecipientUnavailableError';
+  constructor(
+    readonly channel: Channel,
+    readonly chatId: string,
+    readonly reason: string,
+  ) {
+    super(`${channel}:${chatId} unreachable: ${reason}`);
+  }
+}
