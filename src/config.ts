@@ -1,0 +1,306 @@
+/**
+ * The environment (and an optional `.env`) parsed into one typed, validated {@link Config}.
+ * A bad value stops start-up with a {@link ConfigError} naming the variable. Every variable and its
+ * default is listed in `.env.example`.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import type { Channel } from './core/types.js';
+import { PERSONA_NAMES, type PersonaName } from './core/personas.js';
+
+/** A configuration problem; `variable` names the environment variable at fault. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+/** Provider names that may appear in the `*_PROVIDERS` lists. */
+export const PROVIDER_NAMES = ['elevenlabs', 'replicate', 'gemini', 'local'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** The validated configuration. Durations in seconds, sizes in bytes. */
+export interface Config {
+  dataDir: string;
+  /** VOICETWIN_DATA_KEY as given (hex or base64 of 32 bytes); undefined → key file in the data dir. */
+  dataKey?: string;
+  redisUrl?: string;
+  log: { level: string; pretty: boolean };
+  limits: {
+    /** Largest audio accepted, bytes (MAX_AUDIO_BYTES, default 20 MB). */
+    maxAudioBytes: number;
+    /** Longest chat-turn voice note, seconds (MAX_TURN_AUDIO_SEC, default 600). */
+    maxTurnAudioSec: number;
+    /** Longest enrollment sample, seconds (MAX_SAMPLE_AUDIO_SEC, default 180). */
+    maxSampleAudioSec: number;
+    /** Longest text message accepted, characters (MAX_TEXT_CHARS, default 4000). */
+    maxTextChars: number;
+    /** Longest reply, characters; keeps the voice note under about 60 s (REPLY_MAX_CHARS, default 600). */
+    replyMaxChars: number;
+  };
+  engine: {
+    defaultPersona: PersonaName;
+    /** Seconds of speech needed before cloning (ENROLL_MIN_SPEECH_SEC); undefined → the cloner's own default. */
+    enrollMinSpeechSec?: number;
+    insightEvery: number;
+    memoryEvery: number;
+    /** Users whose turns run at the same time (TURN_CONCURRENCY). */
+    turnConcurrency: number;
+    /** Seconds before a slow clone answers in the fallback voice (CLONE_TIMEOUT_S). */
+    cloneTimeoutSec: number;
+    /** Seed for the template chat model (CHAT_SEED). */
+    seed: number;
+  };
+  providers: {
+    stt: ProviderName[];
+    chat: ProviderName[];
+    tts: ProviderName[];
+    clone: ProviderName[];
+    pocketsphinxModelDir: string;
+  };
+  elevenlabs?: { apiKey: string; baseUrl?: string; ttsModel: string; sttModel: string };
+  replicate?: { apiToken: string; baseUrl?: string; model: string };
+  gemini?: { apiKey: string; baseUrl?: string; chatModel: string };
+  telegram?: { token: string; apiRoot?: string; webhookUrl?: string; webhookSecret?: string; webhookPort: number };
+  discord?: { token: string; applicationId: string; guildId?: string; apiBase?: string };
+  whatsapp?: { chromiumPath?: string; minSendIntervalMs: number };
+  /** Operators as `<channel>:<user id>` keys (OPERATORS). */
+  operators: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+const CHANNELS: Channel[] = ['telegram', 'discord', 'whatsapp', 'console'];
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function num(env: Env, name: string, fallback: number, schema: z.ZodNumber): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  const parsed = schema.safeParse(Number(raw));
+  if (!/^-?\d+(\.\d+)?$/.test(raw) || !parsed.success) {
+    throw new ConfigError(name, `expected ${describeNumber(schema)}, got "${raw}"`);
+  }
+  return parsed.data;
+}
+
+function describeNumber(schema: z.ZodNumber): string {
+  const min = schema.minValue;
+  const max = schema.maxValue;
+  const kind = schema.isInt ? 'a whole number' : 'a number';
+  if (min !== null && max !== null && Number.isFinite(max)) return `${kind} from ${min} to ${max}`;
+  if (min !== null) return `${kind} ≥ ${min}`;
+  return kind;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `expected a URL, got "${maskUrl(raw)}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got "${maskUrl(raw)}"`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+/** Hides credentials in a URL for messages and logs. */
+export function maskUrl(raw: string): string {
+  return raw.replace(/\/\/([^/@]*)@/, '//***@');
+}
+
+function providerList(env: Env, name: string, fallback: ProviderName[], allowed: readonly ProviderName[]): ProviderName[] {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  const list = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (list.length === 0) throw new ConfigError(name, 'expected a comma-separated list of providers');
+  for (const p of list) {
+    if (!(allowed as readonly string[]).includes(p)) {
+      throw new ConfigError(name, `unknown provider "${p}"; expected some of ${allowed.join(', ')}`);
+    }
+  }
+  return list as ProviderName[];
+}
+
+function operators(env: Env): string[] {
+  const raw = str(env, 'OPERATORS');
+  if (raw === undefined) return [];
+  return raw.split(',').map((entry) => {
+    const item = entry.trim();
+    const m = /^([a-z]+):(.+)$/.exec(item);
+    if (!m || !CHANNELS.includes(m[1] as Channel)) {
+      throw new ConfigError('OPERATORS', `expected entries like telegram:123,discord:456, got "${item}"`);
+    }
+    return `${m[1]}:${m[2]!.trim()}`;
+  });
+}
+
+/**
+ * Builds the configuration from an environment.
+ * @param env usually `process.env` (after `.env` was loaded)
+ * @param cwd base for relative paths (data dir)
+ * @throws ConfigError naming the first bad variable
+ */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const elevenKey = str(env, 'ELEVENLABS_API_KEY');
+  const replicateToken = str(env, 'REPLICATE_API_TOKEN');
+  const geminiKey = str(env, 'GEMINI_API_KEY');
+  const configured = (p: ProviderName): boolean =>
+    p === 'local' || (p === 'elevenlabs' && !!elevenKey) || (p === 'replicate' && !!replicateToken) || (p === 'gemini' && !!geminiKey);
+  const defaults = (order: ProviderName[]): ProviderName[] => order.filter(configured);
+
+  const providers = {
+    stt: providerList(env, 'STT_PROVIDERS', defaults(['elevenlabs', 'gemini', 'local']), ['elevenlabs', 'gemini', 'local']),
+    chat: providerList(env, 'CHAT_PROVIDERS', defaults(['gemini', 'local']), ['gemini', 'local']),
+    tts: providerList(env, 'TTS_PROVIDERS', defaults(['elevenlabs', 'replicate', 'local']), ['elevenlabs', 'replicate', 'local']),
+    clone: providerList(env, 'CLONE_PROVIDERS', defaults(['elevenlabs', 'replicate', 'local']), ['elevenlabs', 'replicate', 'local']),
+    pocketsphinxModelDir: str(env, 'POCKETSPHINX_MODEL_DIR') ?? '/usr/share/pocketsphinx/model/en-us',
+  };
+  for (const [variable, list] of [
+    ['STT_PROVIDERS', providers.stt],
+    ['CHAT_PROVIDERS', providers.chat],
+    ['TTS_PROVIDERS', providers.tts],
+    ['CLONE_PROVIDERS', providers.clone],
+  ] as const) {
+    for (const p of list) {
+      if (!configured(p)) {
+        const keyVar = p === 'elevenlabs' ? 'ELEVENLABS_API_KEY' : p === 'replicate' ? 'REPLICATE_API_TOKEN' : 'GEMINI_API_KEY';
+        throw new ConfigError(variable, `lists "${p}" but ${keyVar} is not set`);
+      }
+    }
+  }
+
+  const persona = (str(env, 'DEFAULT_PERSONA') ?? 'supportive').toLowerCase();
+  if (!(PERSONA_NAMES as readonly string[]).includes(persona)) {
+    throw new ConfigError('DEFAULT_PERSONA', `expected one of ${PERSONA_NAMES.join(', ')}, got "${persona}"`);
+  }
+
+  const telegramToken = str(env, 'TELEGRAM_BOT_TOKEN');
+  if (telegramToken !== undefined && !/^\d+:[\w-]{20,}$/.test(telegramToken)) {
+    throw new ConfigError('TELEGRAM_BOT_TOKEN', 'expected a token like 123456:ABC-DEF… from @BotFather');
+  }
+  const discordToken = str(env, 'DISCORD_TOKEN');
+  const discordApp = str(env, 'DISCORD_APPLICATION_ID');
+  if ((discordToken === undefined) !== (discordApp === undefined)) {
+    throw new ConfigError(discordToken ? 'DISCORD_APPLICATION_ID' : 'DISCORD_TOKEN', 'DISCORD_TOKEN and DISCORD_APPLICATION_ID must be set together');
+  }
+  if (discordApp !== undefined && !/^\d{5,25}$/.test(discordApp)) {
+    throw new ConfigError('DISCORD_APPLICATION_ID', `expected a numeric snowflake, got "${discordApp}"`);
+  }
+
+  const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `expected fatal, error, warn, info, debug, trace or silent, got "${logLevel}"`);
+  }
+
+  const dataKey = str(env, 'VOICETWIN_DATA_KEY');
+
+  return {
+    dataDir: path.resolve(cwd, str(env, 'VOICETWIN_DATA_DIR') ?? './data'),
+    ...(dataKey !== undefined ? { dataKey } : {}),
+    ...optional('redisUrl', url(env, 'REDIS_URL', ['redis:', 'rediss:'])),
+    log: { level: logLevel, pretty: bool(env, 'LOG_PRETTY', false) },
+    limits: {
+      maxAudioBytes: num(env, 'MAX_AUDIO_BYTES', 20_000_000, z.number().int().min(1000)),
+      maxTurnAudioSec: num(env, 'MAX_TURN_AUDIO_SEC', 600, z.number().min(1).max(7200)),
+      maxSampleAudioSec: num(env, 'MAX_SAMPLE_AUDIO_SEC', 180, z.number().min(1).max(3600)),
+      maxTextChars: num(env, 'MAX_TEXT_CHARS', 4000, z.number().int().min(10).max(100_000)),
+      replyMaxChars: num(env, 'REPLY_MAX_CHARS', 600, z.number().int().min(40).max(5000)),
+    },
+    engine: {
+      defaultPersona: persona as PersonaName,
+      ...optional('enrollMinSpeechSec', str(env, 'ENROLL_MIN_SPEECH_SEC') === undefined ? undefined : num(env, 'ENROLL_MIN_SPEECH_SEC', 20, z.number().min(1).max(600))),
+      insightEvery: num(env, 'INSIGHT_EVERY', 5, z.number().int().min(0).max(1000)),
+      memoryEvery: num(env, 'MEMORY_EVERY', 3, z.number().int().min(0).max(1000)),
+      turnConcurrency: num(env, 'TURN_CONCURRENCY', 4, z.number().int().min(1).max(64)),
+      cloneTimeoutSec: num(env, 'CLONE_TIMEOUT_S', 35, z.number().min(1).max(3600)),
+      seed: num(env, 'CHAT_SEED', 7, z.number().int().min(0)),
+    },
+    providers,
+    ...optional(
+      'elevenlabs',
+      elevenKey && {
+        apiKey: elevenKey,
+        ...optional('baseUrl', url(env, 'ELEVENLABS_BASE_URL', ['http:', 'https:'])),
+        ttsModel: str(env, 'ELEVENLABS_TTS_MODEL') ?? 'eleven_flash_v2_5',
+        sttModel: str(env, 'ELEVENLABS_STT_MODEL') ?? 'scribe_v2',
+      },
+    ),
+    ...optional(
+      'replicate',
+      replicateToken && {
+        apiToken: replicateToken,
+        ...optional('baseUrl', url(env, 'REPLICATE_BASE_URL', ['http:', 'https:'])),
+        model: str(env, 'REPLICATE_MODEL') ?? 'resemble-ai/chatterbox',
+      },
+    ),
+    ...optional(
+      'gemini',
+      geminiKey && {
+        apiKey: geminiKey,
+        ...optional('baseUrl', url(env, 'GEMINI_BASE_URL', ['http:', 'https:'])),
+        chatModel: str(env, 'GEMINI_CHAT_MODEL') ?? 'gemini-2.5-flash',
+      },
+    ),
+    ...optional(
+      'telegram',
+      telegramToken && {
+        token: telegramToken,
+        ...optional('apiRoot', url(env, 'TELEGRAM_API_ROOT', ['http:', 'https:'])),
+        ...optional('webhookUrl', url(env, 'TELEGRAM_WEBHOOK_URL', ['https:', 'http:'])),
+        ...optional('webhookSecret', str(env, 'TELEGRAM_WEBHOOK_SECRET')),
+        webhookPort: num(env, 'TELEGRAM_WEBHOOK_PORT', 8443, z.number().int().min(1).max(65535)),
+      },
+    ),
+    ...optional(
+      'discord',
+      discordToken &&
+        discordApp && {
+          token: discordToken,
+          applicationId: discordApp,
+          ...optional('guildId', str(env, 'DISCORD_GUILD_ID')),
+          ...optional('apiBase', url(env, 'DISCORD_API_BASE', ['http:', 'https:'])),
+        },
+    ),
+    ...optional(
+      'whatsapp',
+      bool(env, 'WHATSAPP_ENABLED', false) && {
+        ...optional('chromiumPath', str(env, 'PUPPETEER_EXECUTABLE_PATH')),
+        minSendIntervalMs: num(env, 'WHATSAPP_MIN_SEND_INTERVAL_MS', 1500, z.number().int().min(0).max(600_000)),
+      },
+    ),
+    operators: operators(env),
+  };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined | false | ''): { [P in K]?: V } {
+  return value === undefined || value === false || value === '' ? {} : ({ [key]: value } as { [P in K]?: V });
+}
+
+/** Channels with a bot configured, for `serve`. */
+export function enabledChannels(config: Config): Channel[] {
+  const out: Channel[] = [];
+  if (config.telegram) out.push('telegram');
+  if (config.discord) out.push('discord');
+  if (config.whatsapp) out.push('whatsapp');
+  return out;
+}

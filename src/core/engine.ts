@@ -1,0 +1,611 @@
+/**
+ * The conversation engine: one {@link InboundMessage} in, {@link OutboundReply}s out. It owns every
+ * product decision (commands, enrollment, chat turns, memories, insights); adapters only map and
+ * render. Platform- and vendor-neutral: providers come in through the interfaces of `providers.ts`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from './log.js';
+import { silentLogger } from './log.js';
+import { isUserInputError, UserInputError } from './errors.js';
+import type {
+  Channel,
+  ChannelSender,
+  CommandInfo,
+  ConversationEngine,
+  InboundAudio,
+  InboundMessage,
+  OutboundReply,
+  ReplyTarget,
+} from './types.js';
+import type { ClonedVoice, MemoryRecord, PcmAudio, Providers } from './providers.js';
+import type { Store, UserRecord, VoiceProfile } from './store/types.js';
+import { PERSONA_NAMES, PERSONAS, isPersonaName, renderSystemPrompt, type PersonaName } from './personas.js';
+import { KeyedSerialQueue } from './queue.js';
+import { isDuplicateMemory, selectMemories } from './memory.js';
+import { trimToSentences } from './text.js';
+import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
+import { Enrollment } from './enrollment.js';
+import { VoiceRenderer } from './voice.js';
+
+/** Engine settings; sizes in bytes, durations in seconds. */
+export interface EngineSettings {
+  limits: {
+    maxAudioBytes: number;
+    maxTurnAudioSec: number;
+    maxSampleAudioSec: number;
+    maxTextChars: number;
+    replyMaxChars: number;
+  };
+  defaultPersona: PersonaName;
+  /** Seconds of speech needed before cloning; default: the cloner's `minSpeechSec`. */
+  enrollMinSpeechSec?: number;
+  /** An insight every N user messages (0 = never). */
+  insightEvery: number;
+  /** Memory extraction every N user messages (0 = never). */
+  memoryEvery: number;
+  /** Users processed at once. */
+  turnConcurrency: number;
+  /** Chat model seed (template model determinism). */
+  seed: number;
+  /** Operators as `<channel>:<user id>`. */
+  operators: string[];
+  /** Voice-note sample rate per channel, Hz (default 48 kHz; WhatsApp 16 kHz for mobile playback). */
+  voiceSampleRateHz?: Partial<Record<Channel, number>>;
+}
+
+/** Default settings (the documented defaults of `.env.example`). */
+export const DEFAULT_ENGINE_SETTINGS: EngineSettings = {
+  limits: { maxAudioBytes: 20_000_000, maxTurnAudioSec: 600, maxSampleAudioSec: 180, maxTextChars: 4000, replyMaxChars: 600 },
+  defaultPersona: 'supportive',
+  insightEvery: 5,
+  memoryEvery: 3,
+  turnConcurrency: 4,
+  seed: 7,
+  operators: [],
+};
+
+/** Stage timings of one chat turn, milliseconds. */
+export interface TurnTimings {
+  decodeMs: number;
+  sttMs: number;
+  chatMs: number;
+  ttsMs: number;
+  encodeMs: number;
+  storeMs: number;
+  totalMs: number;
+}
+
+/** Events the engine reports to an observer (CLI timings, benchmarks, tests). */
+export type EngineEvent =
+  | { type: 'turn'; userKey: string; input: 'voice' | 'text'; transcript: string; replyText: string; persona: PersonaName; timings: TurnTimings }
+  | { type: 'sample'; userKey: string; speechSec: number; totalSpeechSec: number }
+  | { type: 'profile'; userKey: string; state: VoiceProfile['state'] }
+  | { type: 'duplicate'; messageId: string };
+
+/** The commands, in menu order. */
+export const COMMANDS: readonly CommandInfo[] = [
+  { name: 'start', description: 'Meet your twin and see how it works' },
+  { name: 'enroll', description: 'Clone your voice from a few voice notes (asks for consent first)' },
+  { name: 'status', description: 'Your voice profile, persona and what is stored' },
+  { name: 'style', description: 'Choose how your twin talks', args: '<name>' },
+  { name: 'styles', description: 'List the personas' },
+  { name: 'say', description: 'Hear a text spoken in your twin voice', args: '<text>' },
+  { name: 'remember', description: 'Tell your twin something to remember', args: '<text>' },
+  { name: 'memories', description: 'List what your twin remembers' },
+  { name: 'forget', description: 'Forget one memory, or all of them', args: '<id|all>' },
+  { name: 'text', description: 'Send the text with each voice reply, or not', args: '<on|off>' },
+  { name: 'stop', description: 'Stop receiving announcements' },
+  { name: 'delete', description: 'Delete all your data and your cloned voice' },
+  { name: 'help', description: 'What you can do' },
+];
+
+/** Aliases accepted for commands. */
+const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say' };
+
+/** Label attached to replies spoken by a voice that only approximates the user. */
+export const APPROXIMATION_NOTE = 'Offline preview voice: an espeak-ng approximation of your pitch and pace, not a neural clone.';
+
+/** Options of {@link Engine}. */
+export interface EngineOptions {
+  store: Store;
+  providers: Providers;
+  settings?: Partial<EngineSettings>;
+  logger?: Logger;
+  observer?: (event: EngineEvent) => void;
+  /** Clock, ms since the epoch (tests). */
+  now?: () => number;
+}
+
+/**
+ * The conversation engine.
+ *
+ * Lifecycle: construct, `registerSender` per adapter, `start()` (resumes background jobs left by a
+ * crash), then `handle` messages; `whenIdle()` waits for background work; `stop()` waits and stops.
+ */
+export class Engine implements ConversationEngine {
+  readonly commands = COMMANDS;
+  readonly settings: EngineSettings;
+  readonly store: Store;
+  readonly providers: Providers;
+  private readonly logger: Logger;
+  private readonly observer: (event: EngineEvent) => void;
+  private readonly queue: KeyedSerialQueue;
+  private readonly senders = new Map<Channel, ChannelSender>();
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly enrollment: Enrollment;
+  readonly voice: VoiceRenderer;
+  readonly now: () => number;
+
+  constructor(options: EngineOptions) {
+    this.store = options.store;
+    this.providers = options.providers;
+    this.settings = { ...DEFAULT_ENGINE_SETTINGS, ...options.settings, limits: { ...DEFAULT_ENGINE_SETTINGS.limits, ...options.settings?.limits } };
+    this.logger = options.logger ?? silentLogger;
+    this.observer = options.observer ?? (() => undefined);
+    this.now = options.now ?? Date.now;
+    this.queue = new KeyedSerialQueue(this.settings.turnConcurrency);
+    this.voice = new VoiceRenderer({ store: this.store, tts: this.providers.tts, logger: this.logger, sampleRates: this.settings.voiceSampleRateHz });
+    this.enrollment = new Enrollment({
+      store: this.store,
+      providers: this.providers,
+      logger: this.logger,
+      now: this.now,
+      requiredSpeechSec: this.settings.enrollMinSpeechSec ?? this.providers.cloner.minSpeechSec,
+      maxSampleAudioSec: this.settings.limits.maxSampleAudioSec,
+      maxAudioBytes: this.settings.limits.maxAudioBytes,
+      observer: (e) => this.observer(e),
+      notify: (user, reply) => this.notify(user, reply),
+      track: (p) => this.track(p),
+      speak: (user, text, voice) => this.voice.render(user.key, text, voice, user.channel),
+      receive: (audio, maxDurationSec) => this.receiveAudio(audio, maxDurationSec),
+    });
+  }
+
+  /** Registers the sender of a channel for replies outside a turn. */
+  registerSender(sender: ChannelSender): void {
+    this.senders.set(sender.channel, sender);
+  }
+
+  /** Resumes clone jobs left unfinished by a crash or restart. */
+  async start(): Promise<void> {
+    const jobs = await this.store.jobs.listUnfinished();
+    for (const job of jobs) {
+      if (job.kind === 'clone' && job.userKey) {
+        this.logger.info({ jobId: job.id, userKey: job.userKey }, 'resuming clone job');
+        this.track(this.enrollment.runCloneJob(job.id));
+      }
+    }
+  }
+
+  /** Resolves when no background job (cloning, insights) is running. */
+  async whenIdle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  /** Waits for background work, then stops accepting it. */
+  async stop(): Promise<void> {
+    await this.whenIdle();
+  }
+
+  /** Handles one inbound message; see {@link ConversationEngine.handle}. */
+  async handle(message: InboundMessage, target: ReplyTarget): Promise<void> {
+    const userKey = `${message.channel}:${message.userId}`;
+    const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id });
+    if (!(await this.store.dedupe.claim(message.id))) {
+      log.info('duplicate inbound message dropped');
+      this.observer({ type: 'duplicate', messageId: message.id });
+      return;
+    }
+    await this.queue.run(userKey, async () => {
+      try {
+        await this.route(message, target, log);
+      } catch (err) {
+        if (isUserInputError(err)) {
+          log.info({ code: err.code, details: err.details }, 'user input refused');
+          await safeReply(target, { kind: 'error', text: err.userMessage }, log);
+        } else {
+          log.error({ err }, 'turn failed');
+          await safeReply(target, { kind: 'error', text: 'Sorry, something went wrong on my side. Nothing you stored was lost; please try again in a moment.' }, log);
+        }
+      }
+    });
+  }
+
+  private async route(message: InboundMessage, target: ReplyTarget, log: Logger): Promise<void> {
+    const user = await this.ensureUser(message);
+    if (message.action) return this.handleAction(user, message.action, target, message);
+    if (message.command) return this.handleCommand(user, message, target, log);
+    if (message.audio) {
+      const profile = await this.store.profiles.get(user.key);
+      if (profile && (profile.state === 'consent' || profile.state === 'collecting')) {
+        return this.enrollment.acceptVoiceNote(user, profile, message, target);
+      }
+      return this.chatTurn(user, message, target, log);
+    }
+    const text = (message.text ?? '').trim();
+    const profile = await this.store.profiles.get(user.key);
+    if (profile?.state === 'consent' && /^\s*i\s+agree\b/i.test(text)) {
+      return this.enrollment.confirmTyped(user, profile, target);
+    }
+    return this.chatTurn(user, message, target, log);
+  }
+
+  private async ensureUser(message: InboundMessage): Promise<UserRecord> {
+    const key = `${message.channel}:${message.userId}`;
+    const now = this.now();
+    const existing = await this.store.users.get(key);
+    if (existing) {
+      const changed = existing.address.chatId !== message.chatId || (message.displayName && existing.displayName !== message.displayName);
+      if (!changed) return existing;
+      const updated: UserRecord = {
+        ...existing,
+        address: { channel: message.channel, chatId: message.chatId },
+        ...(message.displayName ? { displayName: message.displayName } : {}),
+        updatedAtMs: now,
+      };
+      await this.store.users.put(updated);
+      return updated;
+    }
+    const user: UserRecord = {
+      key,
+      channel: message.channel,
+      address: { channel: message.channel, chatId: message.chatId },
+      ...(message.displayName ? { displayName: message.displayName } : {}),
+      persona: this.settings.defaultPersona,
+      sendTextWithVoice: true,
+      optedOut: false,
+      blocked: false,
+      messageCount: 0,
+      createdAtMs: now,
+      updatedAtMs: now,
+    };
+    await this.store.users.put(user);
+    return user;
+  }
+
+  private async handleCommand(user: UserRecord, message: InboundMessage, target: ReplyTarget, log: Logger): Promise<void> {
+    const rawName = message.command!.name.toLowerCase();
+    const name = ALIASES[rawName] ?? rawName;
+    const args = message.command!.args.trim();
+    switch (name) {
+      case 'start':
+        if (user.optedOut) await this.store.users.put({ ...user, optedOut: false, updatedAtMs: this.now() });
+        return target.reply({ kind: 'info', text: this.welcomeText(user) });
+      case 'help':
+        return target.reply({ kind: 'info', text: this.helpText() });
+      case 'enroll':
+        return this.enrollment.begin(user, target);
+      case 'status':
+        return target.reply({ kind: 'info', text: await this.statusText(user), ephemeral: true });
+      case 'styles':
+        return target.reply(this.personaPicker(user));
+      case 'style': {
+        if (!args) return target.reply(this.personaPicker(user));
+        return this.setPersona(user, args.toLowerCase(), target);
+      }
+      case 'remember':
+        return this.remember(user, args, target);
+      case 'memories':
+        return target.reply({ kind: 'info', text: await this.memoriesText(user), ephemeral: true });
+      case 'forget':
+        return this.forget(user, args, target);
+      case 'say':
+        return this.say(user, args, target);
+      case 'text': {
+        const v = args.toLowerCase();
+        if (v !== 'on' && v !== 'off') throw new UserInputError('BAD_ARGUMENT', 'Use /text on to get the text with each voice reply, or /text off for voice only.');
+        await this.store.users.put({ ...user, sendTextWithVoice: v === 'on', updatedAtMs: this.now() });
+        return target.reply({ kind: 'info', text: v === 'on' ? 'Voice replies now come with their text.' : 'Voice replies now come without their text.' });
+      }
+      case 'stop':
+        await this.store.users.put({ ...user, optedOut: true, updatedAtMs: this.now() });
+        return target.reply({ kind: 'info', text: 'You will no longer receive announcements. Send /start to receive them again. Your twin still answers you.' });
+      case 'delete':
+        return target.reply({
+          kind: 'info',
+          ephemeral: true,
+          text: 'This deletes everything I store about you: your voice samples, your cloned voice, your conversation and your memories. It cannot be undone.',
+          buttons: [[{ label: 'Delete everything', data: 'delete:confirm' }, { label: 'Keep my data', data: 'delete:cancel' }]],
+        });
+      default:
+        log.info({ command: rawName }, 'unknown command');
+        throw new UserInputError('UNKNOWN_COMMAND', `I don't know the command /${rawName}. Send /help to see what I can do.`);
+    }
+  }
+
+  private async handleAction(user: UserRecord, action: string, target: ReplyTarget, message: InboundMessage): Promise<void> {
+    const [kind, value = ''] = action.split(':', 2) as [string, string?];
+    switch (kind) {
+      case 'style':
+        return this.setPersona(user, value, target);
+      case 'consent': {
+        const profile = await this.store.profiles.get(user.key);
+        if (value === 'agree') {
+          if (!profile || profile.state !== 'consent') throw new UserInputError('NO_CONSENT', 'There is no consent waiting for you. Send /enroll to start.');
+          return this.enrollment.confirmTyped(user, profile, target);
+        }
+        if (value === 'cancel') return this.enrollment.cancel(user, target);
+        break;
+      }
+      case 'enroll':
+        if (value === 'restart') return this.enrollment.restart(user, target);
+        break;
+      case 'delete':
+        if (value === 'confirm') return this.deleteEverything(user, target);
+        if (value === 'cancel') return target.reply({ kind: 'info', text: 'Nothing was deleted.', ephemeral: true });
+        break;
+    }
+    this.logger.warn({ action, messageId: message.id }, 'unknown action');
+    throw new UserInputError('BAD_ARGUMENT', 'That button has expired. Send /help to see what you can do.');
+  }
+
+  private personaPicker(user: UserRecord): OutboundReply {
+    const lines = PERSONA_NAMES.map((p) => `${p === user.persona ? '• ' : '  '}${p}: ${PERSONAS[p].description}`);
+    const buttons = [PERSONA_NAMES.slice(0, 3), PERSONA_NAMES.slice(3)].map((row) => row.map((p) => ({ label: p, data: `style:${p}` })));
+    return { kind: 'info', text: `Choose how your twin talks (now: ${user.persona}).\n${lines.join('\n')}`, buttons };
+  }
+
+  private async setPersona(user: UserRecord, name: string, target: ReplyTarget): Promise<void> {
+    if (!isPersonaName(name)) {
+      throw new UserInputError('BAD_ARGUMENT', `There is no persona called "${name.slice(0, 40)}". Choose one of: ${PERSONA_NAMES.join(', ')}.`);
+    }
+    await this.store.users.put({ ...user, persona: name, updatedAtMs: this.now() });
+    await target.reply({ kind: 'info', text: `Your twin is now ${name}: ${PERSONAS[name].description}` });
+  }
+
+  private async remember(user: UserRecord, text: string, target: ReplyTarget): Promise<void> {
+    const clean = text.trim();
+    if (!clean) throw new UserInputError('EMPTY_TEXT', 'Tell me what to remember, for example: /remember my sister is called Ana.');
+    if (clean.length > 500) throw new UserInputError('TEXT_TOO_LONG', 'A memory can be at most 500 characters. Try a shorter sentence.');
+    const existing = await this.store.memories.list(user.key);
+    if (isDuplicateMemory(clean, existing)) return target.reply({ kind: 'info', text: 'I already remember that.' });
+    const memory: MemoryRecord = { id: newMemoryId(existing), text: clean, createdAtMs: this.now(), source: 'explicit' };
+    await this.store.memories.add(user.key, memory);
+    await target.reply({ kind: 'info', text: `I'll remember that (id ${memory.id}).` });
+  }
+
+  private async memoriesText(user: UserRecord): Promise<string> {
+    const memories = await this.store.memories.list(user.key);
+    if (memories.length === 0) return 'I don\'t remember anything about you yet. Tell me with /remember, or just talk to me.';
+    const lines = memories.map((m) => `${m.id}: ${m.text}${m.source === 'extracted' ? ' (from our chats)' : ''}`);
+    return `What I remember (forget one with /forget <id>, or all with /forget all):\n${lines.join('\n')}`;
+  }
+
+  private async forget(user: UserRecord, args: string, target: ReplyTarget): Promise<void> {
+    const id = args.trim().toLowerCase();
+    if (!id) throw new UserInputError('BAD_ARGUMENT', 'Say which memory to forget: /forget <id> (see /memories), or /forget all.');
+    if (id === 'all') {
+      const count = (await this.store.memories.list(user.key)).length;
+      await this.store.memories.deleteAll(user.key);
+      return target.reply({ kind: 'info', text: `Forgotten: ${count} ${count === 1 ? 'memory' : 'memories'}.` });
+    }
+    if (!(await this.store.memories.remove(user.key, id))) {
+      throw new UserInputError('BAD_ARGUMENT', `I have no memory with id "${id.slice(0, 20)}". See /memories for the ids.`);
+    }
+    await target.reply({ kind: 'info', text: `Forgotten memory ${id}.` });
+  }
+
+  private async say(user: UserRecord, text: string, target: ReplyTarget): Promise<void> {
+    const clean = this.checkText(text, 'Tell me what to say, for example: /say good morning!');
+    if (clean.length > this.settings.limits.replyMaxChars) {
+      throw new UserInputError('TEXT_TOO_LONG', `I can say at most ${this.settings.limits.replyMaxChars} characters at once (about a minute of speech). Yours has ${clean.length}.`);
+    }
+    await target.activity('record_voice');
+    const profile = await this.store.profiles.get(user.key);
+    const voice = profile?.state === 'ready' ? profile.voice : undefined;
+    const note = await this.voice.render(user.key, clean, voice, user.channel);
+    await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice) });
+  }
+
+  private checkText(text: string | undefined, emptyMessage: string): string {
+    const clean = (text ?? '').trim();
+    if (!clean) throw new UserInputError('EMPTY_TEXT', emptyMessage);
+    if (clean.length > this.settings.limits.maxTextChars) {
+      throw new UserInputError(
+        'TEXT_TOO_LONG',
+        `Your message has ${clean.length.toLocaleString('en-US')} characters; I can take at most ${this.settings.limits.maxTextChars.toLocaleString('en-US')}. Please send a shorter message, or split it.`,
+      );
+    }
+    return clean;
+  }
+
+  /** Caption fields for a voice reply: the text per the user's setting, plus an honest label. */
+  private voiceCaption(user: UserRecord, text: string, voice: ClonedVoice | undefined): Pick<OutboundReply, 'text' | 'sendTextWithVoice' | 'voiceLabel'> {
+    const label = voice ? (voice.approximate ? APPROXIMATION_NOTE : undefined) : 'Default voice: send /enroll to hear your twin in your own voice.';
+    if (!label) return { text, sendTextWithVoice: user.sendTextWithVoice };
+    return {
+      text: user.sendTextWithVoice ? `${text}\n\n(${label})` : `(${label})`,
+      sendTextWithVoice: true,
+      voiceLabel: label,
+    };
+  }
+
+  private async chatTurn(user: UserRecord, message: InboundMessage, target: ReplyTarget, log: Logger): Promise<void> {
+    const started = performance.now();
+    const timings: TurnTimings = { decodeMs: 0, sttMs: 0, chatMs: 0, ttsMs: 0, encodeMs: 0, storeMs: 0, totalMs: 0 };
+    let userText: string;
+    let input: 'voice' | 'text';
+    if (message.audio) {
+      input = 'voice';
+      await target.activity('typing');
+      const pcm = await this.receiveAudio(message.audio, this.settings.limits.maxTurnAudioSec, timings);
+      const t = performance.now();
+      const transcript = await this.providers.stt.transcribe(pcm, message.languageCode ? { languageHint: message.languageCode } : {});
+      timings.sttMs = performance.now() - t;
+      userText = transcript.text.trim();
+      if (!userText) throw new UserInputError('NO_SPEECH', "I couldn't make out any words in that voice note. Could you say it again, a little closer to the microphone?");
+    } else {
+      input = 'text';
+      userText = this.checkText(message.text, 'Your message was empty. Send me a voice note or some text.');
+    }
+    await target.activity('record_voice');
+    let t = performance.now();
+    const [history, memories, profile] = await Promise.all([
+      this.store.history.recent(user.key, 12),
+      this.store.memories.list(user.key),
+      this.store.profiles.get(user.key),
+    ]);
+    timings.storeMs += performance.now() - t;
+    const relevant = selectMemories(memories, userText, 3);
+    t = performance.now();
+    const response = await this.providers.chat.reply({
+      persona: user.persona,
+      systemPrompt: renderSystemPrompt(user.persona, user.displayName),
+      history,
+      memories: relevant,
+      userText,
+      ...(user.displayName ? { userName: user.displayName } : {}),
+      maxChars: this.settings.limits.replyMaxChars,
+      seed: this.settings.seed + user.messageCount,
+    });
+    timings.chatMs = performance.now() - t;
+    const replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
+    const voice = profile?.state === 'ready' ? profile.voice : undefined;
+    const note = await this.voice.render(user.key, replyText, voice, user.channel);
+    timings.ttsMs = note.synthMs;
+    timings.encodeMs = note.encodeMs;
+    t = performance.now();
+    const now = this.now();
+    await this.store.history.append(user.key, { role: 'user', text: userText, atMs: now }, { role: 'twin', text: replyText, atMs: now });
+    const updated: UserRecord = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now };
+    await this.store.users.put(updated);
+    timings.storeMs += performance.now() - t;
+    const heard = input === 'voice' ? `You said: "${userText}"\n\n` : '';
+    const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice);
+    await target.reply({ kind: 'answer', voice: note.voice, ...caption });
+    timings.totalMs = performance.now() - started;
+    log.info({ input, persona: user.persona, timings: roundTimings(timings) }, 'chat turn answered');
+    this.observer({ type: 'turn', userKey: user.key, input, transcript: userText, replyText, persona: user.persona, timings });
+    await this.afterTurn(updated, target, log);
+  }
+
+  /** Checks declared metadata, downloads, checks the bytes and decodes to 16 kHz mono PCM. */
+  async receiveAudio(audio: InboundAudio, maxDurationSec: number, timings?: TurnTimings): Promise<PcmAudio> {
+    const limits = { maxBytes: Math.min(this.settings.limits.maxAudioBytes, audio.platformMaxBytes ?? Infinity), maxDurationSec };
+    checkDeclared({ ...(audio.declaredSizeBytes !== undefined ? { sizeBytes: audio.declaredSizeBytes } : {}), ...(audio.declaredDurationSec !== undefined ? { durationSec: audio.declaredDurationSec } : {}) }, limits);
+    const bytes = audio.bytes ?? (audio.download ? await audio.download() : undefined);
+    if (!bytes || bytes.length === 0) throw new UserInputError('EMPTY_AUDIO', 'That voice note arrived empty. Please record it again.');
+    const t = performance.now();
+    await checkAudio(bytes, limits);
+    const pcm = await decodeToPcm(bytes, { sampleRateHz: 16000, maxDurationSec });
+    if (timings) timings.decodeMs = performance.now() - t;
+    return pcm;
+  }
+
+  /** Memory extraction and insights every few messages; failures are logged, never shown. */
+  private async afterTurn(user: UserRecord, target: ReplyTarget, log: Logger): Promise<void> {
+    const { memoryEvery, insightEvery } = this.settings;
+    if (memoryEvery > 0 && user.messageCount % memoryEvery === 0) {
+      try {
+        const history = await this.store.history.recent(user.key, memoryEvery * 2);
+        const known = await this.store.memories.list(user.key);
+        const facts = await this.providers.chat.extractMemories(history, known);
+        for (const fact of facts.slice(0, 5)) {
+          const current = await this.store.memories.list(user.key);
+          if (isDuplicateMemory(fact, current)) continue;
+          await this.store.memories.add(user.key, { id: newMemoryId(current), text: fact, createdAtMs: this.now(), source: 'extracted' });
+        }
+        if (facts.length) log.info({ count: facts.length }, 'memories extracted');
+      } catch (err) {
+        log.warn({ err }, 'memory extraction failed');
+      }
+    }
+    if (insightEvery > 0 && user.messageCount % insightEvery === 0) {
+      try {
+        const history = await this.store.history.recent(user.key, insightEvery * 2);
+        const insight = (await this.providers.chat.insight(history, user.persona)).trim();
+        if (insight) await target.reply({ kind: 'insight', text: `Insight: ${insight}` });
+      } catch (err) {
+        log.warn({ err }, 'insight failed');
+      }
+    }
+  }
+
+  private async deleteEverything(user: UserRecord, target: ReplyTarget): Promise<void> {
+    const summary = await this.store.summarize(user.key);
+    const voice = summary.profile?.voice;
+    if (voice && this.providers.cloner.deleteVoice) {
+      try {
+        await this.providers.cloner.deleteVoice(voice);
+      } catch (err) {
+        this.logger.warn({ err, userKey: user.key }, 'provider voice deletion failed; local data is deleted anyway');
+      }
+    }
+    await this.store.deleteUser(user.key);
+    await target.reply({
+      kind: 'info',
+      ephemeral: true,
+      text: `Deleted: ${summary.samples.length} voice samples, ${voice ? 'your cloned voice, ' : ''}${summary.historyTurns} conversation turns, ${summary.memories.length} memories. Send /start whenever you want to begin again.`,
+    });
+  }
+
+  private welcomeText(user: UserRecord): string {
+    const name = user.displayName ? `, ${user.displayName}` : '';
+    return [
+      `Hi${name}! I'm your VoiceTwin: an AI twin that answers you in your own voice.`,
+      '1. Send /enroll to clone your voice (I ask for your consent first, then a few voice notes).',
+      '2. Then talk to me with voice notes or text; I answer with a voice note.',
+      '3. /style changes how I talk; /remember tells me something to keep in mind.',
+      'Your voice is personal data: it is stored encrypted, and /delete removes everything.',
+    ].join('\n');
+  }
+
+  private helpText(): string {
+    const lines = COMMANDS.map((c) => `/${c.name}${c.args ? ` ${c.args}` : ''}: ${c.description}`);
+    return `Send me a voice note or text and I answer in your twin voice.\n${lines.join('\n')}`;
+  }
+
+  private async statusText(user: UserRecord): Promise<string> {
+    const summary = await this.store.summarize(user.key);
+    const p = summary.profile;
+    const lines: string[] = [];
+    if (!p) lines.push('Voice: not enrolled. Send /enroll to clone your voice.');
+    else if (p.state === 'ready' && p.voice) lines.push(`Voice: ready (${p.voice.label}).`);
+    else if (p.state === 'consent') lines.push('Voice: waiting for your consent (see /enroll).');
+    else if (p.state === 'collecting') lines.push(`Voice: collecting samples, ${p.speechSec.toFixed(1)} s of ${p.requiredSpeechSec} s of speech.`);
+    else if (p.state === 'processing') lines.push('Voice: being cloned right now.');
+    else lines.push(`Voice: cloning failed (${p.failureReason ?? 'unknown reason'}). Send /enroll to try again.`);
+    if (p?.voice?.approximate) lines.push(APPROXIMATION_NOTE);
+    lines.push(`Persona: ${user.persona}. Text with voice replies: ${user.sendTextWithVoice ? 'on' : 'off'}.`);
+    lines.push(
+      `Stored: ${summary.samples.length} samples, ${summary.historyTurns} conversation turns, ${summary.memories.length} memories (storage: ${this.store.backend}, audio encrypted at rest).`,
+    );
+    lines.push(`Providers: speech-to-text ${this.providers.stt.name}, chat ${this.providers.chat.name}, voice ${this.providers.tts.name}.`);
+    return lines.join('\n');
+  }
+
+  /** Sends a reply to a user outside a turn through the channel's registered sender. */
+  private async notify(user: UserRecord, reply: OutboundReply): Promise<void> {
+    const sender = this.senders.get(user.channel);
+    if (!sender) {
+      this.logger.warn({ userKey: user.key }, 'no sender registered for channel; background reply dropped');
+      return;
+    }
+    await sender.send(user.address.chatId, reply);
+  }
+
+  private track<T>(promise: Promise<T>): void {
+    const p = promise.catch((err: unknown) => this.logger.error({ err }, 'background job failed'));
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+}
+
+async function safeReply(target: ReplyTarget, reply: OutboundReply, log: Logger): Promise<void> {
+  try {
+    await target.reply(reply);
+  } catch (err) {
+    log.error({ err }, 'could not deliver reply');
+  }
+}
+
+function newMemoryId(existing: MemoryRecord[]): string {
+  for (;;) {
+    const id = randomBytes(2).toString('hex');
+    if (!existing.some((m) => m.id === id)) return id;
+  }
+}
+
+function roundTimings(t: TurnTimings): Record<string, number> {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round(v)]));
+}

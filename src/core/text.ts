@@ -1,0 +1,93 @@
+/**
+ * Text helpers for spoken replies: sentence splitting for concurrent synthesis and trimming to a
+ * character budget at a sentence boundary.
+ */
+
+/** Abbreviations that end with a period but do not end a sentence. */
+const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'approx', 'no']);
+
+/**
+ * Splits text into sentences (., !, ?, …, and line breaks), keeping punctuation; abbreviations such as
+ * "Dr." and decimals such as "3.5" do not split. Whitespace-only pieces are dropped.
+ */
+export function splitSentences(text: string): string[] {
+  const out: string[] = [];
+  const normalized = text.replace(/\r\n?/g, '\n');
+  let start = 0;
+  for (let i = 0; i < normalized.length; i++) {
+    const ch = normalized[i]!;
+    const next = normalized[i + 1];
+    let boundary = false;
+    if (ch === '\n') boundary = true;
+    else if ('.!?…'.includes(ch) && (next === undefined || /\s/.test(next))) {
+      if (ch === '.') {
+        const word = /([\p{L}.]+)$/u.exec(normalized.slice(start, i))?.[1]?.toLowerCase() ?? '';
+        boundary = !ABBREVIATIONS.has(word);
+      } else boundary = true;
+    }
+    if (boundary) {
+      const piece = normalized.slice(start, i + 1).trim();
+      if (piece) out.push(piece);
+      start = i + 1;
+    }
+  }
+  const rest = normalized.slice(start).trim();
+  if (rest) out.push(rest);
+  return out;
+}
+
+/**
+ * Groups sentences into chunks of at most `maxChars` (a sentence longer than that is cut at a word
+ * boundary), so each chunk can be synthesised on its own and the chunks joined.
+ */
+export function chunkSentences(text: string, maxChars: number): string[] {
+  const chunks: string[] = [];
+  let current = '';
+  for (const sentence of splitSentences(text)) {
+    for (const part of cutLong(sentence, maxChars)) {
+      if (current && current.length + 1 + part.length > maxChars) {
+        chunks.push(current);
+        current = part;
+      } else current = current ? `${current} ${part}` : part;
+    }
+  }
+  if (current) chunks.push(current);
+  return chunks;
+}
+
+function cutLong(sentence: string, maxChars: number): string[] {
+  if (sentence.length <= maxChars) return [sentence];
+  const out: string[] = [];
+  let rest = sentence;
+  while (rest.length > maxChars) {
+    let cut = rest.lastIndexOf(' ', maxChars);
+    if (cut < maxChars / 2) cut = maxChars;
+    out.push(rest.slice(0, cut).trim());
+    rest = rest.slice(cut).trim();
+  }
+  if (rest) out.push(rest);
+  return out;
+}
+
+/**
+ * Trims text to at most `maxChars`, ending at the last whole sentence that fits (or a word boundary
+ * with an ellipsis when even the first sentence is too long).
+ */
+export function trimToSentences(text: string, maxChars: number): string {
+  const clean = text.trim();
+  if (clean.length <= maxChars) return clean;
+  let out = '';
+  for (const sentence of splitSentences(clean)) {
+    const candidate = out ? `${out} ${sentence}` : sentence;
+    if (candidate.length > maxChars) break;
+    out = candidate;
+  }
+  if (out) return out;
+  const cut = clean.lastIndexOf(' ', maxChars - 1);
+  return `${clean.slice(0, cut > maxChars / 2 ? cut : maxChars - 1).trim()}…`;
+}
+
+/** Lower-case word tokens (letters and digits, any script). */
+export function tokenize(text: string): string[] {
+  return text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [];
+}

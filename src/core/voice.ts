@@ -1,0 +1,97 @@
+/**
+ * Turns reply text into a voice note: sentences are synthesised concurrently (bounded), each
+ * through the synthesis cache, decoded to PCM, joined with short pauses and encoded as Ogg/Opus at
+ * the channel's sample rate.
+ */
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import type { Logger } from './log.js';
+import type { Channel, VoiceNote } from './types.js';
+import type { ClonedVoice, PcmAudio, SpeechSynthesizer } from './providers.js';
+import type { Store } from './store/types.js';
+import { ProviderError } from './errors.js';
+import { chunkSentences } from './text.js';
+import { concatPcm, decodeToPcm, encodeVoiceNote } from './audio/index.js';
+
+/** Sample rate used to join synthesised pieces, Hz. */
+const JOIN_RATE_HZ = 24000;
+/** Longest piece sent to the synthesizer at once, characters. */
+const CHUNK_CHARS = 300;
+/** Pause between joined pieces, seconds. */
+const GAP_SEC = 0.12;
+
+/** Voice-note sample rate per channel, Hz: 48 kHz as Telegram's and Discord's own clients send; 16 kHz mono for WhatsApp mobile playback. */
+export const DEFAULT_VOICE_RATES: Record<Channel, number> = { telegram: 48000, discord: 48000, whatsapp: 16000, console: 48000 };
+
+/** A rendered voice note with how long synthesis and encoding took, milliseconds. */
+export interface RenderedVoice {
+  voice: VoiceNote;
+  synthMs: number;
+  encodeMs: number;
+  /** Pieces served from the synthesis cache. */
+  cacheHits: number;
+  pieces: number;
+}
+
+/** Renders text to voice notes with a synthesis cache keyed by (synthesizer, voice, text). */
+export class VoiceRenderer {
+  private readonly limit = pLimit(3);
+  private readonly rates: Record<Channel, number>;
+
+  constructor(
+    private readonly deps: { store: Store; tts: SpeechSynthesizer; logger: Logger; sampleRates?: Partial<Record<Channel, number>> | undefined },
+  ) {
+    this.rates = { ...DEFAULT_VOICE_RATES, ...deps.sampleRates };
+  }
+
+  /**
+   * Speaks `text` in `voice` (or the synthesizer's default voice) as a voice note for `channel`.
+   * @throws ProviderError when synthesis fails or returns no audio
+   */
+  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel): Promise<RenderedVoice> {
+    const pieces = chunkSentences(text, CHUNK_CHARS);
+    let cacheHits = 0;
+    const t0 = performance.now();
+    const pcms = await Promise.all(
+      pieces.map((piece) =>
+        this.limit(async (): Promise<PcmAudio> => {
+          const { bytes, cached } = await this.synthesizeCached(ownerKey, piece, voice);
+          if (cached) cacheHits++;
+          return decodeToPcm(bytes, { sampleRateHz: JOIN_RATE_HZ });
+        }),
+      ),
+    );
+    const t1 = performance.now();
+    const joined = concatPcm(pcms, GAP_SEC);
+    if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });
+    const note = await encodeVoiceNote(joined, { sampleRateHz: this.rates[channel] as 48000 | 24000 | 16000 });
+    const t2 = performance.now();
+    return { voice: note, synthMs: t1 - t0, encodeMs: t2 - t1, cacheHits, pieces: pieces.length };
+  }
+
+  private async synthesizeCached(ownerKey: string, text: string, voice: ClonedVoice | undefined): Promise<{ bytes: Buffer; cached: boolean }> {
+    const { store, tts, logger } = this.deps;
+    const hash = createHash('sha256')
+      .update(JSON.stringify([tts.name, voice?.provider ?? null, voice?.voiceId ?? null, voice?.params ?? null, text]))
+      .digest('hex');
+    const cacheKey = `tts-cache:${hash}`;
+    const blobKey = await store.kv.get<string>(cacheKey);
+    if (blobKey) {
+      try {
+        return { bytes: await store.blobs.get(blobKey), cached: true };
+      } catch {
+        await store.kv.delete(cacheKey);
+      }
+    }
+    const out = await tts.synthesize({ text, ...(voice ? { voice } : {}) });
+    if (out.bytes.length === 0) throw new ProviderError(tts.name, 'synthesis returned zero bytes', { retryable: true });
+    try {
+      const owner = voice ? ownerKey : 'shared:tts';
+      const key = await store.blobs.put(owner, out.bytes, 'tts');
+      await store.kv.set(cacheKey, key, 30 * 24 * 3600 * 1000);
+    } catch (err) {
+      logger.warn({ err }, 'synthesis cache write failed');
+    }
+    return { bytes: out.bytes, cached: false };
+  }
+}
