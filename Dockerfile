@@ -1,0 +1,28 @@
+# VoiceTwin: Debian-based Node 20 image with the system tools the voice pipeline needs.
+FROM node:20-bookworm-slim
+
+# ffmpeg/ffprobe: audio pipeline; espeak-ng + pocketsphinx: offline voice and speech-to-text;
+# chromium: WhatsApp Web client; python3/make/g++: builds the sqlite3 native module.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ffmpeg espeak-ng pocketsphinx pocketsphinx-en-us chromium ca-certificates python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV NODE_ENV=production \
+    PUPPETEER_SKIP_DOWNLOAD=1 \
+    PUPPETEER_EXECUTABLE_PATH=/usr/bin/chromium \
+    VOICETWIN_DATA_DIR=/data
+
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+
+ENTRYPOINT ["node", "bin/voicetwin.js"]
+CMD ["serve"]

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what VoiceTwin needs on a Debian/Ubuntu machine: system packages (ffmpeg, espeak-ng,
+# pocketsphinx with its US English model, sox, Redis for the Redis tests, Chromium for WhatsApp)
+# and the npm packages. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(ffmpeg espeak-ng pocketsphinx pocketsphinx-en-us sox redis-server chromium ca-certificates python3 make g++)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "Installing system packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# whatsapp-web.js pulls in puppeteer; use the system Chromium instead of downloading one.
+export PUPPETEER_SKIP_DOWNLOAD=1
+if [ -f package-lock.json ]; then
+  npm ci --no-audit --no-fund
+else
+  npm install --no-audit --no-fund
+fi
+echo "Setup done. Run the offline demo with: npm run demo"

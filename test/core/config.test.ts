@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, enabledChannels, loadConfig } from '../../src/config.js';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults with an empty environment', () => {
+    const c = loadConfig({}, '/srv/vt');
+    expect(c.dataDir).toBe('/srv/vt/data');
+    expect(c.limits).toEqual({ maxAudioBytes: 20_000_000, maxTurnAudioSec: 600, maxSampleAudioSec: 180, maxTextChars: 4000, replyMaxChars: 600 });
+    expect(c.providers.stt).toEqual(['local']);
+    expect(c.providers.tts).toEqual(['local']);
+    expect(c.engine.defaultPersona).toBe('supportive');
+    expect(c.redisUrl).toBeUndefined();
+    expect(enabledChannels(c)).toEqual([]);
+  });
+
+  it('orders configured cloud providers before the offline stack', () => {
+    const c = loadConfig({ ELEVENLABS_API_KEY: 'k', GEMINI_API_KEY: 'g' });
+    expect(c.providers.stt).toEqual(['elevenlabs', 'gemini', 'local']);
+    expect(c.providers.chat).toEqual(['gemini', 'local']);
+    expect(c.providers.tts).toEqual(['elevenlabs', 'local']);
+  });
+
+  it.each([
+    [{ MAX_AUDIO_BYTES: 'lots' }, 'MAX_AUDIO_BYTES'],
+    [{ MAX_TURN_AUDIO_SEC: '-5' }, 'MAX_TURN_AUDIO_SEC'],
+    [{ DEFAULT_PERSONA: 'grumpy' }, 'DEFAULT_PERSONA'],
+    [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
+    [{ TELEGRAM_BOT_TOKEN: 'nope' }, 'TELEGRAM_BOT_TOKEN'],
+    [{ DISCORD_TOKEN: 'x' }, 'DISCORD_APPLICATION_ID'],
+    [{ TTS_PROVIDERS: 'elevenlabs,local' }, 'TTS_PROVIDERS'],
+    [{ TTS_PROVIDERS: 'acme' }, 'TTS_PROVIDERS'],
+    [{ OPERATORS: 'telegram' }, 'OPERATORS'],
+    [{ WHATSAPP_ENABLED: 'maybe' }, 'WHATSAPP_ENABLED'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ])('refuses %o naming the variable', (env, variable) => {
+    let caught: unknown;
+    try {
+      loadConfig(env);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).variable).toBe(variable);
+    expect((caught as ConfigError).message).toContain(variable);
+  });
+
+  it('masks credentials of a bad Redis URL in the message', () => {
+    expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).toThrow(/\*\*\*@host/);
+    expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).not.toThrow(/hunter2/);
+  });
+
+  it('enables bots from their variables', () => {
+    const c = loadConfig({
+      TELEGRAM_BOT_TOKEN: '123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+      DISCORD_TOKEN: 't',
+      DISCORD_APPLICATION_ID: '123456789012345678',
+      WHATSAPP_ENABLED: 'true',
+      OPERATORS: 'telegram:1, discord:2',
+    });
+    expect(enabledChannels(c)).toEqual(['telegram', 'discord', 'whatsapp']);
+    expect(c.telegram?.webhookPort).toBe(8443);
+    expect(c.operators).toEqual(['telegram:1', 'discord:2']);
+  });
+});
