@@ -1,0 +1,805 @@
+/**
+ * The {@link Store} over keyv (https://github.com/jaredwray/keyv): one embedded SQLite file by
+ * default (`@keyv/sqlite`, no server), Redis when a URL is given (`@keyv/redis`), or keyv's
+ * in-memory Map for tests. Audio never goes into keyv; it goes to the encrypted blob store.
+ *
+ * Key layout, all under `<namespace>:` (default `voicetwin:`):
+ *
+ * | key                     | value                                   |
+ * |-------------------------|-----------------------------------------|
+ * | `user:<userKey>`        | {@link UserRecord}                      |
+ * | `users`                 | user keys, in first-seen order (index)  |
+ * | `profile:<userKey>`     | {@link VoiceProfile}                    |
+ * | `samples:<userKey>`     | {@link SampleRecord}[]                  |
+ * | `history:<userKey>`     | ChatTurn[], oldest first, capped        |
+ * | `memories:<userKey>`    | MemoryRecord[]                          |
+ * | `job:<id>`              | {@link JobRecord}                       |
+ * | `jobs:open`             | ids of queued/running jobs (index)      |
+ * | `jobs:user:<userKey>`   | ids of a user's jobs (index)            |
+ * | `dedupe:<messageId>`    | `true`, with a TTL                      |
+ * | `kv:<key>`              | any JSON value, optional TTL            |
+ * | `meta:data-key-check`   | HMAC of the data key (detects a wrong key at start-up) |
+ *
+ * Why explicit indexes rather than keyv's `iterator()`: the iterator walks every record in the
+ * namespace (histories, memories, samples…) to find a handful of users or open jobs; the SQLite
+ * adapter pages it with `LIKE … LIMIT 10 OFFSET n` (quadratic, and `_` in a namespace is a LIKE
+ * wildcard); Redis `SCAN` may return a key twice and is no snapshot. An index is one read on every
+ * backend. The store prefixes keys itself (keyv's `useKeyPrefix: false`, adapter namespace unset)
+ * so the stored keys are identical on every backend.
+ *
+ * Concurrency: every read-modify-write (history append, memory/sample add, index updates, dedupe
+ * claim on SQLite and memory) runs under a per-key in-process lock, so concurrent calls in one
+ * process never lose a write. On Redis the dedupe claim is one atomic `SET NX PX`
+ * (https://redis.io/docs/latest/commands/set/), safe across processes too. Other read-modify-writes
+ * assume a single VoiceTwin process per store.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Keyv } from 'keyv';
+import KeyvSqlite from '@keyv/sqlite';
+import KeyvRedis, { RedisErrorMessages, type RedisClientType } from '@keyv/redis';
+import { silentLogger, type Logger } from '../log.js';
+import type { ChatTurn, MemoryRecord } from '../providers.js';
+import { EncryptedBlobStore } from './blob-store.js';
+import { DATA_KEY_BYTES } from './data-key.js';
+import { KeyedLock } from './keyed-lock.js';
+import type {
+  BlobStore,
+  DedupeRepository,
+  HistoryRepository,
+  JobRecord,
+  JobRepository,
+  KeyValueRepository,
+  MemoryRepository,
+  ProfileRepository,
+  SampleRecord,
+  SampleRepository,
+  Store,
+  UserDataSummary,
+  UserKey,
+  UserRecord,
+  UserRepository,
+  VoiceProfile,
+} from './types.js';
+
+/** The backends a store can run on. */
+export type StoreBackend = Store['backend'];
+
+/** Name of the SQLite file inside the data directory. */
+export const SQLITE_FILE = 'voicetwin.sqlite';
+/** Default number of history turns kept per user. */
+export const DEFAULT_HISTORY_MAX_TURNS = 200;
+/** Default time a dedupe claim is remembered: 7 days, in ms. */
+export const DEFAULT_DEDUPE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+/** Default namespace (key prefix). */
+export const DEFAULT_NAMESPACE = 'voicetwin';
+
+const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5000;
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+const SQLITE_TABLE = 'keyv';
+const SQLITE_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const OPEN_JOB_STATES: ReadonlySet<JobRecord['state']> = new Set(['queued', 'running']);
+const DATA_KEY_CHECK_LABEL = 'voicetwin data key check v1';
+
+/** Options of {@link createStore}. */
+export interface CreateStoreOptions {
+  /** `sqlite` (default without `redisUrl`), `redis` (default with `redisUrl`) or `memory` (tests). */
+  backend?: StoreBackend;
+  /** Data directory: holds `voicetwin.sqlite` and `blobs/`; created (mode 0700) when missing. */
+  dataDir: string;
+  /** `redis://[user:password@]host:port[/db]` or `rediss://…`; required for the redis backend. */
+  redisUrl?: string;
+  /** The 32-byte data key (see `loadDataKey`). */
+  dataKey: Buffer;
+  logger?: Logger;
+  /** Prefix of every key, 1–64 of `A-Z a-z 0-9 _ . -`; default `voicetwin`. */
+  namespace?: string;
+  /** History turns kept per user (oldest dropped); default 200. */
+  historyMaxTurns?: number;
+  /** How long to wait for Redis to accept the connection, in ms; default 5000. */
+  redisConnectTimeoutMs?: number;
+}
+
+/**
+ * Opens the store: connects the backend, checks the data key against the one the data was written
+ * with, and returns every repository.
+ *
+ * @throws Error naming the backend and its location (SQLite path, Redis URL with credentials
+ *   masked) when the backend cannot be opened or reached; Error when the data key is not 32 bytes,
+ *   when it differs from the key the store was created with, or when an option is invalid
+ */
+export async function createStore(options: CreateStoreOptions): Promise<Store> {
+  const backend: StoreBackend = options.backend ?? (options.redisUrl ? 'redis' : 'sqlite');
+  const logger = (options.logger ?? silentLogger).child({ component: 'store', backend });
+  const namespace = options.namespace ?? DEFAULT_NAMESPACE;
+  if (!NAMESPACE_PATTERN.test(namespace)) {
+    throw new Error(`Invalid store namespace "${namespace}": use 1–64 characters of A-Z, a-z, 0-9, _ . -`);
+  }
+  if (!Buffer.isBuffer(options.dataKey) || options.dataKey.length !== DATA_KEY_BYTES) {
+    throw new Error(`The data key must be ${DATA_KEY_BYTES} bytes`);
+  }
+  const historyMaxTurns = options.historyMaxTurns ?? DEFAULT_HISTORY_MAX_TURNS;
+  if (!Number.isInteger(historyMaxTurns) || historyMaxTurns < 1) {
+    throw new Error(`historyMaxTurns must be a positive integer (got ${String(historyMaxTurns)})`);
+  }
+  if (!options.dataDir) throw new Error('createStore needs a dataDir');
+  await fs.mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+
+  const opened = await openBackend(backend, options, logger);
+  const store = new KeyvStore({
+    ...opened,
+    backend,
+    namespace,
+    historyMaxTurns,
+    blobs: new EncryptedBlobStore({ dir: path.join(options.dataDir, 'blobs'), dataKey: options.dataKey }),
+    logger,
+  });
+  try {
+    await store.checkDataKey(options.dataKey, options.dataDir);
+    await store.startMaintenance();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  logger.debug({ namespace }, 'store opened');
+  return store;
+}
+
+/**
+ * Masks the credentials of a connection URL for logs and errors:
+ * `redis://user:secret@host:6379` → `redis://user:***@host:6379`. A URL with only a user name
+ * (which Redis may read as a password) has it masked too. Unparseable input gives `<invalid URL>`.
+ */
+export function maskUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    else if (parsed.username) parsed.username = '***';
+    return parsed.toString();
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+interface OpenedBackend {
+  keyv: Keyv;
+  sqlite?: KeyvSqlite;
+  redis?: KeyvRedis<string>;
+}
+
+async function openBackend(backend: StoreBackend, options: CreateStoreOptions, logger: Logger): Promise<OpenedBackend> {
+  // Errors are also thrown to the caller (throwOnErrors); the listener keeps keyv from treating an
+  // emitted 'error' as unhandled, and records the cause of connection failures.
+  let lastError: unknown;
+  let lastLoggedMs = 0;
+  const onError = (err: unknown): void => {
+    lastError = err;
+    const now = Date.now();
+    if (now - lastLoggedMs > 30_000) {
+      lastLoggedMs = now;
+      logger.warn({ err: errorMessage(err) }, 'store backend error');
+    }
+  };
+
+  if (backend === 'memory') {
+    const keyv = new Keyv({ store: new Map(), namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
+    keyv.on('error', onError);
+    return { keyv };
+  }
+
+  if (backend === 'sqlite') {
+    const file = path.resolve(options.dataDir, SQLITE_FILE);
+    const sqlite = new KeyvSqlite({ uri: `sqlite://${file}`, table: SQLITE_TABLE, busyTimeout: SQLITE_BUSY_TIMEOUT_MS });
+    const keyv = new Keyv({ store: sqlite, namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
+    keyv.on('error', onError);
+    sqlite.namespace = undefined;
+    try {
+      // WAL lets reads run during a write and makes each write one sequential append;
+      // synchronous=NORMAL is the setting SQLite recommends with WAL
+      // (https://www.sqlite.org/wal.html, https://www.sqlite.org/pragma.html#pragma_synchronous).
+      await sqlite.query('PRAGMA journal_mode=WAL');
+      await sqlite.query('PRAGMA synchronous=NORMAL');
+    } catch (err) {
+      await sqlite.disconnect().catch(() => undefined);
+      throw new Error(`Cannot open the sqlite store at ${file}: ${errorMessage(err)}`, { cause: err });
+    }
+    return { keyv, sqlite };
+  }
+
+  if (backend === 'redis') {
+    const url = options.redisUrl;
+    if (!url) throw new Error('The redis store needs a URL (REDIS_URL), e.g. redis://127.0.0.1:6379');
+    const masked = maskUrl(url);
+    let protocol: string;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      throw new Error(`Cannot connect to the redis store: REDIS_URL is not a valid URL (expected redis://host:port or rediss://host:port)`);
+    }
+    if (protocol !== 'redis:' && protocol !== 'rediss:') {
+      throw new Error(`Cannot connect to the redis store at ${masked}: the URL must start with redis:// or rediss://`);
+    }
+    const redis = new KeyvRedis<string>(url, {
+      throwOnConnectError: true,
+      throwOnErrors: true,
+      connectionTimeout: options.redisConnectTimeoutMs ?? DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
+    });
+    const keyv = new Keyv({ store: redis, namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
+    keyv.on('error', onError);
+    redis.namespace = undefined;
+    try {
+      const client = (await redis.getClient()) as RedisClientType;
+      await client.ping();
+    } catch (err) {
+      await redis.disconnect(true).catch(() => undefined);
+      // On a failed connect the adapter throws a generic message; the socket's own error
+      // (ECONNREFUSED, a timeout, WRONGPASS…) arrived as an 'error' event.
+      const generic = err instanceof Error && err.message === String(RedisErrorMessages.RedisClientNotConnectedThrown);
+      const reason = errorMessage(generic && lastError !== undefined ? lastError : err);
+      throw new Error(`Cannot connect to the redis store at ${masked}: ${reason}`, { cause: err });
+    }
+    return { keyv, redis };
+  }
+
+  throw new Error(`Unknown store backend "${String(backend)}" (expected sqlite, redis or memory)`);
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorMessage).join('; ');
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}
+
+/** Keyv access under the namespace prefix. */
+class Records {
+  constructor(
+    readonly keyv: Keyv,
+    readonly prefix: string,
+  ) {}
+
+  key(key: string): string {
+    return `${this.prefix}${key}`;
+  }
+
+  get<T>(key: string): Promise<T | undefined> {
+    return this.keyv.get<T>(this.key(key));
+  }
+
+  async getMany<T>(keys: string[]): Promise<(T | undefined)[]> {
+    if (keys.length === 0) return [];
+    return this.keyv.getMany<T>(keys.map((k) => this.key(k)));
+  }
+
+  async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
+    await this.keyv.set(this.key(key), value, ttlMs);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.keyv.delete(this.key(key));
+  }
+}
+
+/**
+ * Admits public operations until the store closes, and lets `close()` wait for those already
+ * admitted (including work still queued behind a per-key lock).
+ */
+class Gate {
+  readonly #running = new Set<Promise<unknown>>();
+  #closed = false;
+
+  run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('The store is closed'));
+    let promise: Promise<T>;
+    try {
+      promise = operation();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    this.#running.add(promise);
+    const done = (): void => void this.#running.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  /** Stops admitting operations and waits for the admitted ones to settle. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  }
+}
+
+/** Adds `item` to the list under `key` unless present. Call under the key's lock. */
+async function addToIndex(records: Records, key: string, item: string): Promise<void> {
+  const list = (await records.get<string[]>(key)) ?? [];
+  if (list.includes(item)) return;
+  list.push(item);
+  await records.set(key, list);
+}
+
+/** Removes `item` from the list under `key`; deletes the key when the list empties. Call under the key's lock. */
+async function removeFromIndex(records: Records, key: string, item: string): Promise<void> {
+  const list = await records.get<string[]>(key);
+  if (!list?.includes(item)) return;
+  const next = list.filter((x) => x !== item);
+  if (next.length === 0) await records.delete(key);
+  else await records.set(key, next);
+}
+
+function checkUserKey(key: unknown, what = 'user key'): asserts key is UserKey {
+  if (typeof key !== 'string' || key.length === 0) throw new TypeError(`A ${what} must be a non-empty string`);
+}
+
+class KeyvUserRepository implements UserRepository {
+  /** User keys known to be in the index (saves reading the index on every put). */
+  readonly #indexed = new Set<UserKey>();
+
+  constructor(
+    private readonly records: Records,
+    private readonly lock: KeyedLock,
+  ) {}
+
+  get(key: UserKey): Promise<UserRecord | undefined> {
+    return this.records.get<UserRecord>(`user:${key}`);
+  }
+
+  /** Creates or replaces the user and adds the key to the users index. */
+  put(user: UserRecord): Promise<void> {
+    checkUserKey(user?.key);
+    return this.lock.run(`user:${user.key}`, async () => {
+      await this.records.set(`user:${user.key}`, user);
+      if (this.#indexed.has(user.key)) return;
+      await this.lock.run('users', () => addToIndex(this.records, 'users', user.key));
+      this.#indexed.add(user.key);
+    });
+  }
+
+  /** Deletes the user and its index entry; deleting a missing user does nothing. */
+  delete(key: UserKey): Promise<void> {
+    return this.lock.run(`user:${key}`, async () => {
+      await this.records.delete(`user:${key}`);
+      this.#indexed.delete(key);
+      await this.lock.run('users', () => removeFromIndex(this.records, 'users', key));
+    });
+  }
+
+  /** Every user, in the order they were first stored. */
+  async list(): Promise<UserRecord[]> {
+    const keys = (await this.records.get<string[]>('users')) ?? [];
+    const users = await this.records.getMany<UserRecord>(keys.map((k) => `user:${k}`));
+    return users.filter((u): u is UserRecord => u !== undefined);
+  }
+}
+
+class KeyvProfileRepository implements ProfileRepository {
+  constructor(
+    private readonly records: Records,
+    private readonly lock: KeyedLock,
+  ) {}
+
+  get(key: UserKey): Promise<VoiceProfile | undefined> {
+    return this.records.get<VoiceProfile>(`profile:${key}`);
+  }
+
+  put(profile: VoiceProfile): Promise<void> {
+    checkUserKey(profile?.userKey);
+    return this.lock.run(`profile:${profile.userKey}`, () => this.records.set(`profile:${profile.userKey}`, profile));
+  }
+
+  delete(key: UserKey): Promise<void> {
+    return this.lock.run(`profile:${key}`, () => this.records.delete(`profile:${key}`));
+  }
+}
+
+/** A per-user JSON list with serialised read-modify-write. */
+class UserList<T> {
+  constructor(
+    private readonly records: Records,
+    private readonly lock: KeyedLock,
+    private readonly name: string,
+  ) {}
+
+  read(key: UserKey): Promise<T[]> {
+    return this.records.get<T[]>(`${this.name}:${key}`).then((list) => list ?? []);
+  }
+
+  /** Applies `change` to the current list under the lock; an empty result deletes the key. */
+  update<R>(key: UserKey, change: (list: T[]) => { next: T[]; result: R; changed?: boolean }): Promise<R> {
+    checkUserKey(key);
+    const recordKey = `${this.name}:${key}`;
+    return this.lock.run(recordKey, async () => {
+      const current = (await this.records.get<T[]>(recordKey)) ?? [];
+      const { next, result, changed = true } = change(current);
+      if (!changed) return result;
+      if (next.length === 0) await this.records.delete(recordKey);
+      else await this.records.set(recordKey, next);
+      return result;
+    });
+  }
+
+  clear(key: UserKey): Promise<void> {
+    const recordKey = `${this.name}:${key}`;
+    return this.lock.run(recordKey, () => this.records.delete(recordKey));
+  }
+}
+
+class KeyvSampleRepository implements SampleRepository {
+  readonly #list: UserList<SampleRecord>;
+  constructor(records: Records, lock: KeyedLock) {
+    this.#list = new UserList(records, lock, 'samples');
+  }
+
+  /** The user's samples in the order they were added. */
+  list(key: UserKey): Promise<SampleRecord[]> {
+    return this.#list.read(key);
+  }
+
+  /** Appends the sample; a sample with the same id replaces the earlier one in place. */
+  async add(sample: SampleRecord): Promise<void> {
+    checkUserKey(sample?.userKey);
+    await this.#list.update(sample.userKey, (list) => {
+      const at = list.findIndex((s) => s.id === sample.id);
+      if (at >= 0) list[at] = sample;
+      else list.push(sample);
+      return { next: list, result: undefined };
+    });
+  }
+
+  deleteAll(key: UserKey): Promise<void> {
+    return this.#list.clear(key);
+  }
+}
+
+class KeyvHistoryRepository implements HistoryRepository {
+  readonly #list: UserList<ChatTurn>;
+  constructor(
+    records: Records,
+    lock: KeyedLock,
+    private readonly maxTurns: number,
+  ) {
+    this.#list = new UserList(records, lock, 'history');
+  }
+
+  /**
+   * The last `limit` turns, oldest first.
+   * @throws RangeError when `limit` is not a non-negative integer
+   */
+  async recent(key: UserKey, limit: number): Promise<ChatTurn[]> {
+    if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`limit must be a non-negative integer (got ${String(limit)})`);
+    if (limit === 0) return [];
+    const turns = await this.#list.read(key);
+    return turns.slice(-limit);
+  }
+
+  /** Appends turns in order, keeping only the newest `maxTurns`. */
+  async append(key: UserKey, ...turns: ChatTurn[]): Promise<void> {
+    if (turns.length === 0) return;
+    await this.#list.update(key, (list) => ({ next: list.concat(turns).slice(-this.maxTurns), result: undefined }));
+  }
+
+  deleteAll(key: UserKey): Promise<void> {
+    return this.#list.clear(key);
+  }
+}
+
+class KeyvMemoryRepository implements MemoryRepository {
+  readonly #list: UserList<MemoryRecord>;
+  constructor(records: Records, lock: KeyedLock) {
+    this.#list = new UserList(records, lock, 'memories');
+  }
+
+  /** The user's memories in the order they were added. */
+  list(key: UserKey): Promise<MemoryRecord[]> {
+    return this.#list.read(key);
+  }
+
+  /** Appends the memory; a memory with the same id replaces the earlier one in place. */
+  async add(key: UserKey, memory: MemoryRecord): Promise<void> {
+    await this.#list.update(key, (list) => {
+      const at = list.findIndex((m) => m.id === memory.id);
+      if (at >= 0) list[at] = memory;
+      else list.push(memory);
+      return { next: list, result: undefined };
+    });
+  }
+
+  remove(key: UserKey, id: string): Promise<boolean> {
+    return this.#list.update(key, (list) => {
+      const next = list.filter((m) => m.id !== id);
+      const removed = next.length !== list.length;
+      return { next, result: removed, changed: removed };
+    });
+  }
+
+  deleteAll(key: UserKey): Promise<void> {
+    return this.#list.clear(key);
+  }
+}
+
+class KeyvJobRepository implements JobRepository {
+  constructor(
+    private readonly records: Records,
+    private readonly lock: KeyedLock,
+  ) {}
+
+  get(id: string): Promise<JobRecord | undefined> {
+    return this.records.get<JobRecord>(`job:${id}`);
+  }
+
+  /** Creates or replaces the job and keeps the open-jobs and per-user indexes in step. */
+  put(job: JobRecord): Promise<void> {
+    if (typeof job?.id !== 'string' || job.id.length === 0) throw new TypeError('A job id must be a non-empty string');
+    return this.lock.run(`job:${job.id}`, async () => {
+      const previous = await this.records.get<JobRecord>(`job:${job.id}`);
+      const open = OPEN_JOB_STATES.has(job.state);
+      // Indexes gain an id before the record is written and lose it after, so a crash in between
+      // leaves an extra id (filtered out on read), never a missing one.
+      if (job.userKey) {
+        const userKey = job.userKey;
+        await this.lock.run(`jobs:user:${userKey}`, () => addToIndex(this.records, `jobs:user:${userKey}`, job.id));
+      }
+      if (open) await this.lock.run('jobs:open', () => addToIndex(this.records, 'jobs:open', job.id));
+      await this.records.set(`job:${job.id}`, job);
+      if (!open && previous && OPEN_JOB_STATES.has(previous.state)) {
+        await this.lock.run('jobs:open', () => removeFromIndex(this.records, 'jobs:open', job.id));
+      }
+      if (previous?.userKey && previous.userKey !== job.userKey) {
+        const oldKey = previous.userKey;
+        await this.lock.run(`jobs:user:${oldKey}`, () => removeFromIndex(this.records, `jobs:user:${oldKey}`, job.id));
+      }
+    });
+  }
+
+  /** Queued and running jobs, oldest first. */
+  async listUnfinished(): Promise<JobRecord[]> {
+    const ids = (await this.records.get<string[]>('jobs:open')) ?? [];
+    const jobs = await this.records.getMany<JobRecord>(ids.map((id) => `job:${id}`));
+    return jobs.filter((j): j is JobRecord => j !== undefined && OPEN_JOB_STATES.has(j.state)).sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  /** Deletes every job that names the user. Idempotent. */
+  deleteForUser(key: UserKey): Promise<void> {
+    return this.lock.run(`jobs:user:${key}`, async () => {
+      const ids = (await this.records.get<string[]>(`jobs:user:${key}`)) ?? [];
+      for (const id of ids) {
+        await this.lock.run(`job:${id}`, async () => {
+          await this.records.delete(`job:${id}`);
+          await this.lock.run('jobs:open', () => removeFromIndex(this.records, 'jobs:open', id));
+        });
+      }
+      await this.records.delete(`jobs:user:${key}`);
+    });
+  }
+}
+
+class KeyvDedupeRepository implements DedupeRepository {
+  constructor(
+    private readonly records: Records,
+    private readonly lock: KeyedLock,
+    private readonly redis: KeyvRedis<string> | undefined,
+  ) {}
+
+  /**
+   * Claims an inbound message id.
+   * @param ttlMs how long the claim is remembered, in ms (default 7 days)
+   * @returns true the first time an id is claimed within its TTL, false afterwards
+   * @throws RangeError when `ttlMs` is not a positive number
+   */
+  async claim(messageId: string, ttlMs: number = DEFAULT_DEDUPE_TTL_MS): Promise<boolean> {
+    if (typeof messageId !== 'string' || messageId.length === 0) throw new TypeError('A message id must be a non-empty string');
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive number of milliseconds (got ${String(ttlMs)})`);
+    const key = `dedupe:${messageId}`;
+    const ttl = Math.ceil(ttlMs);
+    const redis = this.redis;
+    if (redis) {
+      // One atomic SET NX PX; the value is in keyv's stored form so keyv reads it too.
+      const value = JSON.stringify({ value: true, expires: Date.now() + ttl });
+      const client = (await redis.getClient()) as RedisClientType;
+      const reply = await client.set(this.records.key(key), value, { NX: true, PX: ttl });
+      return reply === 'OK';
+    }
+    return this.lock.run(key, async () => {
+      if ((await this.records.get<boolean>(key)) !== undefined) return false;
+      await this.records.set(key, true, ttl);
+      return true;
+    });
+  }
+}
+
+class KeyvKeyValueRepository implements KeyValueRepository {
+  constructor(private readonly records: Records) {}
+
+  get<T>(key: string): Promise<T | undefined> {
+    return this.records.get<T>(`kv:${key}`);
+  }
+
+  /**
+   * Stores a JSON-serialisable value.
+   * @param ttlMs expiry in ms; omitted means no expiry
+   * @throws TypeError for `undefined` or binary values (audio belongs in the blob store);
+   *   RangeError when `ttlMs` is not a positive number
+   */
+  async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
+    if (value === undefined) throw new TypeError(`kv value for "${key}" is undefined; use delete() instead`);
+    if (Buffer.isBuffer(value) || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+      throw new TypeError(`kv value for "${key}" is binary; store audio in the blob store and keep its blob key here`);
+    }
+    if (ttlMs !== undefined && (!Number.isFinite(ttlMs) || ttlMs <= 0)) {
+      throw new RangeError(`ttlMs must be a positive number of milliseconds (got ${String(ttlMs)})`);
+    }
+    await this.records.set(`kv:${key}`, value, ttlMs === undefined ? undefined : Math.ceil(ttlMs));
+  }
+
+  delete(key: string): Promise<void> {
+    return this.records.delete(`kv:${key}`);
+  }
+}
+
+interface Repositories {
+  users: KeyvUserRepository;
+  profiles: KeyvProfileRepository;
+  samples: KeyvSampleRepository;
+  history: KeyvHistoryRepository;
+  memories: KeyvMemoryRepository;
+  jobs: KeyvJobRepository;
+  dedupe: KeyvDedupeRepository;
+  kv: KeyvKeyValueRepository;
+  blobs: BlobStore;
+}
+
+/** Wraps every method of `target` so it runs through the gate (refused after close, awaited by close). */
+function gated<T extends object>(target: T, gate: Gate): T {
+  return new Proxy(target, {
+    get(obj, prop) {
+      const value: unknown = Reflect.get(obj, prop, obj);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => gate.run(() => (value as (...a: unknown[]) => Promise<unknown>).apply(obj, args));
+    },
+  });
+}
+
+class KeyvStore implements Store {
+  readonly backend: StoreBackend;
+  readonly users: UserRepository;
+  readonly profiles: ProfileRepository;
+  readonly samples: SampleRepository;
+  readonly history: HistoryRepository;
+  readonly memories: MemoryRepository;
+  readonly jobs: JobRepository;
+  readonly dedupe: DedupeRepository;
+  readonly kv: KeyValueRepository;
+  readonly blobs: BlobStore;
+
+  /** The repositories without the gate, for operations that are already inside it. */
+  readonly #repos: Repositories;
+  readonly #gate = new Gate();
+  readonly #records: Records;
+  readonly #keyv: Keyv;
+  readonly #sqlite: KeyvSqlite | undefined;
+  readonly #logger: Logger;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: OpenedBackend & { backend: StoreBackend; namespace: string; historyMaxTurns: number; blobs: BlobStore; logger: Logger }) {
+    this.backend = options.backend;
+    this.#keyv = options.keyv;
+    this.#sqlite = options.sqlite;
+    this.#logger = options.logger;
+    const records = new Records(options.keyv, `${options.namespace}:`);
+    this.#records = records;
+    const lock = new KeyedLock();
+    this.#repos = {
+      users: new KeyvUserRepository(records, lock),
+      profiles: new KeyvProfileRepository(records, lock),
+      samples: new KeyvSampleRepository(records, lock),
+      history: new KeyvHistoryRepository(records, lock, options.historyMaxTurns),
+      memories: new KeyvMemoryRepository(records, lock),
+      jobs: new KeyvJobRepository(records, lock),
+      dedupe: new KeyvDedupeRepository(records, lock, options.redis),
+      kv: new KeyvKeyValueRepository(records),
+      blobs: options.blobs,
+    };
+    const gate = this.#gate;
+    this.users = gated(this.#repos.users, gate);
+    this.profiles = gated(this.#repos.profiles, gate);
+    this.samples = gated(this.#repos.samples, gate);
+    this.history = gated(this.#repos.history, gate);
+    this.memories = gated(this.#repos.memories, gate);
+    this.jobs = gated(this.#repos.jobs, gate);
+    this.dedupe = gated(this.#repos.dedupe, gate);
+    this.kv = gated(this.#repos.kv, gate);
+    this.blobs = gated(this.#repos.blobs, gate);
+  }
+
+  /**
+   * Records an HMAC of the data key on first use and compares it afterwards, so a lost or changed
+   * key is reported at start-up instead of as unreadable blobs later.
+   * @throws Error when the key differs from the one the store was created with
+   */
+  async checkDataKey(dataKey: Buffer, dataDir: string): Promise<void> {
+    const check = createHmac('sha256', dataKey).update(DATA_KEY_CHECK_LABEL).digest();
+    const stored = await this.#records.get<string>('meta:data-key-check');
+    if (stored === undefined) {
+      await this.#records.set('meta:data-key-check', check.toString('base64'));
+      return;
+    }
+    const storedBytes = Buffer.from(stored, 'base64');
+    if (storedBytes.length !== check.length || !timingSafeEqual(storedBytes, check)) {
+      throw new Error(
+        `The data key does not match the key this ${this.backend} store was created with, so its voice data cannot be decrypted. ` +
+          `Restore the original VOICETWIN_DATA_KEY (or ${path.join(dataDir, 'data.key')}).`,
+      );
+    }
+  }
+
+  /** SQLite has no native TTL: expired rows (dedupe claims, kv with TTL) are swept now and hourly. */
+  async startMaintenance(): Promise<void> {
+    if (!this.#sqlite) return;
+    await this.#sweepExpired();
+    this.#sweepTimer = setInterval(() => void this.#sweepExpired(), SQLITE_SWEEP_INTERVAL_MS);
+    this.#sweepTimer.unref();
+  }
+
+  async #sweepExpired(): Promise<void> {
+    const sqlite = this.#sqlite;
+    if (!sqlite) return;
+    const prefix = this.#records.prefix;
+    // A key range instead of LIKE: `_` and `%` in keys are not wildcards here. `;` follows `:`.
+    const upper = `${prefix.slice(0, -1)};`;
+    try {
+      await this.#gate.run(() =>
+        sqlite.query(
+          `DELETE FROM ${SQLITE_TABLE} WHERE key >= ? AND key < ? AND json_extract(value, '$.expires') < ?`,
+          prefix,
+          upper,
+          Date.now(),
+        ),
+      );
+    } catch (err) {
+      this.#logger.warn({ err: errorMessage(err) }, 'could not sweep expired sqlite rows');
+    }
+  }
+
+  /** Everything stored for a user. */
+  summarize(key: UserKey): Promise<UserDataSummary> {
+    return this.#gate.run(async () => {
+      const repos = this.#repos;
+      const [user, profile, samples, history, memories, blobKeys] = await Promise.all([
+        repos.users.get(key),
+        repos.profiles.get(key),
+        repos.samples.list(key),
+        this.#records.get<ChatTurn[]>(`history:${key}`),
+        repos.memories.list(key),
+        repos.blobs.list(key),
+      ]);
+      return { user, profile, samples, historyTurns: history?.length ?? 0, memories, blobKeys };
+    });
+  }
+
+  /**
+   * Deletes every blob and record of the user: samples, history, memories, profile, the user's
+   * jobs, the user record and its index entry. Idempotent; a partial failure can be retried.
+   */
+  deleteUser(key: UserKey): Promise<void> {
+    return this.#gate.run(async () => {
+      checkUserKey(key);
+      const repos = this.#repos;
+      const blobCount = await repos.blobs.deleteAll(key);
+      await Promise.all([repos.samples.deleteAll(key), repos.history.deleteAll(key), repos.memories.deleteAll(key), repos.profiles.delete(key)]);
+      await repos.jobs.deleteForUser(key);
+      await repos.users.delete(key);
+      this.#logger.info({ blobCount }, 'deleted all data of a user');
+    });
+  }
+
+  /** Waits for calls in flight, then closes the backend connection. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+      await this.#gate.close();
+      await this.#keyv.disconnect();
+    })();
+    return this.#closing;
+  }
+}
