@@ -172,10 +172,11 @@ interface OpenedBackend {
 async function openBackend(backend: StoreBackend, options: CreateStoreOptions, logger: Logger): Promise<OpenedBackend> {
   // Errors are also thrown to the caller (throwOnErrors); the listener keeps keyv from treating an
   // emitted 'error' as unhandled, and records the cause of connection failures.
-  let lastError: unknown;
+  const seenErrors: string[] = [];
   let lastLoggedMs = 0;
   const onError = (err: unknown): void => {
-    lastError = err;
+    const message = errorMessage(err);
+    if (seenErrors.length < 5 && !seenErrors.includes(message)) seenErrors.push(message);
     const now = Date.now();
     if (now - lastLoggedMs > 30_000) {
       lastLoggedMs = now;
@@ -234,10 +235,10 @@ async function openBackend(backend: StoreBackend, options: CreateStoreOptions, l
       await client.ping();
     } catch (err) {
       await redis.disconnect(true).catch(() => undefined);
-      // On a failed connect the adapter throws a generic message; the socket's own error
-      // (ECONNREFUSED, a timeout, WRONGPASS…) arrived as an 'error' event.
+      // On a failed connect the adapter throws a generic message; the socket's own errors
+      // (ECONNREFUSED, a timeout, WRONGPASS…) arrived as 'error' events.
       const generic = err instanceof Error && err.message === String(RedisErrorMessages.RedisClientNotConnectedThrown);
-      const reason = errorMessage(generic && lastError !== undefined ? lastError : err);
+      const reason = generic && seenErrors.length > 0 ? seenErrors.join('; ') : errorMessage(err);
       throw new Error(`Cannot connect to the redis store at ${masked}: ${reason}`, { cause: err });
     }
     return { keyv, redis };
