@@ -26,6 +26,16 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** The error createStore rejects with; fails the test when it opens instead. */
+async function openError(options: Parameters<typeof createStore>[0]): Promise<Error> {
+  const store = await createStore(options).catch((e: unknown) => e as Error);
+  if (!(store instanceof Error)) {
+    await store.close();
+    throw new Error('createStore opened a store; expected it to fail');
+  }
+  return store;
+}
+
 describe('maskUrl', () => {
   it('masks passwords, and a lone user name', () => {
     expect(maskUrl('redis://alice:hunter2@cache.internal:6380/2')).toBe('redis://alice:***@cache.internal:6380/2');
@@ -39,7 +49,7 @@ describe('maskUrl', () => {
 describe('createStore failures', () => {
   it('names the sqlite file it cannot open', async () => {
     await fs.mkdir(path.join(dataDir, SQLITE_FILE));
-    const err = await createStore({ backend: 'sqlite', dataDir, dataKey: randomBytes(32) }).catch((e: unknown) => e as Error);
+    const err = await openError({ backend: 'sqlite', dataDir, dataKey: randomBytes(32) });
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toContain(`Cannot open the sqlite store at ${path.join(dataDir, SQLITE_FILE)}`);
     expect(err.message).toMatch(/SQLITE_CANTOPEN|unable to open/);
@@ -48,13 +58,13 @@ describe('createStore failures', () => {
   it('names the redis URL with the password masked when nothing listens', async () => {
     const port = await closedPort();
     const started = Date.now();
-    const err = await createStore({
+    const err = await openError({
       backend: 'redis',
       dataDir,
       dataKey: randomBytes(32),
       redisUrl: `redis://alice:hunter2@127.0.0.1:${port}`,
       redisConnectTimeoutMs: 700,
-    }).catch((e: unknown) => e as Error);
+    });
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toContain(`Cannot connect to the redis store at redis://alice:***@127.0.0.1:${port}`);
     expect(err.message).toMatch(/ECONNREFUSED/);
@@ -67,7 +77,7 @@ describe('createStore failures', () => {
     await expect(createStore({ backend: 'redis', dataDir, dataKey: randomBytes(32), redisUrl: 'http://u:hunter2@127.0.0.1:6379' })).rejects.toThrow(
       /http:\/\/u:\*\*\*@127\.0\.0\.1:6379\/: the URL must start with redis:\/\//,
     );
-    const err = await createStore({ backend: 'redis', dataDir, dataKey: randomBytes(32), redisUrl: '::hunter2::' }).catch((e: unknown) => e as Error);
+    const err = await openError({ backend: 'redis', dataDir, dataKey: randomBytes(32), redisUrl: '::hunter2::' });
     expect(err.message).toMatch(/REDIS_URL is not a valid URL/);
     expect(err.message).not.toContain('hunter2');
   });
