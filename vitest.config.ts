@@ -8,6 +8,6 @@ export default defineConfig({
     // Audio tests spawn ffmpeg, espeak-ng and pocketsphinx; two workers match a 2-core machine.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    reporters: ['default'],
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
