@@ -8,7 +8,6 @@ import { createStore, loadDataKey } from './core/store/index.js';
 import type { Store } from './core/store/types.js';
 import type { Providers } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
-import { createLocalProviders } from './providers/local/index.js';
 
 /** A built application: the engine and what it runs on. */
 export interface App {
@@ -45,7 +44,7 @@ export async function buildApp(
   });
   const providers =
     options.providers ??
-    createLocalProviders({
+    (await import('./providers/local/index.js')).createLocalProviders({
       ...(config.engine.enrollMinSpeechSec !== undefined ? { minSpeechSec: config.engine.enrollMinSpeechSec } : {}),
       pocketsphinxModelDir: config.providers.pocketsphinxModelDir,
       logger,

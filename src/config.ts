@@ -31,7 +31,7 @@ export interface Config {
   redisUrl?: string;
   log: { level: string; pretty: boolean };
   limits: {
-    /** Largest audio accepted, bytes (MAX_AUDIO_BYTES, default 20 MB). */
+    /** Largest audio accepted, bytes (MAX_AUDIO_BYTES, default 20 MiB = 20971520). */
     maxAudioBytes: number;
     /** Longest chat-turn voice note, seconds (MAX_TURN_AUDIO_SEC, default 600). */
     maxTurnAudioSec: number;
@@ -220,7 +220,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     ...optional('redisUrl', url(env, 'REDIS_URL', ['redis:', 'rediss:'])),
     log: { level: logLevel, pretty: bool(env, 'LOG_PRETTY', false) },
     limits: {
-      maxAudioBytes: num(env, 'MAX_AUDIO_BYTES', 20_000_000, z.number().int().min(1000)),
+      maxAudioBytes: num(env, 'MAX_AUDIO_BYTES', 20 * 1024 * 1024, z.number().int().min(1000)),
       maxTurnAudioSec: num(env, 'MAX_TURN_AUDIO_SEC', 600, z.number().min(1).max(7200)),
       maxSampleAudioSec: num(env, 'MAX_SAMPLE_AUDIO_SEC', 180, z.number().min(1).max(3600)),
       maxTextChars: num(env, 'MAX_TEXT_CHARS', 4000, z.number().int().min(10).max(100_000)),

@@ -55,7 +55,7 @@ export interface EngineSettings {
 
 /** Default settings (the documented defaults of `.env.example`). */
 export const DEFAULT_ENGINE_SETTINGS: EngineSettings = {
-  limits: { maxAudioBytes: 20_000_000, maxTurnAudioSec: 600, maxSampleAudioSec: 180, maxTextChars: 4000, replyMaxChars: 600 },
+  limits: { maxAudioBytes: 20 * 1024 * 1024, maxTurnAudioSec: 600, maxSampleAudioSec: 180, maxTextChars: 4000, replyMaxChars: 600 },
   defaultPersona: 'supportive',
   insightEvery: 5,
   memoryEvery: 3,

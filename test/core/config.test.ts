@@ -5,7 +5,7 @@ describe('loadConfig', () => {
   it('gives the documented defaults with an empty environment', () => {
     const c = loadConfig({}, '/srv/vt');
     expect(c.dataDir).toBe('/srv/vt/data');
-    expect(c.limits).toEqual({ maxAudioBytes: 20_000_000, maxTurnAudioSec: 600, maxSampleAudioSec: 180, maxTextChars: 4000, replyMaxChars: 600 });
+    expect(c.limits).toEqual({ maxAudioBytes: 20 * 1024 * 1024, maxTurnAudioSec: 600, maxSampleAudioSec: 180, maxTextChars: 4000, replyMaxChars: 600 });
     expect(c.providers.stt).toEqual(['local']);
     expect(c.providers.tts).toEqual(['local']);
     expect(c.engine.defaultPersona).toBe('supportive');

@@ -350,7 +350,7 @@ describe('bad audio in a chat turn', () => {
     await app.engine.handle(msg({ text: 'first message' }), out);
     let downloaded = false;
     await app.engine.handle(
-      msg({ audio: { isVoiceNote: true, declaredSizeBytes: 25_000_000, download: async () => ((downloaded = true), Buffer.alloc(10)) } }),
+      msg({ audio: { isVoiceNote: true, declaredSizeBytes: 25 * 1024 * 1024, download: async () => ((downloaded = true), Buffer.alloc(10)) } }),
       out,
     );
     expect(downloaded).toBe(false);
