@@ -191,12 +191,13 @@ export class Engine implements ConversationEngine {
   async handle(message: InboundMessage, target: ReplyTarget): Promise<void> {
     const userKey = `${message.channel}:${message.userId}`;
     const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id });
-    if (!(await this.store.dedupe.claim(message.id))) {
-      log.info('duplicate inbound message dropped');
-      this.observer({ type: 'duplicate', messageId: message.id });
-      return;
-    }
+    // Queue first (synchronously, so arrival order is kept), then drop redeliveries.
     await this.queue.run(userKey, async () => {
+      if (!(await this.store.dedupe.claim(message.id))) {
+        log.info('duplicate inbound message dropped');
+        this.observer({ type: 'duplicate', messageId: message.id });
+        return;
+      }
       try {
         await this.route(message, target, log);
       } catch (err) {
