@@ -79,6 +79,7 @@ const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5000;
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
 const SQLITE_TABLE = 'keyv';
 const SQLITE_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
+const GET_MANY_BATCH = 256;
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const OPEN_JOB_STATES: ReadonlySet<JobRecord['state']> = new Set(['queued', 'running']);
 const DATA_KEY_CHECK_LABEL = 'voicetwin data key check v1';
@@ -268,9 +269,17 @@ class Records {
     return this.keyv.get<T>(this.key(key));
   }
 
+  /**
+   * Reads many keys, in batches: @keyv/sqlite matches rows to keys with a linear search per key,
+   * so one call with thousands of keys would be quadratic.
+   */
   async getMany<T>(keys: string[]): Promise<(T | undefined)[]> {
-    if (keys.length === 0) return [];
-    return this.keyv.getMany<T>(keys.map((k) => this.key(k)));
+    const out: (T | undefined)[] = [];
+    for (let i = 0; i < keys.length; i += GET_MANY_BATCH) {
+      const batch = keys.slice(i, i + GET_MANY_BATCH).map((k) => this.key(k));
+      out.push(...(await this.keyv.getMany<T>(batch)));
+    }
+    return out;
   }
 
   async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
