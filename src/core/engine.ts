@@ -105,6 +105,22 @@ const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style',
 /** Label attached to replies spoken by a voice that only approximates the user. */
 export const APPROXIMATION_NOTE = 'Offline preview voice: an espeak-ng approximation of your pitch and pace, not a neural clone.';
 
+/** What an operator command receives. */
+export interface OperatorCommandContext {
+  user: UserRecord;
+  message: InboundMessage;
+  /** Text after the command name, trimmed. */
+  args: string;
+  target: ReplyTarget;
+  log: Logger;
+}
+
+/** A command only operators (config `OPERATORS`) may run, e.g. `broadcast`. */
+export interface OperatorCommand {
+  info: CommandInfo & { operatorOnly: true };
+  run(context: OperatorCommandContext): Promise<void>;
+}
+
 /** Options of {@link Engine}. */
 export interface EngineOptions {
   store: Store;
@@ -123,7 +139,8 @@ export interface EngineOptions {
  * crash), then `handle` messages; `whenIdle()` waits for background work; `stop()` waits and stops.
  */
 export class Engine implements ConversationEngine {
-  readonly commands = COMMANDS;
+  private commandList: CommandInfo[] = [...COMMANDS];
+  private readonly operatorCommands = new Map<string, OperatorCommand>();
   readonly settings: EngineSettings;
   readonly store: Store;
   readonly providers: Providers;
@@ -161,9 +178,30 @@ export class Engine implements ConversationEngine {
     });
   }
 
+  /** Commands for menus, in display order (operator commands last, flagged `operatorOnly`). */
+  get commands(): readonly CommandInfo[] {
+    return this.commandList;
+  }
+
   /** Registers the sender of a channel for replies outside a turn. */
   registerSender(sender: ChannelSender): void {
     this.senders.set(sender.channel, sender);
+  }
+
+  /** The registered sender of a channel, if any (broadcasts, background replies). */
+  senderFor(channel: Channel): ChannelSender | undefined {
+    return this.senders.get(channel);
+  }
+
+  /** Adds a command that only operators may run; everyone else is refused and the attempt logged. */
+  registerOperatorCommand(command: OperatorCommand): void {
+    this.operatorCommands.set(command.info.name, command);
+    this.commandList = [...this.commandList.filter((c) => c.name !== command.info.name), command.info];
+  }
+
+  /** True when the user (`<channel>:<user id>`) is listed in `OPERATORS`. */
+  isOperator(userKey: string): boolean {
+    return this.settings.operators.includes(userKey);
   }
 
   /** Resumes clone jobs left unfinished by a crash or restart. */
@@ -308,9 +346,18 @@ export class Engine implements ConversationEngine {
           text: 'This deletes everything I store about you: your voice samples, your cloned voice, your conversation and your memories. It cannot be undone.',
           buttons: [[{ label: 'Delete everything', data: 'delete:confirm' }, { label: 'Keep my data', data: 'delete:cancel' }]],
         });
-      default:
+      default: {
+        const operatorCommand = this.operatorCommands.get(name);
+        if (operatorCommand) {
+          if (!this.isOperator(user.key)) {
+            log.warn({ command: name, userKey: user.key }, 'operator command refused: not an operator');
+            throw new UserInputError('FORBIDDEN', `/${name} is only for the operators of this VoiceTwin.`);
+          }
+          return operatorCommand.run({ user, message, args, target, log });
+        }
         log.info({ command: rawName }, 'unknown command');
         throw new UserInputError('UNKNOWN_COMMAND', `I don't know the command /${rawName}. Send /help to see what I can do.`);
+      }
     }
   }
 

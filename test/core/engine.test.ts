@@ -406,3 +406,25 @@ describe('restart', () => {
     }
   });
 });
+
+describe('operator commands', () => {
+  it('refuses a non-operator, logs nothing as queued, and runs for an operator', async () => {
+    const s = scripted({ reliable: true });
+    app = await createTestApp({ providers: s.providers, env: { OPERATORS: 'console:boss' } });
+    const runs: string[] = [];
+    app.engine.registerOperatorCommand({
+      info: { name: 'broadcast', description: 'Send to everyone', args: '<text>', operatorOnly: true },
+      run: async ({ args, target }) => {
+        runs.push(args);
+        await target.reply({ kind: 'info', text: 'queued' });
+      },
+    });
+    expect(app.engine.commands.at(-1)).toMatchObject({ name: 'broadcast', operatorOnly: true });
+    await app.engine.handle(cmd('broadcast', 'hello all'), out);
+    expect(out.last()).toMatchObject({ kind: 'error' });
+    expect(out.last().text).toMatch(/only for the operators/);
+    expect(runs).toEqual([]);
+    await app.engine.handle(msg({ userId: 'boss', chatId: 'b', command: { name: 'broadcast', args: ' hello all ' } }), out);
+    expect(runs).toEqual(['hello all']);
+  });
+});
