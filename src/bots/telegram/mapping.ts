@@ -1,0 +1,194 @@
+/**
+ * Maps Telegram Bot API updates (https://core.telegram.org/bots/api#update) to the engine's
+ * {@link InboundMessage}. Pure: no network, no decisions — what to do with a message is the engine's.
+ */
+import type { Message, Update } from 'grammy/types';
+import type { InboundAudio, InboundMessage } from '../../core/types.js';
+
+/**
+ * The Bot API's download limit through the public server: "bots can download files of up to 20MB
+ * in size" (https://core.telegram.org/bots/api#getfile). A self-hosted `telegram-bot-api` in
+ * `--local` mode lifts it (https://github.com/tdlib/telegram-bot-api#usage).
+ */
+export const TELEGRAM_DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024;
+
+/** The update types the bot asks for (`allowed_updates` of getUpdates/setWebhook). */
+export const ALLOWED_UPDATES = ['message', 'callback_query'] as const;
+
+/** Stable id of an update, used by the engine to drop redeliveries: `telegram:update:<update_id>`. */
+export function inboundId(updateId: number): string {
+  return `telegram:update:${updateId}`;
+}
+
+/** What {@link mapUpdate} needs besides the update. */
+export interface MapContext {
+  /** The bot's own username (from getMe), to strip `/cmd@username` and skip commands for other bots. */
+  botUsername: string;
+  /** Receive time, ms since the epoch. */
+  nowMs: number;
+  /** Download limit in bytes; `undefined` when a self-hosted Bot API server lifts it. */
+  platformMaxBytes: number | undefined;
+  /** Returns a function that fetches the file's bytes (getFile + download); called lazily by the engine. */
+  downloader: (fileId: string) => () => Promise<Buffer>;
+}
+
+/**
+ * User content the bot can receive but not use (sticker, photo…). Such messages still reach the
+ * engine, with neither text nor audio, so it can tell the user what it understands.
+ */
+const OTHER_CONTENT_FIELDS = [
+  'sticker',
+  'photo',
+  'video',
+  'animation',
+  'location',
+  'venue',
+  'contact',
+  'poll',
+  'dice',
+  'game',
+  'story',
+  'paid_media',
+  'checklist',
+] as const;
+
+/** Extensions that mark a document as audio when its MIME type is missing or generic. */
+const AUDIO_EXTENSIONS = /\.(oga|ogg|opus|mp3|m4a|aac|wav|flac|weba|amr)$/i;
+
+/** MIME types too generic to say what a document is (Telegram sends these for unknown files). */
+const GENERIC_MIME = new Set(['application/octet-stream', 'application/ogg', 'binary/octet-stream']);
+
+/** True when a document is audio: an `audio/*` MIME type, or a generic one with an audio file name. */
+function isAudioDocument(mime: string | undefined, fileName: string | undefined): boolean {
+  if (mime?.startsWith('audio/')) return true;
+  return (mime === undefined || GENERIC_MIME.has(mime)) && fileName !== undefined && AUDIO_EXTENSIONS.test(fileName);
+}
+
+/**
+ * Splits a command message: `/style@VoiceTwinBot coaching` → `{ name: 'style', args: 'coaching' }`.
+ * Returns `null` when the command names another bot (`/start@OtherBot` in a group), and `undefined`
+ * when the text is not a command. Command syntax: https://core.telegram.org/bots/features#commands
+ * (1–32 characters of Latin letters, digits and underscores).
+ */
+export function parseCommand(text: string, botUsername: string): { name: string; args: string } | null | undefined {
+  const match = /^\/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]+))?(?=\s|$)\s*([\s\S]*)$/.exec(text);
+  if (!match) return undefined;
+  const [, name, target, args] = match;
+  if (target && target.toLowerCase() !== botUsername.toLowerCase()) return null;
+  return { name: name!.toLowerCase(), args: (args ?? '').trim() };
+}
+
+/**
+ * Maps one update to an inbound message.
+ *
+ * - `message` with `text` → `text`, or `command` when it starts with a bot command;
+ * - `voice` → audio with `isVoiceNote: true`; `audio`, `video_note` (the engine decodes its sound
+ *   track) and documents whose MIME type is `audio/*` (or whose name has an audio extension) → audio;
+ *   the caption becomes `text`;
+ * - other user content (sticker, photo, other documents…) → a message with neither text nor audio;
+ * - `callback_query` → `action` = its `data`, in the chat of the message carrying the button;
+ * - `forward_origin` → `forwarded: true`; `from.language_code` → `languageCode`.
+ *
+ * Returns `undefined` for updates that carry nothing for the engine (service messages such as
+ * "user joined", commands addressed to another bot, updates without a sender).
+ */
+export function mapUpdate(update: Update, context: MapContext): InboundMessage | undefined {
+  const id = inboundId(update.update_id);
+  const query = update.callback_query;
+  if (query) {
+    const chatId = query.message?.chat.id ?? query.from.id;
+    if (query.data === undefined) return undefined;
+    return {
+      id,
+      channel: 'telegram',
+      chatId: String(chatId),
+      userId: String(query.from.id),
+      displayName: displayName(query.from),
+      receivedAtMs: context.nowMs,
+      action: query.data,
+      ...(query.from.language_code ? { languageCode: query.from.language_code } : {}),
+    };
+  }
+  const message = update.message;
+  if (!message?.from) return undefined;
+  const base: InboundMessage = {
+    id,
+    channel: 'telegram',
+    chatId: String(message.chat.id),
+    userId: String(message.from.id),
+    displayName: displayName(message.from),
+    receivedAtMs: context.nowMs,
+    ...(message.forward_origin || 'forward_date' in message ? { forwarded: true } : {}),
+    ...(message.from.language_code ? { languageCode: message.from.language_code } : {}),
+  };
+
+  if (message.text !== undefined) {
+    const command = message.forward_origin ? undefined : parseCommand(message.text, context.botUsername);
+    if (command === null) return undefined;
+    return command ? { ...base, command } : { ...base, text: message.text };
+  }
+
+  const audio = mapAudio(message, context);
+  const caption = message.caption;
+  if (audio) return { ...base, audio, ...(caption ? { text: caption } : {}) };
+  if (message.document || OTHER_CONTENT_FIELDS.some((field) => field in message)) {
+    return { ...base, ...(caption ? { text: caption } : {}) };
+  }
+  return undefined;
+}
+
+/** The audio of a message, with the sizes Telegram declares, or `undefined` when it has none. */
+function mapAudio(message: Message, context: MapContext): InboundAudio | undefined {
+  const limit = context.platformMaxBytes === undefined ? {} : { platformMaxBytes: context.platformMaxBytes };
+  const declared = (size: number | undefined, durationSec: number | undefined) => ({
+    ...(size !== undefined ? { declaredSizeBytes: size } : {}),
+    ...(durationSec !== undefined ? { declaredDurationSec: durationSec } : {}),
+  });
+  if (message.voice) {
+    const v = message.voice;
+    return {
+      isVoiceNote: true,
+      download: context.downloader(v.file_id),
+      ...declared(v.file_size, v.duration),
+      declaredMime: v.mime_type ?? 'audio/ogg',
+      ...limit,
+    };
+  }
+  if (message.audio) {
+    const a = message.audio;
+    return {
+      isVoiceNote: false,
+      download: context.downloader(a.file_id),
+      ...declared(a.file_size, a.duration),
+      ...(a.mime_type ? { declaredMime: a.mime_type } : {}),
+      ...(a.file_name ? { fileName: a.file_name } : {}),
+      ...limit,
+    };
+  }
+  if (message.video_note) {
+    const n = message.video_note;
+    return {
+      isVoiceNote: false,
+      download: context.downloader(n.file_id),
+      ...declared(n.file_size, n.duration),
+      declaredMime: 'video/mp4',
+      ...limit,
+    };
+  }
+  const d = message.document;
+  if (d && isAudioDocument(d.mime_type, d.file_name)) {
+    return {
+      isVoiceNote: false,
+      download: context.downloader(d.file_id),
+      ...declared(d.file_size, undefined),
+      ...(d.mime_type ? { declaredMime: d.mime_type } : {}),
+      ...(d.file_name ? { fileName: d.file_name } : {}),
+      ...limit,
+    };
+  }
+  return undefined;
+}
+
+function displayName(user: { first_name: string; last_name?: string }): string {
+  return [user.first_name, user.last_name].filter(Boolean).join(' ');
+}
