@@ -123,7 +123,7 @@ function logFailures(logger: Logger): Transformer {
  */
 export async function startTelegramBot(options: TelegramBotOptions): Promise<TelegramBotHandle> {
   const apiRoot = (options.apiRoot ?? DEFAULT_TELEGRAM_API_ROOT).replace(/\/+$/, '');
-  const logger = options.logger.child({ channel: 'telegram' });
+  const logger = options.logger.bindings().channel ? options.logger : options.logger.child({ channel: 'telegram' });
   const bot = new Bot(options.token, { client: { apiRoot } });
   const throttle = new SendThrottle(options.throttle);
   // First installed runs innermost: each attempt is logged and paced, auto-retry repeats the pair.

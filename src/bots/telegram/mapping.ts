@@ -33,7 +33,7 @@ export interface MapContext {
 }
 
 /**
- * User content the bot can receive but not use (sticker, photo…). Such messages still reach the
+ * User content the bot can receive but not use (sticker, photo, video…). Such messages still reach the
  * engine, with neither text nor audio, so it can tell the user what it understands.
  */
 const OTHER_CONTENT_FIELDS = [
@@ -51,18 +51,6 @@ const OTHER_CONTENT_FIELDS = [
   'paid_media',
   'checklist',
 ] as const;
-
-/** Extensions that mark a document as audio when its MIME type is missing or generic. */
-const AUDIO_EXTENSIONS = /\.(oga|ogg|opus|mp3|m4a|aac|wav|flac|weba|amr)$/i;
-
-/** MIME types too generic to say what a document is (Telegram sends these for unknown files). */
-const GENERIC_MIME = new Set(['application/octet-stream', 'application/ogg', 'binary/octet-stream']);
-
-/** True when a document is audio: an `audio/*` MIME type, or a generic one with an audio file name. */
-function isAudioDocument(mime: string | undefined, fileName: string | undefined): boolean {
-  if (mime?.startsWith('audio/')) return true;
-  return (mime === undefined || GENERIC_MIME.has(mime)) && fileName !== undefined && AUDIO_EXTENSIONS.test(fileName);
-}
 
 /**
  * Splits a command message: `/style@VoiceTwinBot coaching` → `{ name: 'style', args: 'coaching' }`.
@@ -83,9 +71,11 @@ export function parseCommand(text: string, botUsername: string): { name: string;
  *
  * - `message` with `text` → `text`, or `command` when it starts with a bot command;
  * - `voice` → audio with `isVoiceNote: true`; `audio`, `video_note` (the engine decodes its sound
- *   track) and documents whose MIME type is `audio/*` (or whose name has an audio extension) → audio;
- *   the caption becomes `text`;
- * - other user content (sticker, photo, other documents…) → a message with neither text nor audio;
+ *   track) and `document`s → audio with `isVoiceNote: false`. Every document is offered as audio
+ *   with its declared MIME type and name, because the engine sniffs the container from the bytes:
+ *   an `.ogg` sent as `application/octet-stream` is still a recording, and a PDF is refused with
+ *   a message saying which formats work. The caption becomes `text`;
+ * - other user content (sticker, photo, video…) → a message with neither text nor audio;
  * - `callback_query` → `action` = its `data`, in the chat of the message carrying the button;
  * - `forward_origin` → `forwarded: true`; `from.language_code` → `languageCode`.
  *
@@ -131,7 +121,7 @@ export function mapUpdate(update: Update, context: MapContext): InboundMessage |
   const audio = mapAudio(message, context);
   const caption = message.caption;
   if (audio) return { ...base, audio, ...(caption ? { text: caption } : {}) };
-  if (message.document || OTHER_CONTENT_FIELDS.some((field) => field in message)) {
+  if (OTHER_CONTENT_FIELDS.some((field) => field in message)) {
     return { ...base, ...(caption ? { text: caption } : {}) };
   }
   return undefined;
@@ -176,7 +166,7 @@ function mapAudio(message: Message, context: MapContext): InboundAudio | undefin
     };
   }
   const d = message.document;
-  if (d && isAudioDocument(d.mime_type, d.file_name)) {
+  if (d) {
     return {
       isVoiceNote: false,
       download: context.downloader(d.file_id),

@@ -3,8 +3,9 @@
  * (https://core.telegram.org/bots/api#available-methods):
  *
  * - a voice note goes out with `sendVoice` (Ogg/Opus, `duration` in whole seconds), so Telegram shows
- *   the round play button with a waveform; the reply's text rides along as the caption (≤ 1024
- *   characters) or as a separate message when it is longer;
+ *   the round play button with a waveform; the reply's text (when `sendTextWithVoice`) rides along
+ *   as the caption (≤ 1024 characters) or as a separate message when it is longer; `voiceLabel` is
+ *   added to the caption unless the text already carries it;
  * - when the user's privacy settings refuse voice messages (400 `VOICE_MESSAGES_FORBIDDEN`,
  *   https://core.telegram.org/bots/api#sendvoice) the same bytes go out with `sendAudio`, and if
  *   that fails too, as text;
@@ -204,7 +205,9 @@ export class TelegramRenderer {
     const text = reply.text?.trim() ? reply.text.trim() : undefined;
     const label = reply.voiceLabel ? `🔈 ${reply.voiceLabel}` : undefined;
     const withText = reply.sendTextWithVoice === true && text !== undefined;
-    const fullCaption = [withText ? text : undefined, label].filter(Boolean).join('\n\n');
+    // The label is shown once: the engine may already have put it in the text.
+    const labelInText = withText && reply.voiceLabel !== undefined && text.includes(reply.voiceLabel);
+    const fullCaption = [withText ? text : undefined, labelInText ? undefined : label].filter(Boolean).join('\n\n');
     const captionFits = fullCaption.length <= MAX_CAPTION_CHARS;
     const caption = captionFits ? fullCaption : (label ?? '');
     const separateText = withText && !captionFits ? text : undefined;

@@ -303,7 +303,7 @@ describe('Telegram bot against the local Bot API server', () => {
     expect(calls[2]!.atMs - calls[1]!.atMs).toBeGreaterThanOrEqual(390);
   });
 
-  it('passes stickers and PDF documents on without audio, so the engine can answer them', async () => {
+  it('passes a sticker on without content and a PDF document as audio to be sniffed', async () => {
     const { fake, engine } = await setup(async (m, target) => {
       if (!m.audio && !m.text) await target.reply({ kind: 'error', text: 'I understand voice notes and text.' });
     });
@@ -311,9 +311,21 @@ describe('Telegram bot against the local Bot API server', () => {
     fake.sendDocument(Buffer.from('%PDF-1.4\n'), { fileName: 'cv.pdf', mimeType: 'application/pdf' });
     const [sticker, pdf] = await engine.waitForMessages(2);
     expect(sticker!.audio).toBeUndefined();
-    expect(pdf!.audio).toBeUndefined();
-    await fake.waitForCalls('sendMessage', 2);
+    expect(pdf!.audio).toMatchObject({ isVoiceNote: false, declaredMime: 'application/pdf', fileName: 'cv.pdf', declaredSizeBytes: 9 });
+    const answer = await fake.waitForCall('sendMessage');
+    expect(answer.params.text).toBe('I understand voice notes and text.');
     expect(fake.callsTo('getFile')).toHaveLength(0);
+  });
+
+  it('shows the voice label once when the text already carries it', async () => {
+    const reply = await makeOggOpus(1);
+    const label = 'Offline preview voice: an approximation.';
+    const { fake } = await setup(async (_m, target) => {
+      await target.reply({ kind: 'answer', text: `Hi there.\n\n(${label})`, voice: voiceNote(reply, 1), sendTextWithVoice: true, voiceLabel: label });
+    });
+    fake.sendText('hi');
+    const voice = await fake.waitForCall('sendVoice');
+    expect(voice.params.caption).toBe(`Hi there.\n\n(${label})`);
   });
 
   it('never writes the bot token to the logs', () => {

@@ -129,14 +129,15 @@ describe('mapUpdate', () => {
     expect(genericOgg?.audio?.fileName).toBe('note.ogg');
   });
 
-  it('passes a PDF document or a sticker to the engine without audio or text', () => {
+  it('offers every document to the engine as audio with its declared type, and passes a sticker without content', () => {
     const pdf = mapUpdate(message({ document: { file_id: 'P', file_unique_id: 'p', file_name: 'cv.pdf', mime_type: 'application/pdf', file_size: 90_000 } }), context());
     expect(pdf).toMatchObject({ id: 'telegram:update:555', chatId: '42' });
-    expect(pdf?.audio).toBeUndefined();
+    expect(pdf?.audio).toMatchObject({ isVoiceNote: false, declaredMime: 'application/pdf', fileName: 'cv.pdf', declaredSizeBytes: 90_000 });
     expect(pdf?.text).toBeUndefined();
     const sticker = mapUpdate(message({ sticker: { file_id: 'S', file_unique_id: 's', type: 'regular', width: 512, height: 512, is_animated: false, is_video: false } }), context());
     expect(sticker).toBeDefined();
     expect(sticker?.audio).toBeUndefined();
+    expect(sticker?.text).toBeUndefined();
   });
 
   it('ignores service messages and updates without a sender', () => {
