@@ -128,6 +128,25 @@ export function toMp3(bytes: Buffer, bitrate = '64k'): Buffer {
   return ffmpeg(['-i', 'pipe:0', '-ac', '1', '-c:a', 'libmp3lame', '-b:a', bitrate, '-id3v2_version', '0', '-f', 'mp3', 'pipe:1'], bytes);
 }
 
+/**
+ * MP3 with an embedded PNG cover (an ID3v2 APIC frame that ffprobe lists as a video stream), as
+ * music apps and some TTS services produce. Written through a temporary file: ffmpeg's MP3 muxer
+ * drops attached pictures when writing to a pipe.
+ */
+export function toMp3WithCoverArt(bytes: Buffer): Buffer {
+  const dir = mkdtempSync(path.join(tmpdir(), 'voicetwin-test-'));
+  try {
+    const cover = path.join(dir, 'cover.png');
+    const out = path.join(dir, 'out.mp3');
+    ffmpeg(['-f', 'lavfi', '-i', 'color=c=blue:s=64x64', '-frames:v', '1', cover]);
+    ffmpeg(['-i', 'pipe:0', '-i', cover, '-map', '0:a', '-map', '1:v', '-c:v', 'copy', '-disposition:v:0', 'attached_pic',
+      '-c:a', 'libmp3lame', '-id3v2_version', '3', out], bytes);
+    return readFileSync(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** FLAC. */
 export function toFlac(bytes: Buffer): Buffer {
   return ffmpeg(['-i', 'pipe:0', '-c:a', 'flac', '-f', 'flac', 'pipe:1'], bytes);
