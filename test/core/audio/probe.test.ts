@@ -3,7 +3,6 @@ import { checkAudio, probeAudio } from '../../../src/core/audio/probe.js';
 import { checkDeclared, DEFAULT_AUDIO_LIMITS, MIB } from '../../../src/core/audio/limits.js';
 import { scanOggPages } from '../../../src/core/audio/ogg.js';
 import {
-  ffmpeg,
   ffprobeJson,
   ffprobeDurationSec,
   makeHourLongMp3,
