@@ -67,6 +67,8 @@ export interface WhatsAppBot {
   readonly state: WhatsAppConnectionState;
   /** Calls `listener` on every state change; returns an unsubscribe function. */
   onStateChange(listener: (state: WhatsAppConnectionState) => void): () => void;
+  /** Resolves when no received message is being handled (turns started before the call and since). */
+  idle(): Promise<void>;
 }
 
 const APOLOGY = 'Sorry, something went wrong on my side. Please try again in a moment.';
@@ -188,6 +190,9 @@ export async function startWhatsAppBot(options: WhatsAppBotOptions): Promise<Wha
       return connection.state;
     },
     onStateChange: (listener) => connection.onStateChange(listener),
+    async idle() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
     stop() {
       stopping ??= (async () => {
         accepting = false;

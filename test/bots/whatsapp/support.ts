@@ -148,3 +148,20 @@ export function readOpusHead(bytes: Buffer): { channels: number; inputSampleRate
   if (at === -1 || bytes.length < at + 16) throw new Error('no OpusHead packet');
   return { channels: bytes.readUInt8(at + 9), preSkip: bytes.readUInt16LE(at + 10), inputSampleRateHz: bytes.readUInt32LE(at + 12) };
 }
+
+/**
+ * Encodes any audio the way WhatsApp's phone apps record voice notes: Ogg/Opus, mono, 16 kHz.
+ * @throws when ffmpeg cannot decode the input
+ */
+export async function toWhatsAppPtt(bytes: Buffer): Promise<Buffer> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vt-wa-ptt-'));
+  try {
+    const input = path.join(dir, 'in.bin');
+    const output = path.join(dir, 'out.ogg');
+    await writeFile(input, bytes);
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', input, '-ac', '1', '-ar', '16000', '-c:a', 'libopus', '-b:a', '24k', '-application', 'voip', output]);
+    return await readFile(output);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
