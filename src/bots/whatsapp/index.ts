@@ -88,7 +88,8 @@ const ACTIVITY_MAX_MS = 5 * 60_000;
  * @throws RangeError when `minSendIntervalMs` is negative
  */
 export async function startWhatsAppBot(options: WhatsAppBotOptions): Promise<WhatsAppBot> {
-  const logger = options.logger.child({ channel: 'whatsapp' });
+  // The composition root may already have bound the channel; bind it once.
+  const logger = options.logger.bindings().channel === 'whatsapp' ? options.logger : options.logger.child({ channel: 'whatsapp' });
   const paths = whatsAppPaths(options.dataDir);
   await mkdir(options.dataDir, { recursive: true });
   const client = options.client ?? createWhatsAppClient({ dataDir: options.dataDir, chromiumPath: options.chromiumPath });

@@ -64,6 +64,33 @@ describe.skipIf(!haveChromium && !process.env.CI)('WhatsApp client start-up with
     await data.remove();
   });
 
+  it('retries a failed start on the same client: the next attempt launches the browser again', { timeout: 90_000 }, async () => {
+    const data = await tempDataDir();
+    const paths = whatsAppPaths(data.dir);
+    const logs = captureLogs();
+    const bot = await startWhatsAppBot({
+      engine: new RecordingEngine(),
+      logger: logs.logger,
+      dataDir: data.dir,
+      client: createWhatsAppClient({ dataDir: data.dir, chromiumPath: CHROMIUM }),
+      qrOutput: null,
+      startupTimeoutMs: 45_000,
+      reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 },
+    });
+    try {
+      await waitUntil(() => logs.lines.some((l) => l.event === 'startup_failed') || bot.state === 'qr', 'the first attempt to end', 60_000);
+      // From now on WhatsApp Web "loads" (from the version cache): the retry must get to the QR code.
+      await mkdir(paths.webCacheDir, { recursive: true });
+      await writeFile(path.join(paths.webCacheDir, `${WEB_VERSION}.html`), fakeWhatsAppWebIndexHtml(WEB_VERSION));
+      await waitUntil(() => bot.state === 'qr', 'the QR code on a later attempt', 60_000);
+      expect(existsSync(paths.qrPngPath)).toBe(true);
+    } finally {
+      await bot.stop();
+    }
+    expect(await chromiumProcessesUsing(data.dir)).toBe(0);
+    await data.remove();
+  });
+
   it('emits qr and authenticated through the real client (fake WhatsApp Web page from the version cache)', { timeout: 90_000 }, async () => {
     const data = await tempDataDir();
     const paths = whatsAppPaths(data.dir);
