@@ -40,4 +40,19 @@ export interface SampleAnalysis {
   voicedRatio: number;
   /** Median fundamental frequency of voiced frames, Hz; undefined when nothing is voiced. */
   medianF0Hz?: number;
+  /**
+   * Syllable nuclei per second of speech: peaks of the smoothed 250–2500 Hz band energy that
+   * stand out from their neighbours and fall on voiced frames. Read speech is about 3–6 per second;
+   * a steady tone has none. Used to match the offline voice's speaking rate.
+   */
+  syllableRatePerSec: number;
+  /**
+   * Fraction (0–1) of consecutive voiced-frame pairs whose pitch changes by less than 0.1 semitone.
+   * Speech glides continuously (low values); a pure tone or a held musical note stays put (near 1).
+   */
+  pitchStability: number;
+  /** Level of the quietest 10% of 10 ms frames, dBFS (−100 for digital silence). */
+  noiseFloorDb: number;
+  /** Highest absolute sample, dBFS (−100 for digital silence). */
+  peakDb: number;
 }

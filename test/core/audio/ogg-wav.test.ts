@@ -47,11 +47,13 @@ describe('getOggOpusInfo', () => {
   it('throws CORRUPT_AUDIO for bytes without an OpusHead', () => {
     const vorbisLike = Buffer.from('OggS');
     expect(() => getOggOpusInfo(vorbisLike)).toThrow(expect.objectContaining({ code: 'CORRUPT_AUDIO' }));
+    let caught: unknown;
     try {
       getOggOpusInfo(makeSpeechWav('hello'));
     } catch (err) {
-      expect(isUserInputError(err)).toBe(true);
+      caught = err;
     }
+    expect(isUserInputError(caught)).toBe(true);
   });
 });
 
