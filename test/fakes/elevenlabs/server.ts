@@ -41,6 +41,8 @@ export interface ElevenLabsFault {
   retryAfterSec?: number;
   /** Wait this long before answering (to trigger client timeouts). */
   delayMs?: number;
+  /** After the delay, answer normally instead of with an error (a slow success). */
+  passThrough?: boolean;
 }
 
 /** A multipart file part as received. */
@@ -166,7 +168,9 @@ export class ElevenLabsFake {
     if (req.headers['xi-api-key'] !== this.apiKey) return send(401, detail('invalid_api_key', 'Invalid API key'));
     if (route === 'unknown') return send(404, { detail: 'Not Found' });
     const fault = this.faults.get(route)?.shift();
-    if (fault) {
+    if (fault?.passThrough) {
+      await new Promise((r) => setTimeout(r, fault.delayMs ?? 0));
+    } else if (fault) {
       if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       const headers: Record<string, string> = fault.retryAfterSec !== undefined ? { 'retry-after': String(fault.retryAfterSec) } : {};
       const defaults: Record<number, string> = { 401: 'quota_exceeded', 429: 'system_busy', 500: 'internal_error', 503: 'service_unavailable' };
