@@ -76,11 +76,12 @@ function bestWindow(sample: CloneSample, maxFrames: number): Window | undefined 
   while (first < last && !speech[first]) first++;
   while (last > first && !speech[last]) last--;
   const pad = Math.round(PAD_SEC / frames.frameSec);
+  const startFrame = Math.max(0, first - pad);
   return {
     sampleId: sample.id,
     pcm: sample.pcm,
-    startFrame: Math.max(0, first - pad),
-    endFrame: Math.min(n, last + 1 + pad),
+    startFrame,
+    endFrame: Math.min(n, last + 1 + pad, startFrame + maxFrames),
     speechFrames: best,
     snrDb: analysis.snrDb,
     clippingRatio: analysis.clippingRatio,
