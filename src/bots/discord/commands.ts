@@ -36,10 +36,15 @@ const FALLBACK_DESCRIPTIONS: Record<string, string> = {
   status: 'Your voice profile, persona and what is stored',
   delete: 'Delete all your data and your cloned voice',
   help: 'What you can do',
+  text: 'Send the text with each voice reply, or not',
+  stop: 'Stop receiving announcements',
 };
 
-/** The names of the commands the bot registers, in menu order. */
+/** The names of the commands the bot always registers, in menu order. */
 export const DISCORD_COMMAND_NAMES = ['enroll', 'talk', 'say', 'style', 'remember', 'memories', 'forget', 'status', 'delete', 'help'] as const;
+
+/** Settings commands registered after those when the engine lists them. */
+export const OPTIONAL_COMMAND_NAMES = ['text', 'stop'] as const;
 
 function describe(name: string, engineCommands: readonly CommandInfo[]): string {
   const fromEngine = engineCommands.find((c) => c.name === name)?.description;
@@ -82,6 +87,19 @@ export function buildSlashCommands(engineCommands: readonly CommandInfo[]): REST
     base('delete'),
     base('help'),
   ];
+  const offered = new Set(engineCommands.map((c) => c.name));
+  if (offered.has('text')) {
+    commands.push(
+      base('text').addStringOption((o) =>
+        o
+          .setName('mode')
+          .setDescription('on: text with every voice reply; off: voice only')
+          .setRequired(true)
+          .addChoices({ name: 'on', value: 'on' }, { name: 'off', value: 'off' }),
+      ),
+    );
+  }
+  if (offered.has('stop')) commands.push(base('stop'));
   return commands.map((c) => c.toJSON());
 }
 
@@ -100,7 +118,8 @@ export type CommandContent = Pick<InboundMessage, 'text' | 'command' | 'audio'>;
  *   enrollment sample while an enrollment is waiting for consent or samples);
  * - `/talk` → the `voice` attachment as audio and/or `text` (neither → empty text, which the engine
  *   answers);
- * - `/style` without a persona → command `styles`; the others → command `<name>` with its option as args.
+ * - `/style` without a persona → command `styles`; the others → command `<name>` with their
+ *   options' values, space-separated, as args (`/text mode:off` → `text off`).
  */
 export function commandContent(interaction: ChatInputCommandInteraction, download: (a: Attachment) => () => Promise<Buffer>): CommandContent {
   const name = interaction.commandName;

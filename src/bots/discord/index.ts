@@ -75,7 +75,7 @@ const APOLOGY = 'Sorry, something went wrong on my side. Nothing you stored was 
  */
 export async function startDiscordBot(options: DiscordBotOptions): Promise<DiscordBot> {
   const { engine } = options;
-  const log = options.logger.child({ channel: 'discord' });
+  const log = options.logger.bindings().channel === 'discord' ? options.logger : options.logger.child({ channel: 'discord' });
   const client = new Client({
     intents: [GatewayIntentBits.Guilds, GatewayIntentBits.DirectMessages],
     // DM channels are not cached; without the Channel partial discord.js drops their messages.

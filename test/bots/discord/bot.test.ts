@@ -55,7 +55,7 @@ describe('slash command registration', () => {
     expect(put?.path).toBe(`/applications/${fake.applicationId}/guilds/${fake.guildId}/commands`);
     expect(put?.authorization).toBe(`Bot ${fake.token}`);
     const commands = put!.json as Array<{ name: string; description: string; options?: Array<{ name: string; type: number; required?: boolean; choices?: Array<{ value: string }> }>; contexts?: number[] }>;
-    expect(commands.map((c) => c.name)).toEqual(['enroll', 'talk', 'say', 'style', 'remember', 'memories', 'forget', 'status', 'delete', 'help']);
+    expect(commands.map((c) => c.name)).toEqual(['enroll', 'talk', 'say', 'style', 'remember', 'memories', 'forget', 'status', 'delete', 'help', 'text', 'stop']);
     const byName = Object.fromEntries(commands.map((c) => [c.name, c]));
     expect(byName.enroll!.description).toBe('Clone your voice from a few voice notes (asks for consent first)');
     expect(byName.enroll!.options).toEqual([expect.objectContaining({ name: 'sample', type: OPTION_TYPE.ATTACHMENT, required: false })]);
@@ -66,6 +66,7 @@ describe('slash command registration', () => {
     expect(byName.say!.options![0]).toMatchObject({ name: 'text', type: OPTION_TYPE.STRING, required: true });
     expect(byName.style!.options![0]!.choices!.map((c) => c.value)).toEqual([...PERSONA_NAMES]);
     expect(byName.forget!.options![0]).toMatchObject({ name: 'memory', required: true });
+    expect(byName.text!.options![0]!.choices!.map((c) => c.value)).toEqual(['on', 'off']);
     for (const c of commands) {
       expect(c.description.length).toBeGreaterThan(0);
       expect(c.description.length).toBeLessThanOrEqual(100);
@@ -78,7 +79,7 @@ describe('slash command registration', () => {
     const globalBot = await startDiscordBot({ token: other.token, applicationId: other.applicationId, apiBase: other.apiBase, engine: new RecordingEngine(), logger: silentLogger });
     try {
       expect(other.calls.find((c) => c.method === 'PUT')?.path).toBe(`/applications/${other.applicationId}/commands`);
-      expect(other.registeredCommands.get('global')).toHaveLength(10);
+      expect(other.registeredCommands.get('global')).toHaveLength(12);
     } finally {
       await globalBot.stop();
     }
@@ -119,6 +120,10 @@ describe('interactions', () => {
     const styles = fake.sendSlashCommand({ user: alice, name: 'style' });
     await answers(styles, 1);
     expect((await inboundFor(styles)).command).toEqual({ name: 'styles', args: '' });
+
+    const text = fake.sendSlashCommand({ user: alice, name: 'text', options: [{ name: 'mode', type: OPTION_TYPE.STRING, value: 'off' }] });
+    await answers(text, 1);
+    expect((await inboundFor(text)).command).toEqual({ name: 'text', args: 'off' });
   });
 
   it('answers an error privately even when the command was deferred publicly', async () => {
@@ -327,6 +332,22 @@ describe('direct messages', () => {
     const withFile = await engine.waitFor((m) => m.id === `discord:message:${String(file.id)}`);
     expect(withFile.text).toBe('my file');
     expect(withFile.audio).toMatchObject({ declaredMime: 'application/pdf', isVoiceNote: false });
+  });
+});
+
+describe('forwarded messages', () => {
+  it('marks a forwarded voice message as forwarded and takes its audio from the snapshot', async () => {
+    const gina = fake.addUser('gina');
+    engine.script = async (_m, target) => target.reply({ kind: 'error', text: 'Forwarded voice notes cannot be used.' });
+    const bytes = toOggOpus(makeSpeechWav('Someone else speaking.'));
+    const attachment = fake.hostAttachment(bytes, { filename: 'voice-message.ogg', contentType: 'audio/ogg', durationSec: 1.2, waveform: 'AAAA' });
+    const message = fake.sendDirectMessage({ user: gina, attachments: [attachment], voice: true, forwarded: true });
+    const inbound = await engine.waitFor((m) => m.id === `discord:message:${String(message.id)}`);
+    expect(inbound.forwarded).toBe(true);
+    expect(inbound.audio).toMatchObject({ isVoiceNote: true, declaredDurationSec: 1.2, declaredSizeBytes: bytes.length });
+    const dm = fake.dmChannelId(gina.id);
+    const reply = await fake.waitFor(() => fake.channelMessages(dm)[0], 10_000, 'refusal in the DM');
+    expect(reply.message.content).toBe('⚠️ Forwarded voice notes cannot be used.');
   });
 });
 

@@ -13,6 +13,8 @@ export const TEST_COMMANDS: CommandInfo[] = [
   { name: 'enroll', description: 'Clone your voice from a few voice notes (asks for consent first)' },
   { name: 'status', description: 'Your voice profile, persona and what is stored' },
   { name: 'help', description: 'What you can do' },
+  { name: 'text', description: 'Send the text with each voice reply, or not', args: '<on|off>' },
+  { name: 'stop', description: 'Stop receiving announcements' },
 ];
 
 export class RecordingEngine implements ConversationEngine {

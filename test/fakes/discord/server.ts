@@ -363,30 +363,48 @@ export class FakeDiscord {
 
   /**
    * Dispatches MESSAGE_CREATE for a direct message from `user` to the bot. With `voice`, the message
-   * carries flag IS_VOICE_MESSAGE and the single attachment is a voice message.
+   * carries flag IS_VOICE_MESSAGE and the single attachment is a voice message. With `forwarded`,
+   * the content and attachments arrive as a forward: a `message_reference` of type 1 (FORWARD), a
+   * `message_snapshots` entry holding them, and flag HAS_SNAPSHOT (1 << 14) on the outer message
+   * (https://discord.com/developers/docs/resources/message#message-reference-types).
    */
-  sendDirectMessage(params: { user: FakeUser; content?: string; attachments?: FakeAttachment[]; voice?: boolean }): Record<string, unknown> {
+  sendDirectMessage(params: { user: FakeUser; content?: string; attachments?: FakeAttachment[]; voice?: boolean; forwarded?: boolean }): Record<string, unknown> {
     const channelId = this.dmChannelId(params.user.id);
-    const message = {
+    const inner = {
+      content: params.content ?? '',
+      attachments: params.attachments ?? [],
+      flags: params.voice ? MESSAGE_FLAG.IS_VOICE_MESSAGE : 0,
+    };
+    const message: Record<string, unknown> = {
       id: snowflake(),
       channel_id: channelId,
       author: params.user,
-      content: params.content ?? '',
+      content: inner.content,
       timestamp: new Date().toISOString(),
       edited_timestamp: null,
       tts: false,
       mention_everyone: false,
       mentions: [],
       mention_roles: [],
-      attachments: params.attachments ?? [],
+      attachments: inner.attachments,
       embeds: [],
       pinned: false,
       type: 0,
-      flags: params.voice ? MESSAGE_FLAG.IS_VOICE_MESSAGE : 0,
+      flags: inner.flags,
       components: [],
       // MESSAGE_CREATE extra field (https://discord.com/developers/docs/events/gateway-events#message-create)
       channel_type: 1,
     };
+    if (params.forwarded) {
+      const sourceChannel = snowflake();
+      Object.assign(message, {
+        content: '',
+        attachments: [],
+        flags: 1 << 14,
+        message_reference: { type: 1, message_id: snowflake(), channel_id: sourceChannel },
+        message_snapshots: [{ message: { type: 0, ...inner, embeds: [], timestamp: new Date().toISOString(), edited_timestamp: null, mentions: [], mention_roles: [] } }],
+      });
+    }
     this.dispatch('MESSAGE_CREATE', message);
     return message;
   }
