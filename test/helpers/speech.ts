@@ -90,5 +90,9 @@ export function readSpeech(relPath: string): Buffer {
  */
 export const describeIfSpeech = (name: string, fn: () => void): void => {
   if (speechAvailable()) describe(name, fn);
-  else describe.skip(`${name} [skipped: no speech clips at ${speechDir()}; set VOICETWIN_SPEECH_DIR]`, fn);
+  else {
+    const reason = `no speech clips at ${speechDir()}; set VOICETWIN_SPEECH_DIR`;
+    console.warn(`Skipping "${name}": ${reason}`);
+    describe.skip(`${name} [skipped: ${reason}]`, fn);
+  }
 };
