@@ -47,8 +47,9 @@ export interface SampleAnalysis {
    */
   syllableRatePerSec: number;
   /**
-   * Fraction (0–1) of consecutive voiced-frame pairs whose pitch changes by less than 0.1 semitone.
-   * Speech glides continuously (low values); a pure tone or a held musical note stays put (near 1).
+   * Fraction (0–1) of successive pitch estimates (20 ms apart, both voiced) that differ by less
+   * than 0.1 semitone. Speech glides continuously (0.05–0.4 on real recordings); a pure tone or
+   * held musical notes stay put (above 0.8).
    */
   pitchStability: number;
   /** Level of the quietest 10% of 10 ms frames, dBFS (−100 for digital silence). */
