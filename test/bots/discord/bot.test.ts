@@ -137,6 +137,38 @@ describe('interactions', () => {
     expect(fake.calls.some((c) => c.method === 'DELETE' && c.path.includes(talk.token))).toBe(true);
   });
 
+  it('apologises privately when the engine fails unexpectedly', async () => {
+    engine.script = async () => {
+      throw new Error('database on fire');
+    };
+    const i = fake.sendSlashCommand({ user: alice, name: 'say', options: [{ name: 'text', type: OPTION_TYPE.STRING, value: 'x' }] });
+    const [reply] = await answers(i, 1);
+    expect(reply!.message.content).toMatch(/^⚠️ Sorry, something went wrong/);
+    expect(Number(reply!.message.flags) & MESSAGE_FLAG.EPHEMERAL).toBeTruthy();
+    expect(String(reply!.message.content)).not.toMatch(/database/);
+  });
+
+  it('continues in the DMs once the interaction token has expired', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    engine.script = async (_m, target) => {
+      await gate;
+      await target.reply({ kind: 'answer', text: 'Sorry for the wait.', voice, sendTextWithVoice: true });
+    };
+    const i = fake.sendSlashCommand({ user: alice, name: 'say', options: [{ name: 'text', type: OPTION_TYPE.STRING, value: 'slow' }] });
+    await fake.waitFor(() => fake.interactions.get(i.id)!.ackType, 10_000, 'deferral');
+    fake.expireInteractionToken(i.id);
+    release();
+    const dm = fake.dmChannelId(alice.id);
+    const posted = await fake.waitFor(() => {
+      const list = fake.channelMessages(dm).filter((m) => m.atMs >= fake.interactions.get(i.id)!.ackedAtMs!);
+      return list.length >= 2 ? list : undefined;
+    }, 10_000, 'replies in the DM');
+    expect(fake.calls.some((c) => c.path.includes(i.token) && c.errorCode === 50027)).toBe(true);
+    expect(posted[0]!.message.content).toBe('Sorry for the wait.');
+    expect(Number(posted[1]!.message.flags)).toBe(MESSAGE_FLAG.IS_VOICE_MESSAGE);
+  });
+
   it('removes a deferred response the engine never answered', async () => {
     const help = fake.sendSlashCommand({ user: alice, name: 'help' });
     await fake.waitFor(() => fake.calls.some((c) => c.method === 'DELETE' && c.path.includes(help.token)), 10_000, 'delete of the unanswered response');

@@ -200,6 +200,7 @@ export class FakeDiscord {
   private readonly voiceRejected = new Set<string>();
   private readonly attachmentsRejected = new Set<string>();
   private readonly dmBlocked = new Set<string>();
+  private readonly expiredTokens = new Set<string>();
   private readonly heartbeatIntervalMs: number;
   private readonly ackDeadlineMs: number;
   private readonly listeners = new Set<() => void>();
@@ -319,6 +320,11 @@ export class FakeDiscord {
     if (meta.durationSec !== undefined) attachment.duration_secs = meta.durationSec;
     if (meta.waveform !== undefined) attachment.waveform = meta.waveform;
     return attachment;
+  }
+
+  /** Ends an interaction token's life early (Discord: 15 minutes); webhook calls then get 401 50027. */
+  expireInteractionToken(interactionId: string): void {
+    this.expiredTokens.add(this.interactions.get(interactionId)?.token ?? '');
   }
 
   /** Waits until the client has identified on the gateway. */
@@ -802,7 +808,8 @@ export class FakeDiscord {
   private interactionForWebhook(applicationId: string, token: string): FakeInteraction {
     if (applicationId !== this.applicationId) throw new ApiError(404, 10015, 'Unknown Webhook');
     const interaction = [...this.interactions.values()].find((i) => i.token === token);
-    if (!interaction || Date.now() - interaction.dispatchedAtMs > INTERACTION_TOKEN_LIFETIME_MS) throw new ApiError(404, 10015, 'Unknown Webhook');
+    if (!interaction) throw new ApiError(404, 10015, 'Unknown Webhook');
+    if (this.expiredTokens.has(token) || Date.now() - interaction.dispatchedAtMs > INTERACTION_TOKEN_LIFETIME_MS) throw new ApiError(401, 50027, 'Invalid Webhook Token');
     return interaction;
   }
 
