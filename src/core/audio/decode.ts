@@ -38,6 +38,7 @@ export interface DecodeOptions {
  * @throws UserInputError EMPTY_AUDIO (0 bytes), UNSUPPORTED_FORMAT (unknown magic bytes),
  *   CORRUPT_AUDIO (ffmpeg fails or yields no samples)
  * @throws DependencyError when ffmpeg is missing; AudioToolError on timeout; the abort reason when aborted
+ * @throws RangeError for a sample rate outside 1000–192000 Hz or a non-positive `maxDurationSec`
  */
 export async function decodeToPcm(bytes: Buffer, options: DecodeOptions = {}): Promise<PcmAudio> {
   if (bytes.length === 0) throw emptyAudioError({ sizeBytes: 0 });
@@ -48,6 +49,7 @@ export async function decodeToPcm(bytes: Buffer, options: DecodeOptions = {}): P
     throw new RangeError(`sampleRateHz must be an integer between 1000 and 192000, got ${sampleRateHz}`);
   }
   const limitSec = options.maxDurationSec;
+  if (limitSec !== undefined && !(limitSec > 0)) throw new RangeError(`maxDurationSec must be positive, got ${limitSec}`);
   const output = ['-map', '0:a:0', '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(sampleRateHz)];
   if (limitSec !== undefined) output.push('-t', String(limitSec));
   output.push('-c:a', 'pcm_s16le', '-f', 's16le', 'pipe:1');

@@ -31,8 +31,8 @@ export interface EncodeOptions {
 
 /**
  * Encodes speech as a voice note: Ogg container, Opus codec (libopus, `-application voip`, 20 ms
- * frames, VBR), one channel, no metadata tags (`-map_metadata -1`, bit-exact muxing so no encoder
- * tag is written).
+ * frames, VBR), one channel, no metadata tags (`-map_metadata -1`; with bit-exact flags the
+ * OpusTags header keeps only vendor `ffmpeg` and `encoder=Lavc libopus`, no version numbers).
  *
  * @param input PCM, or bytes in any supported container (e.g. MP3 or WAV from a TTS provider),
  *   which are decoded first
