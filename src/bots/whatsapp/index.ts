@@ -29,12 +29,6 @@ export { mapWhatsAppMessage, parseCommand } from './mapping.js';
 export { SendPacer, DEFAULT_MIN_SEND_INTERVAL_MS } from './pacing.js';
 export { VOICE_NOTE_MIMETYPE } from './replies.js';
 
-/**
- * Sample rate the WhatsApp adapter wants voice notes encoded at, Hz: 16 kHz mono Ogg/Opus, the
- * format of the voice notes WhatsApp's own apps record and the one reported to play on phones.
- */
-export const WHATSAPP_VOICE_SAMPLE_RATE_HZ = 16_000;
-
 /** Options of {@link startWhatsAppBot}. */
 export interface WhatsAppBotOptions {
   engine: ConversationEngine;
