@@ -1,0 +1,455 @@
+/**
+ * The broadcast service: the `/broadcast` operator command, dry-run estimates, job creation with
+ * an audience snapshot, one-at-a-time running of persisted jobs, resuming after a restart, status
+ * and cancel (also for jobs queued by `voicetwin broadcast` from another process).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { UserInputError } from '../errors.js';
+import type { OperatorCommand, OperatorCommandContext } from '../engine.js';
+import type { JobRecord, UserRecord } from '../store/types.js';
+import type { Channel, ChatAddress } from '../types.js';
+import { estimateCostUsd, type UnitPrices, type UsageMeter } from '../usage.js';
+import { BROADCAST_USAGE, parseBroadcastCommand } from './command.js';
+import { estimateText, formatCount, formatDuration, statusText } from './format.js';
+import { BroadcastJournal, DEFAULT_RETENTION_MS } from './journal.js';
+import { DEFAULT_CHANNEL_PACE, DEFAULT_HEADROOM, RateLimiter, systemClock, type BroadcastClock, type ChannelPace } from './pacing.js';
+import { BroadcastRun, type BroadcastEngine, type ProgressEditor, type RunnerDeps } from './runner.js';
+import {
+  BROADCAST_CHANNELS,
+  countRecord,
+  emptyCounts,
+  isBroadcastChannel,
+  sumCounts,
+  type AudienceEntry,
+  type BroadcastChannel,
+  type BroadcastEstimate,
+  type BroadcastJobData,
+  type BroadcastRequest,
+  type BroadcastStatus,
+  type LaneCheckpoint,
+  type SkipReason,
+} from './types.js';
+
+/** Options of {@link BroadcastService}; durations in ms unless named otherwise. */
+export interface BroadcastServiceOptions {
+  engine: BroadcastEngine;
+  logger?: Logger;
+  /** Counts synthesised characters against the operator and enforces their daily TTS budget. */
+  usage?: UsageMeter;
+  /** Unit prices by provider name, for the dry-run cost estimate. */
+  prices?: Record<string, UnitPrices>;
+  /** Per-channel pace overrides (see {@link DEFAULT_CHANNEL_PACE}). */
+  pace?: Partial<Record<Channel, Partial<ChannelPace>>>;
+  /** Widening of the spacing beyond each limit, a fraction (default 0.02). */
+  headroom?: number;
+  clock?: BroadcastClock;
+  /** Own-voice syntheses at once (default 2). */
+  synthesisConcurrency?: number;
+  /** Recipients prepared ahead of the sends (default 64). */
+  lookahead?: number;
+  /** Checkpoint and cancel-flag check interval (default 1000). */
+  checkpointIntervalMs?: number;
+  /** Progress message update interval (default 3000). */
+  progressIntervalMs?: number;
+  /** How often `start()` looks for jobs queued by another process, e.g. the CLI (default 5000; 0 = never). */
+  pollIntervalMs?: number;
+  /** How long a job waits for a channel's bot to register its sender (default 60 000). */
+  senderWaitMs?: number;
+  /** Re-sends after a rate-limit answer per recipient (default 3). */
+  maxRateLimitRetries?: number;
+  /** How long recipient records are kept (default 30 days). */
+  retentionMs?: number;
+  /** Seconds one own-voice synthesis is assumed to take, for the duration estimate (default 1.5). */
+  estimatedRenderSec?: number;
+}
+
+/** Who asked for a broadcast and where its progress goes. */
+export interface BroadcastOrigin {
+  /** User key of the operator, or `cli`. */
+  requestedBy: string;
+  /** Whose twin voice `--voice operator` uses and whose budget synthesis counts against. */
+  operatorKey?: string;
+  progressAddress?: ChatAddress;
+}
+
+interface Snapshot {
+  lanes: Map<BroadcastChannel, AudienceEntry[]>;
+  estimate: BroadcastEstimate;
+}
+
+const PROFILE_READ_BATCH = 64;
+
+/** Operator broadcasts over every registered channel. See docs/broadcast.md. */
+export class BroadcastService {
+  private readonly engine: BroadcastEngine;
+  private readonly log: Logger;
+  private readonly clock: BroadcastClock;
+  private readonly limiters = new Map<Channel, RateLimiter>();
+  private readonly deps: RunnerDeps;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly scheduled = new Set<string>();
+  private current: BroadcastRun | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(private readonly options: BroadcastServiceOptions) {
+    this.engine = options.engine;
+    this.log = (options.logger ?? silentLogger).child({ component: 'broadcast' });
+    this.clock = options.clock ?? systemClock;
+    this.deps = {
+      engine: this.engine,
+      logger: this.log,
+      clock: this.clock,
+      limiterFor: (channel) => this.limiterFor(channel),
+      paceFor: (channel) => this.paceFor(channel),
+      usage: options.usage,
+      synthesisConcurrency: options.synthesisConcurrency ?? 2,
+      lookahead: options.lookahead ?? 64,
+      checkpointIntervalMs: options.checkpointIntervalMs ?? 1000,
+      progressIntervalMs: options.progressIntervalMs ?? 3000,
+      senderWaitMs: options.senderWaitMs ?? 60_000,
+      maxRateLimitRetries: options.maxRateLimitRetries ?? 3,
+      retentionMs: options.retentionMs ?? DEFAULT_RETENTION_MS,
+    };
+  }
+
+  /** The pace of a channel: defaults with the configured overrides. */
+  paceFor(channel: Channel): ChannelPace {
+    return { ...DEFAULT_CHANNEL_PACE[channel], ...this.options.pace?.[channel] };
+  }
+
+  /** The channel's limiter, shared by every broadcast message of this process (sends, progress edits). */
+  limiterFor(channel: Channel): RateLimiter {
+    let limiter = this.limiters.get(channel);
+    if (!limiter) {
+      limiter = new RateLimiter(this.paceFor(channel), { headroom: this.options.headroom ?? DEFAULT_HEADROOM, clock: this.clock });
+      this.limiters.set(channel, limiter);
+    }
+    return limiter;
+  }
+
+  /** The `/broadcast` operator command to register with the engine. */
+  command(): OperatorCommand {
+    return {
+      info: { name: 'broadcast', description: 'Send an announcement to every user as a voice note (operators)', args: '[options] <text> | status | cancel', operatorOnly: true },
+      run: (context) => this.runCommand(context),
+    };
+  }
+
+  private async runCommand({ user, message, args, target, log }: OperatorCommandContext): Promise<void> {
+    const command = parseBroadcastCommand(args);
+    switch (command.action) {
+      case 'help':
+        return target.reply({ kind: 'info', text: BROADCAST_USAGE });
+      case 'status': {
+        const status = await this.status(command.id);
+        return target.reply({ kind: 'info', text: status ? statusText(status) : noBroadcastText(command.id) });
+      }
+      case 'cancel': {
+        const status = await this.cancel(command.id);
+        if (!status) return target.reply({ kind: 'info', text: command.id ? noBroadcastText(command.id) : 'No broadcast is running.' });
+        const done = status.state === 'done' || status.state === 'failed' || status.state === 'cancelled';
+        return target.reply({
+          kind: 'info',
+          text: done ? `Broadcast ${status.id} already ended (${status.state}).` : `Cancelling broadcast ${status.id}: nothing more is sent; messages already sent stay sent. The summary follows.`,
+        });
+      }
+      case 'send': {
+        const { request } = command;
+        if (request.dryRun) {
+          const estimate = await this.estimate(request, user.key);
+          log.info({ audience: request.audience, voice: request.voice, recipients: estimate.recipients, durationSec: estimate.durationSec }, 'broadcast dry run');
+          return target.reply({ kind: 'info', text: estimateText(request, estimate) });
+        }
+        const { job, estimate } = await this.create(request, { requestedBy: user.key, operatorKey: user.key, progressAddress: { channel: message.channel, chatId: message.chatId } }, { run: false });
+        log.info({ jobId: job.id, recipients: estimate.recipients, skipped: estimate.skipped, audience: request.audience, voice: request.voice }, 'broadcast started');
+        let editor: ProgressEditor | undefined;
+        try {
+          editor = await target.status(
+            `Broadcast ${job.id} starting: ${formatCount(estimate.recipients)} recipients (${formatCount(estimate.skipped)} skipped), about ${formatDuration(estimate.durationSec)}. /broadcast status or /broadcast cancel.`,
+          );
+        } catch (err) {
+          log.warn({ err }, 'could not send the broadcast progress message');
+        }
+        this.schedule(job, editor);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Counts the audience and estimates duration and cost; stores and sends nothing.
+   * @throws UserInputError as {@link create} would for the same request
+   */
+  async estimate(request: BroadcastRequest, operatorKey?: string): Promise<BroadcastEstimate> {
+    await this.validate(request, operatorKey);
+    return (await this.snapshot(request)).estimate;
+  }
+
+  /**
+   * Snapshots the audience and persists a `queued` job; with `run` (default true) this process
+   * runs it (after any broadcast already running). With `run: false` a running `voicetwin serve`
+   * on the same store picks it up.
+   *
+   * @throws UserInputError `TEXT_TOO_LONG` / `EMPTY_TEXT` for the text, `NOT_READY` for
+   *   `--voice operator` without a ready twin voice, `BUSY` while another broadcast is unfinished,
+   *   `BAD_ARGUMENT` when nobody in the audience can be reached
+   */
+  async create(
+    request: BroadcastRequest,
+    origin: BroadcastOrigin,
+    options: { run?: boolean; progress?: ProgressEditor } = {},
+  ): Promise<{ job: JobRecord; estimate: BroadcastEstimate }> {
+    await this.validate(request, origin.operatorKey);
+    const busy = (await this.engine.store.jobs.listUnfinished()).find((j) => j.kind === 'broadcast');
+    if (busy) {
+      throw new UserInputError('BUSY', `Broadcast ${busy.id} is not finished yet. Wait for it (/broadcast status) or stop it (/broadcast cancel), then try again.`);
+    }
+    const { lanes, estimate } = await this.snapshot(request);
+    if (estimate.recipients === 0) {
+      throw new UserInputError('BAD_ARGUMENT', `Nobody in the audience "${request.audience}" can receive it (${formatCount(estimate.skipped)} skipped: opted out or blocked).`);
+    }
+    const id = `bc-${randomBytes(3).toString('hex')}`;
+    const journal = new BroadcastJournal(this.engine.store.kv, id, this.deps.retentionMs);
+    const checkpoints: Partial<Record<BroadcastChannel, LaneCheckpoint>> = {};
+    for (const [channel, entries] of lanes) {
+      const counts = emptyCounts(entries.length);
+      for (const e of entries) if (e.skip) countRecord(counts, { state: 'skipped', atMs: 0, reason: e.skip });
+      checkpoints[channel] = { count: entries.length, chunks: await journal.writeAudience(channel, entries), dispatched: 0, open: [], counts };
+    }
+    const now = this.engine.now();
+    const data: BroadcastJobData = {
+      version: 1,
+      text: request.text,
+      audience: request.audience,
+      voice: request.voice,
+      requestedBy: origin.requestedBy,
+      ...(origin.operatorKey ? { operatorKey: origin.operatorKey } : {}),
+      ...(origin.progressAddress ? { progressAddress: origin.progressAddress } : {}),
+      lanes: checkpoints,
+      estimate,
+      inFlightAtCrash: 0,
+      resumes: 0,
+    };
+    const job: JobRecord = { id, kind: 'broadcast', state: 'queued', data, createdAtMs: now, updatedAtMs: now };
+    await this.engine.store.jobs.put(job);
+    await BroadcastJournal.remember(this.engine.store.kv, id);
+    this.log.info({ jobId: id, requestedBy: origin.requestedBy, recipients: estimate.recipients, skipped: estimate.skipped, audience: request.audience, voice: request.voice }, 'broadcast queued');
+    if (options.run ?? true) this.schedule(job, options.progress);
+    return { job, estimate };
+  }
+
+  private async validate(request: BroadcastRequest, operatorKey: string | undefined): Promise<void> {
+    const text = request.text.trim();
+    if (!text) throw new UserInputError('EMPTY_TEXT', 'The broadcast text is empty. Write the announcement after the options.');
+    const max = this.engine.settings.limits.replyMaxChars;
+    if (text.length > max) {
+      throw new UserInputError('TEXT_TOO_LONG', `A broadcast is spoken, so it can be at most ${formatCount(max)} characters (about a minute of speech). Yours has ${formatCount(text.length)}.`);
+    }
+    if (request.voice === 'operator') {
+      const profile = operatorKey ? await this.engine.store.profiles.get(operatorKey) : undefined;
+      if (profile?.state !== 'ready' || !profile.voice) {
+        throw new UserInputError('NOT_READY', 'Your twin voice is not ready yet (send /enroll), so --voice operator cannot be used. Use --voice own or --voice default.');
+      }
+    }
+  }
+
+  /** Reads every user once and builds each lane's recipients in first-seen order. */
+  private async snapshot(request: BroadcastRequest): Promise<Snapshot> {
+    const channels: readonly BroadcastChannel[] = isBroadcastChannelName(request.audience) ? [request.audience] : BROADCAST_CHANNELS;
+    const users = (await this.engine.store.users.list()).filter((u) => isBroadcastChannel(u.channel) && channels.includes(u.channel));
+    const needProfiles = request.audience === 'ready' || request.voice === 'own';
+    const ready = new Set<string>();
+    if (needProfiles) {
+      for (let i = 0; i < users.length; i += PROFILE_READ_BATCH) {
+        const batch = users.slice(i, i + PROFILE_READ_BATCH);
+        const profiles = await Promise.all(batch.map((u) => this.engine.store.profiles.get(u.key)));
+        profiles.forEach((p, j) => {
+          if (p?.state === 'ready' && p.voice) ready.add(batch[j]!.key);
+        });
+      }
+    }
+    const lanes = new Map<BroadcastChannel, AudienceEntry[]>();
+    const seen = new Set<string>();
+    const skippedBy: Partial<Record<SkipReason, number>> = {};
+    const byChannel: BroadcastEstimate['byChannel'] = {};
+    let recipients = 0;
+    let ownVoices = 0;
+    for (const user of users as Array<UserRecord & { channel: BroadcastChannel }>) {
+      if (request.audience === 'ready' && !ready.has(user.key)) continue;
+      const address = `${user.channel}:${user.address.chatId}`;
+      const skip: SkipReason | undefined = seen.has(address) ? 'duplicate address' : user.optedOut ? 'opted out' : user.blocked ? 'blocked' : undefined;
+      seen.add(address);
+      const entry: AudienceEntry = { userKey: user.key, chatId: user.address.chatId, ...(skip ? { skip } : {}) };
+      let lane = lanes.get(user.channel);
+      if (!lane) lanes.set(user.channel, (lane = []));
+      lane.push(entry);
+      const stats = (byChannel[user.channel] ??= { recipients: 0, skipped: 0, ownVoices: 0, senderRegistered: this.engine.senderFor(user.channel) !== undefined });
+      if (skip) {
+        stats.skipped++;
+        skippedBy[skip] = (skippedBy[skip] ?? 0) + 1;
+        continue;
+      }
+      stats.recipients++;
+      recipients++;
+      if (request.voice === 'own' && ready.has(user.key)) {
+        stats.ownVoices++;
+        ownVoices++;
+      }
+    }
+    let sendSec = 0;
+    for (const [channel, stats] of Object.entries(byChannel)) sendSec = Math.max(sendSec, stats.recipients / this.limiterFor(channel as Channel).effectivePerSec);
+    const synthSec = (ownVoices * (this.options.estimatedRenderSec ?? 1.5)) / Math.max(1, this.deps.synthesisConcurrency);
+    const sharedVoice = request.voice !== 'own' || ownVoices < recipients ? 1 : 0;
+    const ttsChars = recipients > 0 ? request.text.trim().length * (ownVoices + sharedVoice) : 0;
+    const ttsProvider = this.engine.providers.tts.name;
+    const price = this.options.prices?.[ttsProvider];
+    const estimate: BroadcastEstimate = {
+      recipients,
+      skipped: Object.values(skippedBy).reduce((a, b) => a + (b ?? 0), 0),
+      skippedBy,
+      byChannel,
+      ownVoices,
+      durationSec: Math.max(sendSec, synthSec),
+      ttsChars,
+      ttsProvider,
+      ...(price ? { costUsd: estimateCostUsd({ provider: ttsProvider, ttsChars }, price) } : {}),
+    };
+    return { lanes, estimate: { ...estimate } };
+  }
+
+  /** Runs the job after those already scheduled in this process (once per job id). */
+  private schedule(job: JobRecord, progress?: ProgressEditor): void {
+    if (this.scheduled.has(job.id) || this.stopping) return;
+    this.scheduled.add(job.id);
+    this.chain = this.chain.then(async () => {
+      try {
+        if (this.stopping) return;
+        const fresh = await this.engine.store.jobs.get(job.id);
+        if (!fresh || (fresh.state !== 'queued' && fresh.state !== 'running')) return;
+        const run = new BroadcastRun(this.deps, fresh, progress);
+        if (await new BroadcastJournal(this.engine.store.kv, job.id).cancelRequested()) run.cancel();
+        this.current = run;
+        await run.run();
+      } catch (err) {
+        this.log.error({ err, jobId: job.id }, 'broadcast could not run');
+      } finally {
+        this.current = undefined;
+        this.scheduled.delete(job.id);
+      }
+    });
+  }
+
+  /**
+   * Resumes unfinished broadcasts (after a crash or restart) and, every `pollIntervalMs`, picks up
+   * broadcasts queued by another process. Call after the bots registered their senders.
+   */
+  async start(): Promise<void> {
+    this.stopping = false;
+    await this.pickUp();
+    const every = this.options.pollIntervalMs ?? 5000;
+    if (every > 0 && !this.pollTimer) {
+      this.pollTimer = setInterval(() => void this.pickUp().catch((err: unknown) => this.log.warn({ err }, 'could not look for queued broadcasts')), every);
+      this.pollTimer.unref();
+    }
+  }
+
+  private async pickUp(): Promise<void> {
+    for (const job of await this.engine.store.jobs.listUnfinished()) {
+      if (job.kind !== 'broadcast' || this.scheduled.has(job.id)) continue;
+      this.log.info({ jobId: job.id, state: job.state }, job.state === 'running' ? 'resuming broadcast' : 'running queued broadcast');
+      this.schedule(job);
+    }
+  }
+
+  /** Stops dispatching, lets sends in flight finish and checkpoints; unfinished jobs resume on the next start. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    this.current?.stop();
+    await this.chain;
+  }
+
+  /** Resolves when no broadcast is running or scheduled in this process. */
+  async whenIdle(): Promise<void> {
+    let seen: Promise<void> | undefined;
+    while (seen !== this.chain) {
+      seen = this.chain;
+      await seen;
+    }
+  }
+
+  /** The broadcast `id`, or the unfinished one, or the latest; undefined when there is none. */
+  async status(id?: string): Promise<BroadcastStatus | undefined> {
+    const job = await this.findJob(id);
+    if (!job) return undefined;
+    if (this.current?.id === job.id) return this.current.status();
+    return statusOfJob(job);
+  }
+
+  /**
+   * Cancels the broadcast `id` (default: the unfinished one), in this process or the one running
+   * it (through a flag in the store, checked every second).
+   * @returns its status, or undefined when there is no such broadcast
+   */
+  async cancel(id?: string): Promise<BroadcastStatus | undefined> {
+    const job = await this.findJob(id, true);
+    if (!job) return undefined;
+    if (job.state !== 'queued' && job.state !== 'running') return statusOfJob(job);
+    await new BroadcastJournal(this.engine.store.kv, job.id, this.deps.retentionMs).requestCancel();
+    this.log.info({ jobId: job.id }, 'broadcast cancel requested');
+    if (this.current?.id === job.id) {
+      this.current.cancel();
+      return this.current.status();
+    }
+    return statusOfJob(job);
+  }
+
+  private async findJob(id: string | undefined, unfinishedOnly = false): Promise<JobRecord | undefined> {
+    const jobs = this.engine.store.jobs;
+    if (id) {
+      const job = await jobs.get(id);
+      return job?.kind === 'broadcast' ? job : undefined;
+    }
+    const open = (await jobs.listUnfinished()).filter((j) => j.kind === 'broadcast');
+    if (open.length > 0) return open[open.length - 1];
+    if (unfinishedOnly) return undefined;
+    const latest = (await BroadcastJournal.recent(this.engine.store.kv)).at(-1);
+    return latest ? jobs.get(latest) : undefined;
+  }
+}
+
+function isBroadcastChannelName(value: string): value is BroadcastChannel {
+  return (BROADCAST_CHANNELS as readonly string[]).includes(value);
+}
+
+function noBroadcastText(id: string | undefined): string {
+  return id ? `There is no broadcast with id "${id.slice(0, 20)}".` : 'No broadcast has been sent yet.';
+}
+
+/** Figures of a job from its last checkpoint (for a job not running in this process). */
+export function statusOfJob(job: JobRecord): BroadcastStatus {
+  const data = job.data as BroadcastJobData;
+  const lanes = Object.values(data.lanes);
+  const counts = sumCounts(lanes.map((l) => l.counts));
+  const inFlight = lanes.reduce((n, l) => n + l.open.length, 0);
+  return {
+    id: job.id,
+    state: job.state,
+    text: data.text,
+    audience: data.audience,
+    voice: data.voice,
+    counts,
+    inFlight,
+    remaining: Math.max(0, counts.total - counts.sent - counts.failed - counts.skipped - inFlight),
+    createdAtMs: job.createdAtMs,
+    ...(data.startedAtMs !== undefined ? { startedAtMs: data.startedAtMs } : {}),
+    ...(data.finishedAtMs !== undefined ? { finishedAtMs: data.finishedAtMs } : {}),
+    inFlightAtCrash: data.inFlightAtCrash,
+    budgetExhausted: data.budgetExhausted === true,
+    ...(job.error ? { error: job.error } : {}),
+  };
+}
