@@ -8,8 +8,8 @@
  *   10 dB above the floor and above −60 dBFS, with pauses under 200 ms bridged and blips under
  *   30 ms dropped.
  * - Pitch: normalised cross-correlation (as in RAPT, D. Talkin, "A Robust Algorithm for Pitch
- *   Tracking", 1995) over 60–400 Hz on a 1 kHz low-passed signal decimated to about 4 kHz,
- *   40 ms window every 10 ms, the lag refined at the full rate with parabolic interpolation.
+ *   Tracking", 1995) over 60–400 Hz on the 50–1000 Hz band decimated to about 4 kHz,
+ *   30 ms window every 20 ms, the lag refined at the full rate with parabolic interpolation.
  * - Syllable nuclei: peaks of the smoothed 250–2500 Hz band energy on voiced speech frames with a
  *   2 dB dip between neighbours (after N. H. de Jong and T. Wempe, "Praat script to detect syllable
  *   nuclei and measure speech rate automatically", Behavior Research Methods 41, 2009).
@@ -32,8 +32,8 @@ const MIN_F0_HZ = 60;
 const MAX_F0_HZ = 400;
 /** Normalised cross-correlation a frame's best lag needs to count as voiced. */
 const VOICING_THRESHOLD = 0.6;
-/** Pitch analysis window, seconds (at least two periods of the lowest pitch). */
-const PITCH_WINDOW_SEC = 0.04;
+/** Pitch analysis window, seconds (normalised cross-correlation needs no more than one period). */
+const PITCH_WINDOW_SEC = 0.03;
 /** Pitch is estimated every this many 10 ms frames. */
 const PITCH_HOP_FRAMES = 2;
 /** Score bonus per octave up when choosing among correlation peaks. */
