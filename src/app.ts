@@ -8,6 +8,8 @@ import { createStore, loadDataKey } from './core/store/index.js';
 import type { Store } from './core/store/types.js';
 import type { Providers } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
+import { BroadcastService } from './core/broadcast/index.js';
+import { UsageMeter } from './core/usage.js';
 
 /** A built application: the engine and what it runs on. */
 export interface App {
@@ -16,6 +18,8 @@ export interface App {
   store: Store;
   providers: Providers;
   engine: Engine;
+  /** Operator broadcasts (`/broadcast`, `voicetwin broadcast`); `start()` it once the bots registered their senders. */
+  broadcasts: BroadcastService;
   /** True when every capability runs on the offline stack (no API key). */
   offline: boolean;
   /** Stops background work and closes the store. */
@@ -38,18 +42,58 @@ export async function buildApp(
   const store = await createStore({
     backend: config.redisUrl ? 'redis' : 'sqlite',
     dataDir: config.dataDir,
-    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    ...(config.redisUrl ? { redisUrl: config.redisUrl, namespace: config.redisNamespace } : {}),
     dataKey: key,
     logger,
   });
-  const providers =
-    options.providers ??
-    (await import('./providers/local/index.js')).createLocalProviders({
+  let closeProviders = (): void => undefined;
+  let providers: Providers;
+  let offline: boolean;
+  if (options.providers) {
+    providers = options.providers;
+    offline = false;
+  } else {
+    const { createLocalProviders } = await import('./providers/local/index.js');
+    const local = createLocalProviders({
       ...(config.engine.enrollMinSpeechSec !== undefined ? { minSpeechSec: config.engine.enrollMinSpeechSec } : {}),
       pocketsphinxModelDir: config.providers.pocketsphinxModelDir,
       logger,
     });
-  const offline = !options.providers;
+    const lists = config.providers;
+    offline = [lists.stt, lists.chat, lists.tts, lists.clone].every((l) => l.length === 1 && l[0] === 'local');
+    if (offline) {
+      providers = local;
+    } else {
+      const [{ createCloudProviders }, { createResilientProviders, orderProviders }] = await Promise.all([
+        import('./providers/cloud.js'),
+        import('./providers/resilient.js'),
+      ]);
+      const cloud = createCloudProviders(
+        {
+          ...(config.elevenlabs ? { elevenlabs: { ...config.elevenlabs, ...(config.engine.enrollMinSpeechSec !== undefined ? { minSpeechSec: config.engine.enrollMinSpeechSec } : {}) } } : {}),
+          ...(config.replicate ? { replicate: config.replicate } : {}),
+          ...(config.gemini ? { gemini: config.gemini } : {}),
+        },
+        {
+          logger,
+          saveReference: (ownerKey, wav) => store.blobs.put(ownerKey, wav, 'reference'),
+          loadReference: (blobKey) => store.blobs.get(blobKey),
+          deleteReference: (blobKey) => store.blobs.delete(blobKey),
+        },
+      );
+      const resilient = createResilientProviders(
+        {
+          stt: orderProviders('STT_PROVIDERS', lists.stt, { ...cloud.stt, local: local.stt }),
+          chat: orderProviders('CHAT_PROVIDERS', lists.chat, { ...cloud.chat, local: local.chat }),
+          tts: orderProviders('TTS_PROVIDERS', lists.tts, { ...cloud.tts, local: local.tts }),
+          cloner: orderProviders('CLONE_PROVIDERS', lists.clone, { ...cloud.cloner, local: local.cloner }),
+        },
+        { logger: logger.child({ component: 'providers' }) },
+      );
+      providers = resilient;
+      closeProviders = () => resilient.close();
+    }
+  }
   const engine = new Engine({
     store,
     providers,
@@ -66,15 +110,26 @@ export async function buildApp(
       operators: config.operators,
     },
   });
+  const whatsappIntervalMs = config.whatsapp?.minSendIntervalMs;
+  const broadcasts = new BroadcastService({
+    engine,
+    logger,
+    usage: new UsageMeter(store.kv),
+    ...(whatsappIntervalMs ? { pace: { whatsapp: { messagesPerSec: 1000 / whatsappIntervalMs, perChatIntervalMs: whatsappIntervalMs } } } : {}),
+  });
+  engine.registerOperatorCommand(broadcasts.command());
   return {
     config,
     logger,
     store,
     providers,
     engine,
+    broadcasts,
     offline,
     async close() {
+      await broadcasts.stop();
       await engine.stop();
+      closeProviders();
       await store.close();
     },
   };

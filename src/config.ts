@@ -29,6 +29,8 @@ export interface Config {
   /** VOICETWIN_DATA_KEY as given (hex or base64 of 32 bytes); undefined → key file in the data dir. */
   dataKey?: string;
   redisUrl?: string;
+  /** Key prefix in Redis, so several deployments can share one server (REDIS_NAMESPACE). */
+  redisNamespace: string;
   log: { level: string; pretty: boolean };
   limits: {
     /** Largest audio accepted, bytes (MAX_AUDIO_BYTES, default 20 MiB = 20971520). */
@@ -62,7 +64,7 @@ export interface Config {
     clone: ProviderName[];
     pocketsphinxModelDir: string;
   };
-  elevenlabs?: { apiKey: string; baseUrl?: string; ttsModel: string; sttModel: string };
+  elevenlabs?: { apiKey: string; baseUrl?: string; ttsModel: string; sttModel: string; defaultVoiceId?: string };
   replicate?: { apiToken: string; baseUrl?: string; model: string };
   gemini?: { apiKey: string; baseUrl?: string; chatModel: string };
   telegram?: { token: string; apiRoot?: string; webhookUrl?: string; webhookSecret?: string; webhookPort: number };
@@ -218,6 +220,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     dataDir: path.resolve(cwd, str(env, 'VOICETWIN_DATA_DIR') ?? './data'),
     ...(dataKey !== undefined ? { dataKey } : {}),
     ...optional('redisUrl', url(env, 'REDIS_URL', ['redis:', 'rediss:'])),
+    redisNamespace: namespace(env),
     log: { level: logLevel, pretty: bool(env, 'LOG_PRETTY', false) },
     limits: {
       maxAudioBytes: num(env, 'MAX_AUDIO_BYTES', 20 * 1024 * 1024, z.number().int().min(1000)),
@@ -243,6 +246,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
         ...optional('baseUrl', url(env, 'ELEVENLABS_BASE_URL', ['http:', 'https:'])),
         ttsModel: str(env, 'ELEVENLABS_TTS_MODEL') ?? 'eleven_flash_v2_5',
         sttModel: str(env, 'ELEVENLABS_STT_MODEL') ?? 'scribe_v2',
+        ...optional('defaultVoiceId', str(env, 'ELEVENLABS_DEFAULT_VOICE_ID')),
       },
     ),
     ...optional(
@@ -290,6 +294,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     ),
     operators: operators(env),
   };
+}
+
+function namespace(env: Env): string {
+  const raw = str(env, 'REDIS_NAMESPACE') ?? 'voicetwin';
+  if (!/^[\w.-]{1,64}$/.test(raw)) throw new ConfigError('REDIS_NAMESPACE', `expected 1–64 letters, digits, dots, dashes or underscores, got "${raw}"`);
+  return raw;
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined | false | ''): { [P in K]?: V } {

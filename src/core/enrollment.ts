@@ -195,7 +195,7 @@ export class Enrollment {
     const audioBlobKey = await store.blobs.put(user.key, pcmToWav(pcm), 'consent');
     if (profile.consent.audioBlobKey) await store.blobs.delete(profile.consent.audioBlobKey);
     const consent = { ...profile.consent, heardText, audioBlobKey };
-    if (providers.stt.reliable) {
+    if (transcript.reliable ?? providers.stt.reliable) {
       if (!consentMatches(heardText, profile.consent.phrase, profile.consent.codeWord)) {
         await store.profiles.put({ ...profile, consent, updatedAtMs: this.deps.now() });
         throw new UserInputError(

@@ -18,6 +18,10 @@ export interface Transcript {
   languageCode?: string;
   /** Audio seconds transcribed (for usage accounting). */
   durationSec: number;
+  /** Provider that transcribed, when a fallback chain reports it. */
+  provider?: string;
+  /** Whether this transcript came from a reliable recogniser (a fallback may be less reliable than the chain). */
+  reliable?: boolean;
 }
 
 /** Speech-to-text. */
@@ -121,6 +125,10 @@ export interface SynthesizedAudio {
   bytes: Buffer;
   /** Characters billed (for usage accounting). */
   characters: number;
+  /** Provider that synthesised, when a fallback chain reports it. */
+  provider?: string;
+  /** False when the answering provider spoke in its default voice instead of the requested one. */
+  voiceMatched?: boolean;
 }
 
 /** Text-to-speech. */

@@ -85,6 +85,9 @@ export class VoiceRenderer {
     }
     const out = await tts.synthesize({ text, ...(voice ? { voice } : {}) });
     if (out.bytes.length === 0) throw new ProviderError(tts.name, 'synthesis returned zero bytes', { retryable: true });
+    // Audio from a fallback that could not speak in the requested voice is not cached under that voice.
+    const fallback = out.voiceMatched === false || (voice !== undefined && out.provider !== undefined && out.provider !== voice.provider);
+    if (fallback) return { bytes: out.bytes, cached: false };
     try {
       const owner = voice ? ownerKey : 'shared:tts';
       const key = await store.blobs.put(owner, out.bytes, 'tts');
