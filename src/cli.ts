@@ -1,8 +1,8 @@
 /**
- * The `voicetwin` command line: `serve`, `demo`, `chat`, `say`. Every command has `--help`.
+ * The `voicetwin` command line: `serve`, `demo`, `chat`, `say`, `broadcast`. Every command has `--help`.
  * Configuration comes from the environment and an optional `.env` (see `.env.example`).
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { config as loadDotenv } from 'dotenv';
 import { createInterface } from 'node:readline/promises';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { isPersonaName, PERSONA_NAMES, type PersonaName } from './core/personas.js';
 import { DependencyError, isUserInputError } from './core/errors.js';
 import type { InboundMessage } from './core/types.js';
+import type { BroadcastAudience, BroadcastVoiceMode } from './core/broadcast/index.js';
 
 loadDotenv({ quiet: true });
 
@@ -146,6 +147,83 @@ program
       await mkdir(path.dirname(file), { recursive: true });
       await writeFile(file, rendered.voice.oggOpus);
       process.stdout.write(`${file} (${rendered.voice.durationSec.toFixed(2)} s, ${voice ? voice.label : 'default voice: enroll with `voicetwin chat` then /enroll'})\n`);
+    } finally {
+      await app.close();
+    }
+  });
+
+const broadcast = program
+  .command('broadcast')
+  .description(
+    'Send an announcement to every user as a voice note. It is queued in the store and sent by the running `voicetwin serve`; ' +
+      'follow it with `voicetwin broadcast status`. Quote a text that begins with the word "status" or "cancel".',
+  )
+  .argument('[text...]', 'the announcement (spoken, so at most REPLY_MAX_CHARS characters)')
+  .addOption(new Option('-a, --audience <audience>', 'who receives it').choices(['all', 'telegram', 'discord', 'whatsapp', 'ready']).default('all'))
+  .addOption(new Option('-v, --voice <voice>', "each listener's own twin voice, the operator's, or the neutral default voice").choices(['own', 'operator', 'default']).default('own'))
+  .option('--operator <key>', 'operator whose twin voice (--voice operator) and synthesis budget are used, e.g. telegram:123 (default: the first of OPERATORS)')
+  .option('--dry-run', 'print the counts, estimated duration and cost; queue nothing')
+  .action(async (words: string[], opts: { audience: string; voice: string; operator?: string; dryRun?: boolean }) => {
+    const [{ buildApp }, broadcasts] = await Promise.all([import('./app.js'), import('./core/broadcast/index.js')]);
+    const cfg = config();
+    const request = {
+      text: words.join(' ').trim(),
+      audience: opts.audience as BroadcastAudience,
+      voice: opts.voice as BroadcastVoiceMode,
+      dryRun: opts.dryRun === true,
+    };
+    if (!request.text) throw new InvalidArgumentError('Give the announcement to send, e.g. voicetwin broadcast "The twin is back after maintenance."');
+    const operatorKey = opts.operator ?? cfg.operators[0];
+    const app = await buildApp(cfg);
+    try {
+      if (request.dryRun) {
+        const estimate = await app.broadcasts.estimate(request, operatorKey);
+        process.stdout.write(`${broadcasts.estimateText(request, estimate, { senders: false })}\n`);
+        return;
+      }
+      const { job, estimate } = await app.broadcasts.create(request, { requestedBy: 'cli', ...(operatorKey ? { operatorKey } : {}) }, { run: false });
+      process.stdout.write(
+        `Broadcast ${job.id} queued: ${broadcasts.formatCount(estimate.recipients)} recipients (${broadcasts.formatCount(estimate.skipped)} skipped), about ${broadcasts.formatDuration(estimate.durationSec)} once sending starts.\n` +
+          'The running `voicetwin serve` sends it (within a few seconds). Follow it with `voicetwin broadcast status`, stop it with `voicetwin broadcast cancel`.\n',
+      );
+    } finally {
+      await app.close();
+    }
+  });
+
+broadcast
+  .command('status')
+  .description('Progress of the running broadcast, or the summary of the last one.')
+  .argument('[id]', 'broadcast id (default: the running or the last one)')
+  .action(async (id: string | undefined) => {
+    const [{ buildApp }, { statusText }] = await Promise.all([import('./app.js'), import('./core/broadcast/index.js')]);
+    const app = await buildApp(config());
+    try {
+      const status = await app.broadcasts.status(id);
+      process.stdout.write(`${status ? statusText(status) : id ? `There is no broadcast with id "${id}".` : 'No broadcast has been sent yet.'}\n`);
+      if (!status) process.exitCode = 1;
+    } finally {
+      await app.close();
+    }
+  });
+
+broadcast
+  .command('cancel')
+  .description('Stop the running broadcast: nothing more is sent, messages already sent stay sent.')
+  .argument('[id]', 'broadcast id (default: the running one)')
+  .action(async (id: string | undefined) => {
+    const { buildApp } = await import('./app.js');
+    const app = await buildApp(config());
+    try {
+      const status = await app.broadcasts.cancel(id);
+      if (!status) {
+        process.stdout.write(`${id ? `There is no broadcast with id "${id}".` : 'No broadcast is running.'}\n`);
+        process.exitCode = 1;
+      } else if (status.state === 'queued' || status.state === 'running') {
+        process.stdout.write(`Cancel requested for broadcast ${status.id}; the running server stops it within a second.\n`);
+      } else {
+        process.stdout.write(`Broadcast ${status.id} already ended (${status.state}).\n`);
+      }
     } finally {
       await app.close();
     }

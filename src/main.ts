@@ -81,10 +81,13 @@ export async function serve(config: Config): Promise<{ app: App; stop(): Promise
     await app.close();
     throw err;
   }
+  // Broadcasts resume (or start, when queued by `voicetwin broadcast`) once the senders exist.
+  await app.broadcasts.start();
   log.info({ bots: bots.map((b) => b.name) }, 'VoiceTwin is running');
   return {
     app,
     async stop() {
+      await app.broadcasts.stop();
       for (const b of bots) {
         await b.stop().catch((err: unknown) => log.error({ err, bot: b.name }, 'bot stop failed'));
       }

@@ -10,6 +10,7 @@ export function formatCount(n: number): string {
 
 /** `45 s`, `4 min 52 s`, `2 h 05 min`. */
 export function formatDuration(sec: number): string {
+  if (sec > 0 && sec < 1) return 'under 1 s';
   const s = Math.max(0, Math.round(sec));
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
@@ -58,16 +59,20 @@ export function summaryText(id: string, status: BroadcastStatus): string {
 /** `/broadcast status` */
 export function statusText(status: BroadcastStatus): string {
   if (status.state === 'running' || status.state === 'queued') {
-    const head = status.state === 'queued' ? `Broadcast ${status.id} is queued.` : progressText(status.id, status);
+    const head = (status.state === 'queued' ? `Broadcast ${status.id} is queued.` : progressText(status.id, status)) + (status.cancelRequested ? ' Cancel requested.' : '');
     return `${head}\nAudience: ${status.audience}, voice: ${status.voice}. Text: "${clip(status.text, 80)}"`;
   }
   return `${summaryText(status.id, status)}\nAudience: ${status.audience}, voice: ${status.voice}. Text: "${clip(status.text, 80)}"`;
 }
 
-/** The dry-run answer. */
-export function estimateText(request: BroadcastRequest, estimate: BroadcastEstimate): string {
+/**
+ * The dry-run answer.
+ * @param options.senders flag channels without a registered sender (default true; false where no bot runs by design, the CLI)
+ */
+export function estimateText(request: BroadcastRequest, estimate: BroadcastEstimate, options: { senders?: boolean } = {}): string {
+  const flagSenders = options.senders ?? true;
   const channels = Object.entries(estimate.byChannel)
-    .map(([ch, e]) => `${ch} ${formatCount(e.recipients)}${e.senderRegistered ? '' : ' (no bot running for it!)'}`)
+    .map(([ch, e]) => `${ch} ${formatCount(e.recipients)}${e.senderRegistered || !flagSenders ? '' : ' (no bot running for it!)'}`)
     .join(', ');
   const lines = [
     `Dry run, nothing sent. Audience: ${request.audience}, voice: ${request.voice}.`,

@@ -90,6 +90,11 @@ export class BroadcastJournal {
     await this.kv.set(this.recordKey(channel, index), record, this.retentionMs);
   }
 
+  /** Takes back a `sending` record whose send never started (the recipient is pending again). */
+  async deleteRecord(channel: BroadcastChannel, index: number): Promise<void> {
+    await this.kv.delete(this.recordKey(channel, index));
+  }
+
   /** Marks the broadcast as cancelled for whichever process runs it. */
   async requestCancel(): Promise<void> {
     await this.kv.set(`broadcast:${this.jobId}:cancel`, true, this.retentionMs);

@@ -17,9 +17,11 @@
  * The adapters pace their own calls too (Telegram's flood-control transformer, Discord's REST
  * queue, WhatsApp's send queue). The broadcast paces anyway so it never depends on an adapter for
  * its limits, so its ETA is right, and so it never piles thousands of sends into an adapter's
- * queue. Its spacing is `headroom` (default 2 %) wider than the adapters' so theirs do not add
- * waits of their own, and so jitter between our start and the platform's receipt cannot push a
- * one-second window over the limit.
+ * queue. Its spacing is `headroom` (default 3 %) wider than the adapters' so theirs do not add
+ * waits of their own, and so up to 30 ms of jitter between our start and the platform's receipt
+ * cannot push a one-second window over the limit. For the same reason it warms up: after being
+ * idle it starts at half the rate and reaches the full rate over `warmupMs` (default 1 s), while
+ * the first calls open connections and run cold code and so take longer, then arrive bunched.
  */
 import { setTimeout as sleepMs } from 'node:timers/promises';
 import type { Channel } from '../types.js';
@@ -42,8 +44,12 @@ export const DEFAULT_CHANNEL_PACE: Readonly<Record<Channel, Readonly<ChannelPace
   console: { messagesPerSec: 100, perChatIntervalMs: 0, maxInFlight: 8 },
 };
 
-/** Default widening of the spacing beyond the limit (2 %). */
-export const DEFAULT_HEADROOM = 0.02;
+/** Default widening of the spacing beyond the limit (3 %). */
+export const DEFAULT_HEADROOM = 0.03;
+/** Default warm-up after an idle period, ms. */
+export const DEFAULT_WARMUP_MS = 1000;
+/** A gap between grants this long (ms) counts as idle: the next grant starts a warm-up. */
+const IDLE_MS = 2000;
 
 /** Time source; tests pass a virtual one. */
 export interface BroadcastClock {
@@ -65,14 +71,22 @@ export const systemClock: BroadcastClock = {
 /**
  * Paces message starts on one channel. Starts across all chats are spaced by
  * `1000 / messagesPerSec × (1 + headroom)` ms, so no window of one second holds more than
- * `messagesPerSec` of them; starts in one chat are at least `perChatIntervalMs` apart; after
- * {@link pause} nothing starts before the pause ends. Slots are granted in call order.
+ * `messagesPerSec` of them; starts in one chat are at least `perChatIntervalMs × (1 + headroom)`
+ * apart; after
+ * {@link pause} nothing starts before the pause ends. After an idle period (and a pause) the
+ * spacing starts doubled and shrinks linearly to its normal value over `warmupMs`. Slots are
+ * granted in call order.
  */
 export class RateLimiter {
   /** Spacing between two starts on the channel, ms. */
   readonly intervalMs: number;
+  /** Spacing between two starts in one chat, ms (the per-chat interval widened by the headroom too). */
+  readonly chatIntervalMs: number;
   private nextSlotMs = 0;
   private pausedUntilMs = 0;
+  private lastGrantMs = Number.NEGATIVE_INFINITY;
+  private warmStartMs = 0;
+  private readonly warmupMs: number;
   private readonly lastByChat = new Map<string, number>();
   private grants = 0;
 
@@ -81,13 +95,16 @@ export class RateLimiter {
    */
   constructor(
     readonly pace: Pick<ChannelPace, 'messagesPerSec' | 'perChatIntervalMs'>,
-    private readonly options: { headroom?: number; clock?: BroadcastClock } = {},
+    private readonly options: { headroom?: number; warmupMs?: number; clock?: BroadcastClock } = {},
   ) {
     const headroom = options.headroom ?? DEFAULT_HEADROOM;
+    this.warmupMs = options.warmupMs ?? DEFAULT_WARMUP_MS;
+    if (!(this.warmupMs >= 0)) throw new RangeError(`warmupMs must be ≥ 0, got ${this.warmupMs}`);
     if (!(pace.messagesPerSec > 0) || !Number.isFinite(pace.messagesPerSec)) throw new RangeError(`messagesPerSec must be a positive number, got ${pace.messagesPerSec}`);
     if (!(pace.perChatIntervalMs >= 0) || !Number.isFinite(pace.perChatIntervalMs)) throw new RangeError(`perChatIntervalMs must be ≥ 0, got ${pace.perChatIntervalMs}`);
     if (!(headroom >= 0)) throw new RangeError(`headroom must be ≥ 0, got ${headroom}`);
     this.intervalMs = (1000 / pace.messagesPerSec) * (1 + headroom);
+    this.chatIntervalMs = pace.perChatIntervalMs * (1 + headroom);
   }
 
   private get clock(): BroadcastClock {
@@ -106,10 +123,11 @@ export class RateLimiter {
 
   /**
    * Stops every start on the channel until `untilMs` (a platform's `retry_after`). A later end
-   * extends the pause; an earlier one is ignored.
+   * extends the pause; an earlier one is ignored. Sending resumes with a warm-up.
    */
   pause(untilMs: number): void {
     this.pausedUntilMs = Math.max(this.pausedUntilMs, untilMs);
+    this.lastGrantMs = Number.NEGATIVE_INFINITY; // warm up again afterwards
   }
 
   /**
@@ -123,7 +141,7 @@ export class RateLimiter {
       signal?.throwIfAborted();
       let now = clock.now();
       const last = this.lastByChat.get(chatId);
-      const chatReadyMs = last === undefined ? 0 : last + this.pace.perChatIntervalMs;
+      const chatReadyMs = last === undefined ? 0 : last + this.chatIntervalMs;
       const notBefore = Math.max(chatReadyMs, this.pausedUntilMs);
       if (notBefore > now) {
         await clock.sleep(Math.ceil(notBefore - now), signal);
@@ -131,7 +149,10 @@ export class RateLimiter {
       }
       // Reserve synchronously (no await since the checks), so concurrent callers see it.
       const slot = Math.max(now, this.nextSlotMs);
-      this.nextSlotMs = slot + this.intervalMs;
+      if (slot - this.lastGrantMs >= IDLE_MS) this.warmStartMs = slot;
+      const warm = this.warmupMs > 0 ? Math.max(0, 1 - (slot - this.warmStartMs) / this.warmupMs) : 0;
+      this.nextSlotMs = slot + this.intervalMs * (1 + warm);
+      this.lastGrantMs = slot;
       this.lastByChat.set(chatId, slot);
       if (++this.grants % 256 === 0) this.prune(now);
       while ((now = clock.now()) < slot) await clock.sleep(Math.ceil(slot - now), signal);
@@ -150,7 +171,7 @@ export class RateLimiter {
   /** Forgets chats whose gap has passed, so the map only holds recently used chats. */
   private prune(now: number): void {
     for (const [chatId, last] of this.lastByChat) {
-      if (last + this.pace.perChatIntervalMs <= now) this.lastByChat.delete(chatId);
+      if (last + this.chatIntervalMs <= now) this.lastByChat.delete(chatId);
     }
   }
 

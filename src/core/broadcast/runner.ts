@@ -307,14 +307,19 @@ export class BroadcastRun {
           continue;
         }
         while (inflight.size >= pace.maxInFlight) await Promise.race(inflight);
+        if (this.halted) break;
+        // `sending` is written before waiting for the slot, so the store's latency never sits
+        // between the slot and the platform call (which would bunch the calls the platform sees).
+        // A crash while waiting reports this one recipient as in flight; a stop or cancel takes
+        // the record back, since nothing was sent.
+        await this.journal.writeRecord(lane.channel, item.index, { state: 'sending', atMs: this.deps.clock.now(), attempt: 1 });
         try {
           await limiter.acquire(item.entry.chatId, this.abort.signal);
         } catch (err) {
+          await this.journal.deleteRecord(lane.channel, item.index);
           if (this.halted) break;
           throw err;
         }
-        if (this.halted) break;
-        await this.journal.writeRecord(lane.channel, item.index, { state: 'sending', atMs: this.deps.clock.now(), attempt: 1 });
         lane.open.add(item.index);
         lane.dispatched = item.index + 1;
         const task: Promise<void> = this.send(lane, sender, limiter, item).finally(() => inflight.delete(task));

@@ -205,7 +205,7 @@ export class BroadcastService {
     await this.validate(request, origin.operatorKey);
     const busy = (await this.engine.store.jobs.listUnfinished()).find((j) => j.kind === 'broadcast');
     if (busy) {
-      throw new UserInputError('BUSY', `Broadcast ${busy.id} is not finished yet. Wait for it (/broadcast status) or stop it (/broadcast cancel), then try again.`);
+      throw new UserInputError('BUSY', `Broadcast ${busy.id} is not finished yet. Wait for it (see its status) or cancel it, then try again.`);
     }
     const { lanes, estimate } = await this.snapshot(request);
     if (estimate.recipients === 0) {
@@ -386,8 +386,11 @@ export class BroadcastService {
   async status(id?: string): Promise<BroadcastStatus | undefined> {
     const job = await this.findJob(id);
     if (!job) return undefined;
-    if (this.current?.id === job.id) return this.current.status();
-    return statusOfJob(job);
+    const status = this.current?.id === job.id ? this.current.status() : statusOfJob(job);
+    if ((status.state === 'queued' || status.state === 'running') && (await new BroadcastJournal(this.engine.store.kv, job.id).cancelRequested())) {
+      status.cancelRequested = true;
+    }
+    return status;
   }
 
   /**

@@ -157,6 +157,8 @@ export interface BroadcastStatus {
   finishedAtMs?: number;
   inFlightAtCrash: number;
   budgetExhausted: boolean;
+  /** A cancel was asked for and the process running the job has not acted on it yet. */
+  cancelRequested?: boolean;
   error?: string;
 }
 
