@@ -311,7 +311,7 @@ export class Engine implements ConversationEngine {
         if (user.optedOut) await this.store.users.put({ ...user, optedOut: false, updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: this.welcomeText(user) });
       case 'help':
-        return target.reply({ kind: 'info', text: this.helpText() });
+        return target.reply({ kind: 'info', text: this.helpText(user) });
       case 'enroll':
         return this.enrollment.begin(user, target);
       case 'status':
@@ -598,8 +598,9 @@ export class Engine implements ConversationEngine {
     ].join('\n');
   }
 
-  private helpText(): string {
-    const lines = COMMANDS.map((c) => `/${c.name}${c.args ? ` ${c.args}` : ''}: ${c.description}`);
+  private helpText(user: UserRecord): string {
+    const operator = this.isOperator(user.key);
+    const lines = this.commandList.filter((c) => !c.operatorOnly || operator).map((c) => `/${c.name}${c.args ? ` ${c.args}` : ''}: ${c.description}`);
     return `Send me a voice note or text and I answer in your twin voice.\n${lines.join('\n')}`;
   }
 

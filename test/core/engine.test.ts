@@ -147,7 +147,7 @@ describe('commands and text', () => {
     await app.engine.handle(cmd('start'), out);
     expect(out.last().text).toContain('/enroll');
     await app.engine.handle(cmd('help'), out);
-    for (const c of app.engine.commands) expect(out.last().text).toContain(`/${c.name}`);
+    for (const c of app.engine.commands.filter((c) => !c.operatorOnly)) expect(out.last().text).toContain(`/${c.name}`);
     await app.engine.handle(cmd('frobnicate'), out);
     expect(out.last()).toMatchObject({ kind: 'error' });
     expect(out.last().text).toMatch(/don't know the command \/frobnicate.*\/help/);
@@ -426,5 +426,9 @@ describe('operator commands', () => {
     expect(runs).toEqual([]);
     await app.engine.handle(msg({ userId: 'boss', chatId: 'b', command: { name: 'broadcast', args: ' hello all ' } }), out);
     expect(runs).toEqual(['hello all']);
+    await app.engine.handle(cmd('help'), out);
+    expect(out.last().text).not.toContain('/broadcast');
+    await app.engine.handle(msg({ userId: 'boss', chatId: 'b', command: { name: 'help', args: '' } }), out);
+    expect(out.last().text).toContain('/broadcast <text>');
   });
 });
