@@ -67,12 +67,12 @@ afterEach(async () => {
 
 async function enroll(a: TestApp, out: Recorder, base: Omit<InboundMessage, 'id'>, consentClip: Buffer, samples: Buffer[]): Promise<void> {
   let n = 0;
-  const send = (partial: Partial<InboundMessage>): Promise<void> => a.engine.handle({ ...base, id: `${base.userId}:${++n}`, ...partial }, out);
+  const send = (partial: Partial<InboundMessage>): Promise<void> => a.engine.handle({ ...base, id: `${base.userId}:enroll:${++n}`, ...partial }, out);
   await send({ command: { name: 'enroll', args: '' } });
   await send({ audio: { bytes: consentClip, isVoiceNote: true } });
   await send({ action: 'consent:agree' });
   const key = `${base.channel}:${base.userId}`;
-  expect((await a.store.profiles.get(key))?.state).toBe('collecting');
+  expect((await a.store.profiles.get(key))?.state, JSON.stringify(out.replies.map((r) => r.text))).toBe("collecting");
   for (let i = 0; i < samples.length * 3; i++) {
     if ((await a.store.profiles.get(key))?.state !== 'collecting') break;
     await send({ audio: { bytes: samples[i % samples.length]!, isVoiceNote: true } });
