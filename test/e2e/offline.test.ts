@@ -138,7 +138,7 @@ describe('restart keeps everything (Redis)', () => {
     const base = { channel: 'console' as const, chatId: userId, userId, receivedAtMs: Date.now() };
     await app.engine.handle({ ...base, id: `${userId}:1`, command: { name: 'remember', args: 'I play the violin' } }, out);
     await app.engine.handle({ ...base, id: `${userId}:2`, text: 'Hello twin' }, out);
-    await enroll(app, out, base, toOggOpus(makeSpeechWav('I agree.')), [toOggOpus(makeSpeechWav(SENTENCES[1]!))]);
+    await enroll(app, out, base, toOggOpus(makeSpeechWav('I agree that VoiceTwin may clone my voice. My code word is mountain.')), [toOggOpus(makeSpeechWav(SENTENCES[1]!))]);
     const before = await app.store.summarize(`console:${userId}`);
     await app.close();
 
