@@ -312,8 +312,14 @@ export class Engine implements ConversationEngine {
         return target.reply({ kind: 'info', text: this.welcomeText(user) });
       case 'help':
         return target.reply({ kind: 'info', text: this.helpText(user) });
-      case 'enroll':
+      case 'enroll': {
+        // `/enroll` with audio attached (Discord's attachment option) is a sample once enrollment is under way.
+        const profile = message.audio ? await this.store.profiles.get(user.key) : undefined;
+        if (profile && (profile.state === 'consent' || profile.state === 'collecting')) {
+          return this.enrollment.acceptVoiceNote(user, profile, message, target);
+        }
         return this.enrollment.begin(user, target);
+      }
       case 'status':
         return target.reply({ kind: 'info', text: await this.statusText(user), ephemeral: true });
       case 'styles':
