@@ -82,6 +82,12 @@ export interface PreviewClonerOptions {
  * `params` is a {@link PreviewVoiceParams} and the label reads
  * `offline preview voice (espeak-ng, 118 Hz, 165 wpm) — an approximation, not a neural clone`.
  * The voice id is a hash of the user id and the settings, so the same samples give the same id.
+ *
+ * The intonation range (`pitchRange`) is left at espeak-ng's default on purpose. Measured with the
+ * same pitch tracker, speakers' F0 interquartile ranges are 2.5–7.6 semitones (JFK 5.2, LJSpeech
+ * 7.2–7.6, LibriSpeech 2033 4.3), espeak-ng's only 2.7 (en-us+m3, default) to 4.6 (range 99); and
+ * widening the range also raises the median F0 (+15% at range 99), which would undo the pitch match.
+ 
  * Nothing is kept provider-side, so there is no `deleteVoice`.
  *
  * @throws ProviderError (not retryable) when there are no samples or none has voiced speech

@@ -76,7 +76,8 @@ export interface PocketsphinxOptions {
  * {@link SpeechToText} over `pocketsphinx_continuous`, US English only.
  *
  * `transcribe` takes mono PCM (16 kHz expected; other rates are resampled with ffmpeg first) and
- * returns the recognised words in lower case, utterances joined by a space, with
+ * returns the recognised words in lower case, utterances joined by a space (`languageHint` is
+ * ignored: the model is US English only), with
  * `languageCode: 'en-US'` and `durationSec` = samples / sample rate (seconds). Empty audio gives
  * an empty transcript without running the decoder.
  *
