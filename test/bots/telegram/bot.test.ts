@@ -299,8 +299,10 @@ describe('Telegram bot against the local Bot API server', () => {
     );
     fake.sendText('go');
     const calls = await fake.waitForCalls('sendMessage', 3);
-    expect(calls[1]!.atMs - calls[0]!.atMs).toBeGreaterThanOrEqual(390);
-    expect(calls[2]!.atMs - calls[1]!.atMs).toBeGreaterThanOrEqual(390);
+    // Paced at the client; the arrival times carry some network jitter on a busy machine.
+    expect(calls[1]!.atMs - calls[0]!.atMs).toBeGreaterThanOrEqual(340);
+    expect(calls[2]!.atMs - calls[1]!.atMs).toBeGreaterThanOrEqual(340);
+    expect(calls[2]!.atMs - calls[0]!.atMs).toBeGreaterThanOrEqual(780);
   });
 
   it('passes a sticker on without content and a PDF document as audio to be sniffed', async () => {

@@ -45,7 +45,7 @@ export interface RecordedCall {
   files: Record<string, UploadedFile>;
   /** Content type of the request body (`multipart/form-data; boundary=…`, `application/json`, …). */
   contentType: string;
-  /** When the request arrived, ms since the epoch. */
+  /** When the request arrived (before its body was read), ms since the epoch. */
   atMs: number;
   /** HTTP status answered. */
   status: number;
@@ -483,6 +483,7 @@ export class FakeTelegramServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const atMs = Date.now();
     const url = new URL(req.url ?? '/', this.apiRoot);
     const fileMatch = /^\/file\/bot([^/]+)\/(.+)$/.exec(url.pathname);
     if (fileMatch && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -497,7 +498,6 @@ export class FakeTelegramServer {
     const [, token, rawMethod] = match;
     const body = Buffer.concat(await req.toArray().then((chunks) => chunks as Buffer[]));
     const contentType = req.headers['content-type'] ?? '';
-    const atMs = Date.now();
     if (token !== this.token) {
       this.respond(res, { ok: false, error_code: 401, description: 'Unauthorized' });
       return;
