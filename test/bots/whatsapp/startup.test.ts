@@ -26,8 +26,9 @@ async function chromiumProcessesUsing(dir: string): Promise<number> {
   try {
     const { stdout } = await promisify(execFile)('pgrep', ['-f', dir]);
     return stdout.split('\n').filter(Boolean).length;
-  } catch {
-    return 0; // pgrep exits 1 when nothing matches
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 1) return 0; // pgrep exits 1 when nothing matches
+    throw err; // pgrep missing (procps) or broken: do not pass silently
   }
 }
 
