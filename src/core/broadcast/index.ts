@@ -6,6 +6,6 @@ export * from './types.js';
 export { parseBroadcastCommand, BROADCAST_USAGE, type BroadcastCommand } from './command.js';
 export { RateLimiter, DEFAULT_CHANNEL_PACE, DEFAULT_HEADROOM, DEFAULT_WARMUP_MS, retryAfterMs, systemClock, type ChannelPace, type BroadcastClock } from './pacing.js';
 export { BroadcastJournal, AUDIENCE_CHUNK, DEFAULT_RETENTION_MS } from './journal.js';
-export { BroadcastRun, type BroadcastEngine, type ProgressEditor } from './runner.js';
+export { BroadcastRun, messagesPerReply, type BroadcastEngine, type ProgressEditor } from './runner.js';
 export { BroadcastService, statusOfJob, type BroadcastServiceOptions, type BroadcastOrigin } from './service.js';
 export { estimateText, progressText, statusText, summaryText, formatDuration, formatCount } from './format.js';

@@ -34,14 +34,20 @@ export interface ChannelPace {
   perChatIntervalMs: number;
   /** Sends in flight at once (started, not yet answered). */
   maxInFlight: number;
+  /**
+   * True when the platform carries a voice note's text as its caption (one message, Telegram);
+   * false when the adapter sends the text as a second message (Discord voice messages take no
+   * content; WhatsApp voice notes take no caption).
+   */
+  voiceWithCaption: boolean;
 }
 
 /** Default pace per channel (see the module comment for the sources). */
 export const DEFAULT_CHANNEL_PACE: Readonly<Record<Channel, Readonly<ChannelPace>>> = {
-  telegram: { messagesPerSec: 30, perChatIntervalMs: 1000, maxInFlight: 32 },
-  discord: { messagesPerSec: 5, perChatIntervalMs: 1000, maxInFlight: 4 },
-  whatsapp: { messagesPerSec: 1000 / 1500, perChatIntervalMs: 1500, maxInFlight: 1 },
-  console: { messagesPerSec: 100, perChatIntervalMs: 0, maxInFlight: 8 },
+  telegram: { messagesPerSec: 30, perChatIntervalMs: 1000, maxInFlight: 32, voiceWithCaption: true },
+  discord: { messagesPerSec: 5, perChatIntervalMs: 1000, maxInFlight: 4, voiceWithCaption: false },
+  whatsapp: { messagesPerSec: 1000 / 1500, perChatIntervalMs: 1500, maxInFlight: 1, voiceWithCaption: false },
+  console: { messagesPerSec: 100, perChatIntervalMs: 0, maxInFlight: 8, voiceWithCaption: true },
 };
 
 /** Default widening of the spacing beyond the limit (3 %). */
@@ -50,6 +56,8 @@ export const DEFAULT_HEADROOM = 0.03;
 export const DEFAULT_WARMUP_MS = 1000;
 /** A gap between grants this long (ms) counts as idle: the next grant starts a warm-up. */
 const IDLE_MS = 2000;
+/** A timer firing this much later than asked (ms) means the process was stalled. */
+const LATE_WAKE_MS = 5;
 
 /** Time source; tests pass a virtual one. */
 export interface BroadcastClock {
@@ -89,6 +97,8 @@ export class RateLimiter {
   private readonly warmupMs: number;
   private readonly lastByChat = new Map<string, number>();
   private grants = 0;
+  /** Slots moved because the process was stalled while waiting (see {@link acquire}). */
+  lateWakes = 0;
 
   /**
    * @throws RangeError when the pace is not positive and finite or headroom is negative
@@ -111,7 +121,7 @@ export class RateLimiter {
     return this.options.clock ?? systemClock;
   }
 
-  /** Messages per second this limiter actually lets through at most. */
+  /** Messages per second this limiter lets through at most once warm. */
   get effectivePerSec(): number {
     return 1000 / this.intervalMs;
   }
@@ -131,11 +141,16 @@ export class RateLimiter {
   }
 
   /**
-   * Waits for a slot to send one message to `chatId` and resolves at its start time.
+   * Waits for a slot to send `messages` messages (default 1) to `chatId` and resolves when the
+   * first may start; the following ones are accounted as starting one spacing apart (globally and
+   * in the chat), as the adapter sends them. When the wait ends more than 5 ms late (the process
+   * was stalled, so the previous call may have left late as well), the slot moves on by the delay
+   * plus one spacing, so the platform never sees two calls closer than the spacing.
    * @returns the slot's start, ms since the epoch
    * @throws the abort reason when `signal` aborts while waiting
    */
-  async acquire(chatId: string, signal?: AbortSignal): Promise<number> {
+  async acquire(chatId: string, signal?: AbortSignal, messages = 1): Promise<number> {
+    const count = Math.max(1, Math.floor(messages));
     const clock = this.clock;
     for (;;) {
       signal?.throwIfAborted();
@@ -148,17 +163,31 @@ export class RateLimiter {
         continue;
       }
       // Reserve synchronously (no await since the checks), so concurrent callers see it.
-      const slot = Math.max(now, this.nextSlotMs);
+      let slot = Math.max(now, this.nextSlotMs);
       if (slot - this.lastGrantMs >= IDLE_MS) this.warmStartMs = slot;
       const warm = this.warmupMs > 0 ? Math.max(0, 1 - (slot - this.warmStartMs) / this.warmupMs) : 0;
-      this.nextSlotMs = slot + this.intervalMs * (1 + warm);
+      this.nextSlotMs = slot + this.intervalMs * (1 + warm) * count;
       this.lastGrantMs = slot;
-      this.lastByChat.set(chatId, slot);
+      let lastInChat = slot + this.chatIntervalMs * (count - 1);
+      this.lastByChat.set(chatId, lastInChat);
       if (++this.grants % 256 === 0) this.prune(now);
+      const waited = now < slot;
       while ((now = clock.now()) < slot) await clock.sleep(Math.ceil(slot - now), signal);
+      const lateMs = now - slot;
+      if (waited && lateMs > LATE_WAKE_MS) {
+        // The timer fired late, so this process was stalled, and the call granted before may have
+        // left late too: keep a full spacing after it by moving this slot (and the next) later.
+        const shift = this.intervalMs * count;
+        slot += lateMs + shift;
+        this.nextSlotMs = Math.max(this.nextSlotMs + lateMs + shift, slot + this.intervalMs * count);
+        lastInChat = slot + this.chatIntervalMs * (count - 1);
+        this.lastByChat.set(chatId, lastInChat);
+        this.lateWakes++;
+        while ((now = clock.now()) < slot) await clock.sleep(Math.ceil(slot - now), signal);
+      }
       if (this.pausedUntilMs > now) {
         // A pause arrived while waiting: give the slot up and queue again after it.
-        if (this.lastByChat.get(chatId) === slot) {
+        if (this.lastByChat.get(chatId) === lastInChat) {
           if (last === undefined) this.lastByChat.delete(chatId);
           else this.lastByChat.set(chatId, last);
         }

@@ -89,6 +89,12 @@ function isRecipientUnavailable(err: unknown): err is RecipientUnavailableError 
   return err instanceof RecipientUnavailableError || (err instanceof Error && err.name === 'RecipientUnavailableError');
 }
 
+/** Platform messages one voice reply becomes: the voice note, plus the text when it is not its caption. */
+export function messagesPerReply(pace: Pick<ChannelPace, 'voiceWithCaption'>, reply: OutboundReply): number {
+  const textShown = reply.sendTextWithVoice === true || reply.voiceLabel !== undefined;
+  return reply.voice && textShown && !pace.voiceWithCaption ? 2 : 1;
+}
+
 function settled(c: BroadcastCounts): number {
   return c.sent + c.failed + c.skipped;
 }
@@ -182,7 +188,8 @@ export class BroadcastRun {
       if (left <= 0) continue;
       const first = lane.samples.find(([t]) => t >= now - RATE_WINDOW_MS);
       const last = lane.samples.at(-1);
-      let perSec = this.deps.limiterFor(lane.channel).effectivePerSec;
+      const pace = this.deps.paceFor(lane.channel);
+      let perSec = this.deps.limiterFor(lane.channel).effectivePerSec / (pace.voiceWithCaption ? 1 : 2);
       if (first && last && last[0] - first[0] >= 2000 && last[1] > first[1]) perSec = ((last[1] - first[1]) * 1000) / (last[0] - first[0]);
       eta = Math.max(eta, left / perSec);
     }
@@ -314,7 +321,7 @@ export class BroadcastRun {
         // the record back, since nothing was sent.
         await this.journal.writeRecord(lane.channel, item.index, { state: 'sending', atMs: this.deps.clock.now(), attempt: 1 });
         try {
-          await limiter.acquire(item.entry.chatId, this.abort.signal);
+          await limiter.acquire(item.entry.chatId, this.abort.signal, messagesPerReply(pace, item.reply));
         } catch (err) {
           await this.journal.deleteRecord(lane.channel, item.index);
           if (this.halted) break;
@@ -455,7 +462,7 @@ export class BroadcastRun {
           // Nothing was delivered: pause the whole channel for retry_after, then try again.
           limiter.pause(this.deps.clock.now() + waitMs);
           this.log.warn({ channel: lane.channel, chatId, retryAfterMs: waitMs, attempt }, 'rate limited; channel paused for retry_after');
-          await limiter.acquire(chatId);
+          await limiter.acquire(chatId, undefined, messagesPerReply(this.deps.paceFor(lane.channel), item.reply));
           continue;
         }
         const category: FailureCategory = waitMs !== undefined ? 'rate limited' : 'send error';

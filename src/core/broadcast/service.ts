@@ -300,7 +300,10 @@ export class BroadcastService {
       }
     }
     let sendSec = 0;
-    for (const [channel, stats] of Object.entries(byChannel)) sendSec = Math.max(sendSec, stats.recipients / this.limiterFor(channel as Channel).effectivePerSec);
+    for (const [channel, stats] of Object.entries(byChannel)) {
+      const perRecipient = this.paceFor(channel as Channel).voiceWithCaption ? 1 : 2;
+      sendSec = Math.max(sendSec, (stats.recipients * perRecipient) / this.limiterFor(channel as Channel).effectivePerSec);
+    }
     const synthSec = (ownVoices * (this.options.estimatedRenderSec ?? 1.5)) / Math.max(1, this.deps.synthesisConcurrency);
     const sharedVoice = request.voice !== 'own' || ownVoices < recipients ? 1 : 0;
     const ttsChars = recipients > 0 ? request.text.trim().length * (ownVoices + sharedVoice) : 0;

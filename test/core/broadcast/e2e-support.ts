@@ -121,3 +121,12 @@ export function voicesPerChat(calls: readonly RecordedCall[]): Map<string, numbe
   for (const c of calls) if (c.method === 'sendVoice' && c.status === 200) out.set(String(c.params.chat_id), (out.get(String(c.params.chat_id)) ?? 0) + 1);
   return out;
 }
+
+/** Pace of the kill-and-resume test, in the killed process and after the restart alike. */
+export const KILL_TEST_SERVICE: Partial<BroadcastServiceOptions> = {
+  pace: { telegram: { messagesPerSec: 150, perChatIntervalMs: 100, maxInFlight: 16 } },
+  checkpointIntervalMs: 200,
+  pollIntervalMs: 0,
+};
+/** The adapter's throttle opened up to the test's pace. */
+export const KILL_TEST_BOT_THROTTLE = { globalPerSecond: 150, privateChatIntervalMs: 100 };

@@ -114,6 +114,25 @@ describe('RateLimiter', () => {
     expect(third[1]! - third[0]!).toBeCloseTo(20, 6);
   });
 
+  it('accounts a reply that becomes two platform messages (voice note, then text) as two', async () => {
+    const clock = new VirtualClock();
+    const limiter = new RateLimiter({ messagesPerSec: 10, perChatIntervalMs: 1000 }, { clock, headroom: 0, warmupMs: 0 });
+    const starts: Array<{ key: string; atMs: number }> = [];
+    const all = [
+      ...Array.from({ length: 10 }, (_, i) => limiter.acquire(`u${i}`, undefined, 2).then((t) => starts.push({ key: `u${i}`, atMs: t }))),
+      limiter.acquire('u0', undefined, 2).then((t) => starts.push({ key: 'u0', atMs: t })),
+    ];
+    await clock.runAll();
+    await Promise.all(all);
+    // Each reply's second message is counted one spacing after its first: 5 replies per second.
+    const firsts = starts.filter((s) => s.key !== 'u0').map((s) => s.atMs).sort((a, b) => a - b);
+    expect(firsts[1]! - firsts[0]!).toBe(200);
+    expect(maxInWindow([...firsts, ...firsts.map((t) => t + 100)], 1000)).toBeLessThanOrEqual(10);
+    // The chat's next reply waits until a second after its previous reply's second message.
+    const u0 = starts.filter((s) => s.key === 'u0').map((s) => s.atMs).sort((a, b) => a - b);
+    expect(u0[1]! - u0[0]!).toBeGreaterThanOrEqual(2000);
+  });
+
   it('gives up waiting when aborted', async () => {
     const limiter = new RateLimiter({ messagesPerSec: 1, perChatIntervalMs: 0 }, { headroom: 0 });
     await limiter.acquire('x');
