@@ -12,7 +12,7 @@ export const STOP_WORDS = new Set(
     'no nor not now of off on once only or other our ours out over own really same she should so some such than that that\'s the ' +
     'their theirs them then there these they this those through to too under until up very was wasn\'t we were what when where ' +
     'which while who whom why will with would you your yours yourself yeah yes okay ok oh um uh well also still even ever every ' +
-    'something anything nothing everything thing things lot lots today tomorrow yesterday tonight week always never maybe ' +
+    'something anything nothing everything thing things lot lots today tomorrow yesterday tonight always never maybe ' +
     'think know want feel feeling felt like going gonna make made need needs said say says tell told'
   ).split(' '),
 );
@@ -158,11 +158,12 @@ export function stem(word: string): string {
 export function keyPhrase(text: string, boost: ReadonlySet<string> = new Set()): string | undefined {
   const possessive = /\bmy\s+([\p{L}'-]+)(?:\s+([\p{L}'-]+))?/iu.exec(text);
   if (possessive) {
-    const first = possessive[1]!.toLowerCase();
-    const second = possessive[2]?.toLowerCase();
-    if (!STOP_WORDS.has(first) && first !== 'own') {
-      const useSecond = second && !STOP_WORDS.has(second) && !NEGATIVE_WORDS.has(second) && !POSITIVE_WORDS.has(second) && second.length > 2;
-      return `your ${possessive[1]}${useSecond ? ` ${possessive[2]}` : ''}`;
+    const first = possessive[1]!;
+    const second = possessive[2];
+    if (!STOP_WORDS.has(first.toLowerCase()) && first.toLowerCase() !== 'own') {
+      // "my new job" keeps the adjective; "my girlfriend left" stops at the noun.
+      const useSecond = second && MODIFIERS.has(first.toLowerCase()) && !STOP_WORDS.has(second.toLowerCase());
+      return `your ${first}${useSecond ? ` ${second}` : ''}`;
     }
   }
   const about = /\babout\s+((?:the|a|an|this|that|our|my)\s+)?([\p{L}'-]{3,})/iu.exec(text);
@@ -170,7 +171,7 @@ export function keyPhrase(text: string, boost: ReadonlySet<string> = new Set()):
     const det = about[1]?.trim().toLowerCase();
     return `${det ? `${swapPerson(det)} ` : ''}${about[2]}`;
   }
-  const candidates = contentWords(text).filter((w) => !NEGATIVE_WORDS.has(w) && !POSITIVE_WORDS.has(w));
+  const candidates = contentWords(text).filter((w) => !NEGATIVE_WORDS.has(w) && !POSITIVE_WORDS.has(w) && !VERBS.has(w));
   if (candidates.length === 0) return undefined;
   let best = candidates[0]!;
   let bestScore = -Infinity;
@@ -181,8 +182,20 @@ export function keyPhrase(text: string, boost: ReadonlySet<string> = new Set()):
       bestScore = score;
     }
   }
-  return best;
+  // Keep the article the user gave the word ("a joke"), else say "the".
+  const article = new RegExp(`\\b(a|an|the|this|that|our)\\s+${best}\\b`, 'i').exec(text)?.[1]?.toLowerCase();
+  return `${article ? swapPerson(article) : 'the'} ${best}`;
 }
+
+/** Adjectives that stay with the noun after "my" ("my new job"). */
+const MODIFIERS = new Set(
+  'new old best little big first last younger older current next whole favourite favorite dear late ex former future home'.split(' '),
+);
+
+/** Common verbs that are not topics when they are the longest word ("help", "plan", "tell"). */
+const VERBS = new Set(
+  'help plan tell give show ask let try keep start stop call come take find look work talk speak wait hope wish guess mean seem'.split(' '),
+);
 
 /** Question words and auxiliaries; a pronoun after one of them is part of a question. */
 const QUESTION_WORDS = new Set(

@@ -201,9 +201,9 @@ function fill(template: string, slots: Slots): string | undefined {
   return missing ? undefined : out;
 }
 
-/** Picks one template of `bank` whose slots are all filled; undefined when none fits. */
-function pick(bank: Bank, slots: Slots, random: () => number): string | undefined {
-  const usable = bank.map((t) => fill(t, slots)).filter((t): t is string => t !== undefined);
+/** Picks one template of `bank` whose slots are all filled and that is not in `used`; undefined when none fits. */
+function pick(bank: Bank, slots: Slots, random: () => number, used: ReadonlyArray<{ text: string }> = []): string | undefined {
+  const usable = bank.map((t) => fill(t, slots)).filter((t): t is string => t !== undefined && !used.some((u) => u.text === t));
   if (usable.length === 0) return undefined;
   return usable[Math.floor(random() * usable.length)];
 }
@@ -325,7 +325,7 @@ export function composeReply(request: Pick<ChatRequest, 'persona' | 'history' | 
   };
   const parts: Array<{ text: string; priority: number }> = [];
   const add = (bank: Bank, priority: number): void => {
-    const text = pick(bank, slots, random);
+    const text = pick(bank, slots, random, parts);
     if (text) parts.push({ text, priority });
   };
   if (reading.kind === 'empty') add(banks.empty, 9);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PERSONA_NAMES, renderSystemPrompt, type PersonaName } from '../../../src/core/personas.js';
 import type { ChatRequest, ChatTurn, MemoryRecord } from '../../../src/core/providers.js';
-import { memoryAsClause, mirrorClause, swapPerson } from '../../../src/providers/local/language.js';
+import { splitSentences } from '../../../src/core/text.js';
+import { keyPhrase, memoryAsClause, mirrorClause, swapPerson } from '../../../src/providers/local/language.js';
 import { TemplateChatModel } from '../../../src/providers/local/template.js';
 
 const model = new TemplateChatModel();
@@ -33,6 +34,15 @@ describe('language helpers', () => {
     expect(mirrorClause('Honestly, I feel stuck at work. Nothing moves.')).toBe('you feel stuck at work');
     expect(mirrorClause('What should I cook tonight?')).toBeUndefined();
     expect(mirrorClause('The weather is nice.')).toBeUndefined();
+  });
+
+  it("picks the phrase a message is about, from the listener's side", () => {
+    expect(keyPhrase('My girlfriend left me last week.')).toBe('your girlfriend');
+    expect(keyPhrase('I started my new job on Monday.')).toBe('your new job');
+    expect(keyPhrase("I'm worried about the move.")).toBe('the move');
+    expect(keyPhrase('Tell me a joke')).toBe('a joke');
+    expect(keyPhrase('The train was late again.')).toBe('the train');
+    expect(keyPhrase('ok')).toBeUndefined();
   });
 
   it('turns stored memories of any person into a clause that can follow "I remember"', () => {
@@ -81,6 +91,17 @@ describe('TemplateChatModel.reply', () => {
       const { text } = await model.reply(request('I feel stuck at work and my manager ignores my ideas.', { persona }));
       expect(text, persona).toMatch(/you feel stuck at work|your manager/);
       expect(text).not.toMatch(/\bmy manager\b/);
+    }
+  });
+
+  it('never repeats a sentence within a reply', async () => {
+    for (const persona of PERSONA_NAMES) {
+      for (let seed = 0; seed < 10; seed++) {
+        for (const userText of ['ok', 'hmm', 'The train was late again.', 'I got the promotion!']) {
+          const sentences = splitSentences((await model.reply(request(userText, { persona, seed }))).text);
+          expect(new Set(sentences).size, `${persona} ${seed} ${userText}`).toBe(sentences.length);
+        }
+      }
     }
   });
 
