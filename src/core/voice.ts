@@ -11,9 +11,9 @@ import type { ClonedVoice, PcmAudio, SpeechSynthesizer } from './providers.js';
 import type { Store } from './store/types.js';
 import { ProviderError } from './errors.js';
 import { chunkSentences } from './text.js';
-import { concatPcm, decodeToPcm, encodeVoiceNote } from './audio/index.js';
+import { concatPcm, decodeToPcm, encodeVoiceNote, parseWavHeader } from './audio/index.js';
 
-/** Sample rate used to join synthesised pieces, Hz. */
+/** Sample rate used to join synthesised pieces that are not 16-bit mono WAV, Hz. */
 const JOIN_RATE_HZ = 24000;
 /** Longest piece sent to the synthesizer at once, characters. */
 const CHUNK_CHARS = 300;
@@ -52,15 +52,19 @@ export class VoiceRenderer {
     const pieces = chunkSentences(text, CHUNK_CHARS);
     let cacheHits = 0;
     const t0 = performance.now();
-    const pcms = await Promise.all(
+    const audio = await Promise.all(
       pieces.map((piece) =>
-        this.limit(async (): Promise<PcmAudio> => {
+        this.limit(async () => {
           const { bytes, cached } = await this.synthesizeCached(ownerKey, piece, voice);
           if (cached) cacheHits++;
-          return decodeToPcm(bytes, { sampleRateHz: JOIN_RATE_HZ });
+          return bytes;
         }),
       ),
     );
+    // Join at the synthesizer's own rate when it gives 16-bit mono WAV (no resampling pass needed).
+    const header = parseWavHeader(audio[0]!);
+    const joinRateHz = header && header.subFormat === 1 && header.bitsPerSample === 16 && header.channels === 1 && header.sampleRateHz >= 8000 ? header.sampleRateHz : JOIN_RATE_HZ;
+    const pcms: PcmAudio[] = await Promise.all(audio.map((bytes) => this.limit(() => decodeToPcm(bytes, { sampleRateHz: joinRateHz }))));
     const t1 = performance.now();
     const joined = concatPcm(pcms, GAP_SEC);
     if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });

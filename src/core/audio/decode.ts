@@ -10,7 +10,7 @@ import { corruptAudioError, emptyAudioError, unsupportedFormatError } from './pr
 import { audioToolPaths, runTool } from './process.js';
 import { DEMUXER, sniffContainer } from './sniff.js';
 import type { AudioContainer } from './types.js';
-import { int16FromBytes } from './wav.js';
+import { int16FromBytes, parseWavHeader, wavToPcm } from './wav.js';
 
 /** Default time allowed for one decode, ms. */
 export const DECODE_TIMEOUT_MS = 60_000;
@@ -50,6 +50,17 @@ export async function decodeToPcm(bytes: Buffer, options: DecodeOptions = {}): P
   }
   const limitSec = options.maxDurationSec;
   if (limitSec !== undefined && !(limitSec > 0)) throw new RangeError(`maxDurationSec must be positive, got ${limitSec}`);
+  // 16-bit mono WAV already at the wanted rate needs no decoder.
+  if (container === 'wav') {
+    const h = parseWavHeader(bytes);
+    if (h && h.subFormat === 1 && h.bitsPerSample === 16 && h.channels === 1 && h.sampleRateHz === sampleRateHz && h.dataSizeBytes >= 2) {
+      const pcm = wavToPcm(bytes);
+      if (limitSec !== undefined && pcm.samples.length > limitSec * sampleRateHz) {
+        return { samples: pcm.samples.slice(0, Math.floor(limitSec * sampleRateHz)), sampleRateHz };
+      }
+      return pcm;
+    }
+  }
   const output = ['-map', '0:a:0', '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(sampleRateHz)];
   if (limitSec !== undefined) output.push('-t', String(limitSec));
   output.push('-c:a', 'pcm_s16le', '-f', 's16le', 'pipe:1');

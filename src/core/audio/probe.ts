@@ -86,6 +86,8 @@ export async function probeAudio(bytes: Buffer, options: ProbeOptions = {}): Pro
     const scan = scanOggPages(bytes);
     if (scan.truncated || scan.pages.length === 0) throw corruptAudioError({ container, reason: 'Ogg data ends inside a page', pages: scan.pages.length });
   }
+  const fromHeaders = probeFromHeaders(bytes, container);
+  if (fromHeaders) return fromHeaders;
 
   const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
   const result = await runTool(
@@ -137,6 +139,31 @@ export async function checkAudio(bytes: Buffer, limits: AudioLimits, options: Pr
   const probe = await probeAudio(bytes, options);
   checkDeclared({ durationSec: probe.durationSec }, limits);
   return probe;
+}
+
+/**
+ * The probe read from the container's own headers, without starting ffprobe, for the two forms a
+ * voice pipeline sees most: Ogg/Opus voice notes (OpusHead and granule positions, RFC 7845; Opus
+ * always decodes at 48 kHz, which is what ffprobe reports too) and plain PCM WAV (`fmt ` and
+ * `data` chunks). Anything else, or anything odd about these, returns undefined (ffprobe decides).
+ */
+function probeFromHeaders(bytes: Buffer, container: AudioContainer): AudioProbe | undefined {
+  if (container === 'ogg') {
+    let info: ReturnType<typeof getOggOpusInfo>;
+    try {
+      info = getOggOpusInfo(bytes);
+    } catch {
+      return undefined;
+    }
+    if (info.truncated || info.channels < 1 || !(info.durationSec > 0)) return undefined;
+    return { container, codec: 'opus', durationSec: info.durationSec, sampleRateHz: 48000, channels: info.channels, sizeBytes: bytes.length };
+  }
+  if (container === 'wav') {
+    const h = parseWavHeader(bytes);
+    if (!h || h.subFormat !== 1 || h.bitsPerSample !== 16 || h.channels < 1 || h.sampleRateHz <= 0 || h.byteRate <= 0 || h.dataSizeBytes <= 0) return undefined;
+    return { container, codec: 'pcm_s16le', durationSec: h.dataSizeBytes / h.byteRate, sampleRateHz: h.sampleRateHz, channels: h.channels, sizeBytes: bytes.length };
+  }
+  return undefined;
 }
 
 /** Reads every packet of the first audio stream without decoding (`-c copy` to the null muxer) and returns the last timestamp. */
