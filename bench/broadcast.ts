@@ -19,6 +19,7 @@
  * long runs; on a loaded machine it also moves slots after stalls (`limiterLateWakes`).
  *
  * Run alone with `npx tsx bench/broadcast.ts`; `bench/run.ts` calls {@link benchBroadcast}.
+ * BENCH_BROADCAST_CPU_PROF=<dir> writes a CPU profile of the broadcasting process there.
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -117,7 +118,7 @@ async function runScenario(scenario: Scenario): Promise<Record<string, unknown>>
     fake.calls.length = 0;
 
     const child = fork(THIS_FILE, [CHILD_FLAG], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_BROADCAST_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_BROADCAST_CPU_PROF] : [])],
       env: { ...process.env, VOICETWIN_BENCH_BROADCAST: JSON.stringify({ dataDir, apiRoot: fake.apiRoot, token: fake.token, scenario }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

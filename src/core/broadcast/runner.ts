@@ -444,6 +444,7 @@ export class BroadcastRun {
     }
   }
 
+  /** Sends one voice note, retrying after rate limits only; never rejects. */
   private async send(lane: Lane, sender: ChannelSender, limiter: RateLimiter, item: Extract<Prepared, { kind: 'send' }>): Promise<void> {
     const { chatId, userKey } = item.entry;
     let record: RecipientRecord | undefined;
@@ -470,7 +471,17 @@ export class BroadcastRun {
         this.log.warn({ channel: lane.channel, chatId, err }, 'broadcast send failed');
       }
     }
-    await this.journal.writeRecord(lane.channel, item.index, record);
+    try {
+      await this.journal.writeRecord(lane.channel, item.index, record);
+    } catch (err) {
+      // The outcome is lost; the record still says `sending`, so a restart reports this recipient
+      // as in flight and never sends again. A store that fails here stops the whole job.
+      if (this.outcome === 'done') this.outcome = 'failed';
+      this.error ??= errorText(err);
+      this.abort.abort(err);
+      this.log.error({ err, channel: lane.channel, chatId }, 'could not record a broadcast outcome; stopping');
+      return;
+    }
     lane.open.delete(item.index);
     countRecord(lane.counts, record);
   }
