@@ -67,7 +67,7 @@ export interface Config {
   elevenlabs?: { apiKey: string; baseUrl?: string; ttsModel: string; sttModel: string; defaultVoiceId?: string };
   replicate?: { apiToken: string; baseUrl?: string; model: string };
   gemini?: { apiKey: string; baseUrl?: string; chatModel: string };
-  telegram?: { token: string; apiRoot?: string; webhookUrl?: string; webhookSecret?: string; webhookPort: number };
+  telegram?: { token: string; apiRoot?: string; selfHostedApi: boolean; webhookUrl?: string; webhookSecret?: string; webhookPort: number };
   discord?: { token: string; applicationId: string; guildId?: string; apiBase?: string };
   whatsapp?: { chromiumPath?: string; minSendIntervalMs: number };
   /** Operators as `<channel>:<user id>` keys (OPERATORS). */
@@ -270,6 +270,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       telegramToken && {
         token: telegramToken,
         ...optional('apiRoot', url(env, 'TELEGRAM_API_ROOT', ['http:', 'https:'])),
+        selfHostedApi: bool(env, 'TELEGRAM_SELF_HOSTED_API', false),
         ...optional('webhookUrl', url(env, 'TELEGRAM_WEBHOOK_URL', ['https:', 'http:'])),
         ...optional('webhookSecret', str(env, 'TELEGRAM_WEBHOOK_SECRET')),
         webhookPort: num(env, 'TELEGRAM_WEBHOOK_PORT', 8443, z.number().int().min(1).max(65535)),

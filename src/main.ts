@@ -47,6 +47,7 @@ export async function serve(config: Config): Promise<{ app: App; stop(): Promise
         engine: app.engine,
         logger: log.child({ channel: 'telegram' }),
         ...(t.apiRoot ? { apiRoot: t.apiRoot } : {}),
+        selfHostedApi: t.selfHostedApi,
         ...(t.webhookUrl ? { webhook: { url: t.webhookUrl, port: t.webhookPort, ...(t.webhookSecret ? { secret: t.webhookSecret } : {}) } } : {}),
       });
       bots.push({ name: 'telegram', stop: () => bot.stop() });

@@ -490,7 +490,7 @@ export class Engine implements ConversationEngine {
       if (!userText) throw new UserInputError('NO_SPEECH', "I couldn't make out any words in that voice note. Could you say it again, a little closer to the microphone?");
     } else {
       input = 'text';
-      userText = this.checkText(message.text, 'Your message was empty. Send me a voice note or some text.');
+      userText = this.checkText(message.text, 'I understand voice notes and text, but this message had neither. Send me a voice note or write to me.');
     }
     await target.activity('record_voice');
     let t = performance.now();

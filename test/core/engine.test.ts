@@ -156,7 +156,7 @@ describe('commands and text', () => {
   it('refuses empty and 20,000-character text without storing anything', async () => {
     await app.engine.handle(msg({ text: '   ' }), out);
     expect(out.last()).toMatchObject({ kind: 'error' });
-    expect(out.last().text).toMatch(/empty/i);
+    expect(out.last().text).toMatch(/voice notes and text/);
     await app.engine.handle(msg({ text: 'x'.repeat(20_000) }), out);
     expect(out.last().text).toMatch(/20,000 characters.*at most 4,000/);
     expect(await app.store.history.recent('console:u1', 10)).toEqual([]);
