@@ -20,6 +20,10 @@ export interface WavHeader {
   byteRate: number;
   blockAlign: number;
   bitsPerSample: number;
+  /** Offset of the `fmt ` chunk body (the format tag's first byte). */
+  fmtOffset: number;
+  /** Size of the `fmt ` chunk body, bytes (16, 18 or 40; more for some encoders). */
+  fmtSizeBytes: number;
   /** Offset of the first sample byte. */
   dataOffset: number;
   /** Bytes of sample data actually present (the declared size, capped at what the buffer holds). */
@@ -60,6 +64,8 @@ export function parseWavHeader(wav: Buffer): WavHeader | undefined {
         byteRate: wav.readUInt32LE(body + 8),
         blockAlign: wav.readUInt16LE(body + 12),
         bitsPerSample: wav.readUInt16LE(body + 14),
+        fmtOffset: body,
+        fmtSizeBytes: size,
       };
     } else if (id === 'data') {
       if (!fmt) return undefined;

@@ -8,19 +8,8 @@
  * https://learn.microsoft.com/en-us/windows/win32/api/mmreg/ns-mmreg-waveformatextensible.
  */
 import { parseWavHeader, pcmToWav } from '../../core/audio/wav.js';
+import { concatPcm } from '../../core/audio/pcm.js';
 import { decodeToPcm } from '../../core/audio/decode.js';
-
-/** The raw body of the `fmt ` chunk (copied verbatim into the joined file). */
-function fmtChunk(wav: Buffer): Buffer | undefined {
-  let offset = 12;
-  while (offset + 8 <= wav.length) {
-    const id = wav.toString('latin1', offset, offset + 4);
-    const size = wav.readUInt32LE(offset + 4);
-    if (id === 'fmt ') return wav.subarray(offset + 8, offset + 8 + size);
-    offset += 8 + size + (size & 1);
-  }
-  return undefined;
-}
 
 /** A WAV file from a `fmt ` chunk body and sample data (adds `fact` for non-PCM formats). */
 function buildWav(fmt: Buffer, data: Buffer, blockAlign: number): Buffer {
@@ -51,15 +40,14 @@ function buildWav(fmt: Buffer, data: Buffer, blockAlign: number): Buffer {
  * @returns one WAV file; its format is the pieces' common format, else 16-bit mono at the first
  *   piece's sample rate
  * @throws UserInputError UNSUPPORTED_FORMAT / CORRUPT_AUDIO (from decoding) when a piece is not audio
+ * @throws RangeError when `wavs` is empty or `gapSec` is negative
  */
 export async function joinWavs(wavs: readonly Buffer[], gapSec = 0.15): Promise<Buffer> {
   if (wavs.length === 1) return wavs[0] as Buffer;
   const headers = wavs.map((w) => parseWavHeader(w));
   const first = headers[0];
-  const fmt = wavs[0] ? fmtChunk(wavs[0]) : undefined;
   const same =
     first !== undefined &&
-    fmt !== undefined &&
     headers.every(
       (h) => h !== undefined && h.subFormat === first.subFormat && h.channels === first.channels && h.sampleRateHz === first.sampleRateHz && h.bitsPerSample === first.bitsPerSample,
     );
@@ -72,18 +60,10 @@ export async function joinWavs(wavs: readonly Buffer[], gapSec = 0.15): Promise<
       const usable = h.dataSizeBytes - (h.dataSizeBytes % h.blockAlign);
       parts.push(wav.subarray(h.dataOffset, h.dataOffset + usable));
     });
+    const fmt = (wavs[0] as Buffer).subarray(first.fmtOffset, first.fmtOffset + first.fmtSizeBytes);
     return buildWav(fmt, Buffer.concat(parts), first.blockAlign);
   }
   const sampleRateHz = first?.sampleRateHz ?? 24_000;
   const pcms = await Promise.all(wavs.map((w) => decodeToPcm(w, { sampleRateHz })));
-  const gap = Math.round(gapSec * sampleRateHz);
-  const total = pcms.reduce((n, p) => n + p.samples.length, 0) + gap * (pcms.length - 1);
-  const samples = new Int16Array(total);
-  let offset = 0;
-  pcms.forEach((p, i) => {
-    if (i > 0) offset += gap;
-    samples.set(p.samples, offset);
-    offset += p.samples.length;
-  });
-  return pcmToWav({ samples, sampleRateHz });
+  return pcmToWav(concatPcm(pcms, gapSec));
 }
