@@ -94,7 +94,10 @@ export async function buildApp(
       closeProviders = () => resilient.close();
     }
   }
+  const { DEFAULT_UNIT_PRICES } = await import('./providers/cloud.js');
+  const usage = new UsageMeter(store.kv, { prices: DEFAULT_UNIT_PRICES, limits: config.budgets });
   const engine = new Engine({
+    usage,
     store,
     providers,
     logger,
@@ -114,7 +117,7 @@ export async function buildApp(
   const broadcasts = new BroadcastService({
     engine,
     logger,
-    usage: new UsageMeter(store.kv),
+    usage,
     ...(whatsappIntervalMs ? { pace: { whatsapp: { messagesPerSec: 1000 / whatsappIntervalMs, perChatIntervalMs: whatsappIntervalMs } } } : {}),
   });
   engine.registerOperatorCommand(broadcasts.command());

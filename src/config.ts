@@ -70,6 +70,8 @@ export interface Config {
   telegram?: { token: string; apiRoot?: string; selfHostedApi: boolean; webhookUrl?: string; webhookSecret?: string; webhookPort: number };
   discord?: { token: string; applicationId: string; guildId?: string; apiBase?: string };
   whatsapp?: { chromiumPath?: string; minSendIntervalMs: number };
+  /** Per-user daily budgets (UTC days); absent → unlimited. */
+  budgets: { dailyTtsChars?: number; dailySttSec?: number; dailyCostUsd?: number; globalDailyCostUsd?: number };
   /** Operators as `<channel>:<user id>` keys (OPERATORS). */
   operators: string[];
 }
@@ -293,8 +295,18 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
         minSendIntervalMs: num(env, 'WHATSAPP_MIN_SEND_INTERVAL_MS', 1500, z.number().int().min(0).max(600_000)),
       },
     ),
+    budgets: {
+      ...optionalNum(env, 'DAILY_TTS_CHARS', 'dailyTtsChars', z.number().int().min(1)),
+      ...optionalNum(env, 'DAILY_STT_SEC', 'dailySttSec', z.number().min(1)),
+      ...optionalNum(env, 'DAILY_COST_USD', 'dailyCostUsd', z.number().min(0)),
+      ...optionalNum(env, 'DAILY_COST_USD_ALL_USERS', 'globalDailyCostUsd', z.number().min(0)),
+    },
     operators: operators(env),
   };
+}
+
+function optionalNum<K extends string>(env: Env, name: string, key: K, schema: z.ZodNumber): { [P in K]?: number } {
+  return str(env, name) === undefined ? {} : ({ [key]: num(env, name, 0, schema) } as { [P in K]?: number });
 }
 
 function namespace(env: Env): string {

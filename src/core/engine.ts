@@ -25,6 +25,7 @@ import { isDuplicateMemory, selectMemories } from './memory.js';
 import { trimToSentences } from './text.js';
 import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
+import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
 
 /** Engine settings; sizes in bytes, durations in seconds. */
@@ -130,6 +131,8 @@ export interface EngineOptions {
   observer?: (event: EngineEvent) => void;
   /** Clock, ms since the epoch (tests). */
   now?: () => number;
+  /** Usage accounting and per-user daily budgets; none → unmetered. */
+  usage?: UsageMeter;
 }
 
 /**
@@ -151,6 +154,7 @@ export class Engine implements ConversationEngine {
   private readonly background = new Set<Promise<unknown>>();
   private readonly enrollment: Enrollment;
   readonly voice: VoiceRenderer;
+  readonly usage: UsageMeter | undefined;
   readonly now: () => number;
 
   constructor(options: EngineOptions) {
@@ -160,6 +164,7 @@ export class Engine implements ConversationEngine {
     this.logger = options.logger ?? silentLogger;
     this.observer = options.observer ?? (() => undefined);
     this.now = options.now ?? Date.now;
+    this.usage = options.usage;
     this.queue = new KeyedSerialQueue(this.settings.turnConcurrency);
     this.voice = new VoiceRenderer({ store: this.store, tts: this.providers.tts, logger: this.logger, sampleRates: this.settings.voiceSampleRateHz });
     this.enrollment = new Enrollment({
@@ -444,10 +449,12 @@ export class Engine implements ConversationEngine {
     if (clean.length > this.settings.limits.replyMaxChars) {
       throw new UserInputError('TEXT_TOO_LONG', `I can say at most ${this.settings.limits.replyMaxChars} characters at once (about a minute of speech). Yours has ${clean.length}.`);
     }
+    await this.usage?.checkBudget(user.key, ['tts']);
     await target.activity('record_voice');
     const profile = await this.store.profiles.get(user.key);
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
     const note = await this.voice.render(user.key, clean, voice, user.channel);
+    for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, this.logger);
     await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice) });
   }
 
@@ -481,11 +488,13 @@ export class Engine implements ConversationEngine {
     let input: 'voice' | 'text';
     if (message.audio) {
       input = 'voice';
+      await this.usage?.checkBudget(user.key, ['stt']);
       await target.activity('typing');
       const pcm = await this.receiveAudio(message.audio, this.settings.limits.maxTurnAudioSec, timings);
       const t = performance.now();
       const transcript = await this.providers.stt.transcribe(pcm, message.languageCode ? { languageHint: message.languageCode } : {});
       timings.sttMs = performance.now() - t;
+      await this.record(user.key, { provider: transcript.provider ?? this.providers.stt.name, sttSec: transcript.durationSec }, log);
       userText = transcript.text.trim();
       if (!userText) throw new UserInputError('NO_SPEECH', "I couldn't make out any words in that voice note. Could you say it again, a little closer to the microphone?");
     } else {
@@ -513,11 +522,16 @@ export class Engine implements ConversationEngine {
       seed: this.settings.seed + user.messageCount,
     });
     timings.chatMs = performance.now() - t;
+    if (response.usage) await this.record(user.key, { provider: response.provider ?? this.providers.chat.name, ...response.usage }, log);
     const replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
-    const note = await this.voice.render(user.key, replyText, voice, user.channel);
-    timings.ttsMs = note.synthMs;
-    timings.encodeMs = note.encodeMs;
+    const budgetNote = await this.ttsBudgetNote(user.key);
+    const note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel);
+    if (note) {
+      timings.ttsMs = note.synthMs;
+      timings.encodeMs = note.encodeMs;
+      for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, log);
+    }
     t = performance.now();
     const now = this.now();
     await this.store.history.append(user.key, { role: 'user', text: userText, atMs: now }, { role: 'twin', text: replyText, atMs: now });
@@ -525,12 +539,37 @@ export class Engine implements ConversationEngine {
     await this.store.users.put(updated);
     timings.storeMs += performance.now() - t;
     const heard = input === 'voice' ? `You said: "${userText}"\n\n` : '';
-    const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice);
-    await target.reply({ kind: 'answer', voice: note.voice, ...caption });
+    if (note) {
+      const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice);
+      await target.reply({ kind: 'answer', voice: note.voice, ...caption });
+    } else {
+      await target.reply({ kind: 'answer', text: `${heard}${replyText}\n\n(${budgetNote})` });
+    }
     timings.totalMs = performance.now() - started;
     log.info({ input, persona: user.persona, timings: roundTimings(timings) }, 'chat turn answered');
     this.observer({ type: 'turn', userKey: user.key, input, transcript: userText, replyText, persona: user.persona, timings });
     await this.afterTurn(updated, target, log);
+  }
+
+  /** Adds a provider call to the user's usage; accounting failures are logged, never shown. */
+  private async record(userKey: string, event: Parameters<UsageMeter['record']>[1], log: Logger): Promise<void> {
+    if (!this.usage) return;
+    try {
+      await this.usage.record(userKey, event);
+    } catch (err) {
+      log.warn({ err }, 'usage accounting failed');
+    }
+  }
+
+  /** The user-facing reason when today's spoken-reply budget is used up, else undefined. */
+  private async ttsBudgetNote(userKey: string): Promise<string | undefined> {
+    try {
+      await this.usage?.checkBudget(userKey, ['tts']);
+      return undefined;
+    } catch (err) {
+      if (isUserInputError(err) && err.code === 'BUDGET_EXCEEDED') return err.userMessage;
+      throw err;
+    }
   }
 
   /** Checks declared metadata, downloads, checks the bytes and decodes to 16 kHz mono PCM. */
@@ -626,6 +665,14 @@ export class Engine implements ConversationEngine {
       `Stored: ${summary.samples.length} samples, ${summary.historyTurns} conversation turns, ${summary.memories.length} memories (storage: ${this.store.backend}, audio encrypted at rest).`,
     );
     lines.push(`Providers: speech-to-text ${this.providers.stt.name}, chat ${this.providers.chat.name}, voice ${this.providers.tts.name}.`);
+    if (this.usage) {
+      const { total } = await this.usage.today(user.key);
+      const limits = this.usage.budget;
+      const of = (limit: number | undefined, unit: string): string => (limit === undefined ? '' : ` of ${limit.toLocaleString('en-US')}${unit}`);
+      lines.push(
+        `Today: ${total.ttsChars.toLocaleString('en-US')}${of(limits.dailyTtsChars, '')} characters spoken, ${Math.round(total.sttSec)}${of(limits.dailySttSec, '')} s transcribed, about $${total.costUsd.toFixed(3)}${limits.dailyCostUsd !== undefined ? ` of $${limits.dailyCostUsd.toFixed(2)}` : ''}.`,
+      );
+    }
     return lines.join('\n');
   }
 

@@ -73,11 +73,20 @@ export interface ChatRequest {
   signal?: AbortSignal;
 }
 
+/** A chat model's answer. */
+export interface ChatReply {
+  text: string;
+  /** Provider that answered, when a fallback chain reports it. */
+  provider?: string;
+  /** Tokens used, when the provider reports them (usage accounting). */
+  usage?: { inputTokens: number; outputTokens: number };
+}
+
 /** A conversational model. */
 export interface ChatModel {
   readonly name: string;
   /** @throws ProviderError on provider failure */
-  reply(request: ChatRequest): Promise<{ text: string }>;
+  reply(request: ChatRequest): Promise<ChatReply>;
   /** Facts worth remembering from recent turns (short sentences, possibly none). */
   extractMemories(history: ChatTurn[], known: MemoryRecord[], options?: { signal?: AbortSignal }): Promise<string[]>;
   /** A short reflection on the conversation so far (an "insight"). */

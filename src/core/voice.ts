@@ -31,6 +31,8 @@ export interface RenderedVoice {
   /** Pieces served from the synthesis cache. */
   cacheHits: number;
   pieces: number;
+  /** Characters actually sent to synthesizers, by the provider that answered (cache hits excluded). */
+  synthesized: Array<{ provider: string; characters: number }>;
 }
 
 /** Renders text to voice notes with a synthesis cache keyed by (synthesizer, voice, text). */
@@ -51,12 +53,14 @@ export class VoiceRenderer {
   async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel): Promise<RenderedVoice> {
     const pieces = chunkSentences(text, CHUNK_CHARS);
     let cacheHits = 0;
+    const synthesized: RenderedVoice['synthesized'] = [];
     const t0 = performance.now();
     const audio = await Promise.all(
       pieces.map((piece) =>
         this.limit(async () => {
-          const { bytes, cached } = await this.synthesizeCached(ownerKey, piece, voice);
+          const { bytes, cached, provider, characters } = await this.synthesizeCached(ownerKey, piece, voice);
           if (cached) cacheHits++;
+          else synthesized.push({ provider, characters });
           return bytes;
         }),
       ),
@@ -70,10 +74,10 @@ export class VoiceRenderer {
     if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });
     const note = await encodeVoiceNote(joined, { sampleRateHz: this.rates[channel] as 48000 | 24000 | 16000 });
     const t2 = performance.now();
-    return { voice: note, synthMs: t1 - t0, encodeMs: t2 - t1, cacheHits, pieces: pieces.length };
+    return { voice: note, synthMs: t1 - t0, encodeMs: t2 - t1, cacheHits, pieces: pieces.length, synthesized };
   }
 
-  private async synthesizeCached(ownerKey: string, text: string, voice: ClonedVoice | undefined): Promise<{ bytes: Buffer; cached: boolean }> {
+  private async synthesizeCached(ownerKey: string, text: string, voice: ClonedVoice | undefined): Promise<{ bytes: Buffer; cached: boolean; provider: string; characters: number }> {
     const { store, tts, logger } = this.deps;
     const hash = createHash('sha256')
       .update(JSON.stringify([tts.name, voice?.provider ?? null, voice?.voiceId ?? null, voice?.params ?? null, text]))
@@ -82,7 +86,7 @@ export class VoiceRenderer {
     const blobKey = await store.kv.get<string>(cacheKey);
     if (blobKey) {
       try {
-        return { bytes: await store.blobs.get(blobKey), cached: true };
+        return { bytes: await store.blobs.get(blobKey), cached: true, provider: tts.name, characters: 0 };
       } catch {
         await store.kv.delete(cacheKey);
       }
@@ -91,7 +95,8 @@ export class VoiceRenderer {
     if (out.bytes.length === 0) throw new ProviderError(tts.name, 'synthesis returned zero bytes', { retryable: true });
     // Audio from a fallback that could not speak in the requested voice is not cached under that voice.
     const fallback = out.voiceMatched === false || (voice !== undefined && out.provider !== undefined && out.provider !== voice.provider);
-    if (fallback) return { bytes: out.bytes, cached: false };
+    const answered = { provider: out.provider ?? tts.name, characters: out.characters };
+    if (fallback) return { bytes: out.bytes, cached: false, ...answered };
     try {
       const owner = voice ? ownerKey : 'shared:tts';
       const key = await store.blobs.put(owner, out.bytes, 'tts');
@@ -99,6 +104,6 @@ export class VoiceRenderer {
     } catch (err) {
       logger.warn({ err }, 'synthesis cache write failed');
     }
-    return { bytes: out.bytes, cached: false };
+    return { bytes: out.bytes, cached: false, ...answered };
   }
 }

@@ -432,3 +432,30 @@ describe('operator commands', () => {
     expect(out.last().text).toContain('/broadcast <text>');
   });
 });
+
+describe('usage and budgets', () => {
+  it('counts characters and seconds per user, answers in text when the spoken budget is used up, refuses voice past the STT budget', async () => {
+    const s = scripted({ reliable: true });
+    app = await createTestApp({ providers: s.providers, env: { DAILY_TTS_CHARS: '20', DAILY_STT_SEC: '1' } });
+    s.heard.push('hello there');
+    await app.engine.handle(voice(await speech('Hello there, how are you today?')), out);
+    expect(out.last().voice).toBeDefined();
+    const used = await app.engine.usage!.today('console:u1');
+    expect(used.total.ttsChars).toBeGreaterThan(20);
+    expect(used.total.sttSec).toBeGreaterThan(1);
+    expect(used.byProvider['espeak-test']?.ttsChars).toBe(used.total.ttsChars);
+
+    await app.engine.handle(msg({ text: 'Another question for you' }), out);
+    expect(out.last().kind).toBe('answer');
+    expect(out.last().voice).toBeUndefined();
+    expect(out.last().text).toMatch(/You said Another question for you.*spoken replies.*resets at midnight UTC/s);
+    expect(await app.store.history.recent('console:u1', 10)).toHaveLength(4);
+
+    await app.engine.handle(voice(await speech('Hello there, how are you today?')), out);
+    expect(out.last()).toMatchObject({ kind: 'error' });
+    expect(out.last().text).toMatch(/voice notes.*please type/);
+
+    await app.engine.handle(cmd('status'), out);
+    expect(out.last().text).toMatch(/Today: \d+ of 20 characters spoken, \d+ of 1 s transcribed/);
+  });
+});
