@@ -11,6 +11,7 @@
 import { UserInputError } from '../../core/errors.js';
 import type { CloneSample, PcmAudio } from '../../core/providers.js';
 import { analyseSampleFrames } from '../../core/audio/analysis.js';
+import { concatPcm } from '../../core/audio/pcm.js';
 
 /** Bounds of the reference, seconds. */
 export interface ReferenceBounds {
@@ -136,17 +137,10 @@ export function selectReference(samples: readonly CloneSample[], bounds: Partial
     }
   }
   const hop = Math.round(rate * frameSec);
-  const gap = Math.round(JOIN_GAP_SEC * rate);
-  const pieces = chosen.map((w) => w.pcm.samples.subarray(w.startFrame * hop, Math.min(w.pcm.samples.length, w.endFrame * hop)));
-  const total = pieces.reduce((n, p) => n + p.length, 0) + gap * Math.max(0, pieces.length - 1);
-  const out = new Int16Array(Math.min(total, Math.round(maxSec * rate)));
-  let offset = 0;
-  pieces.forEach((p, i) => {
-    if (i > 0) offset += gap;
-    const room = out.length - offset;
-    if (room > 0) out.set(p.subarray(0, room), offset);
-    offset += p.length;
-  });
+  const pieces = chosen.map((w) => ({ samples: w.pcm.samples.subarray(w.startFrame * hop, Math.min(w.pcm.samples.length, w.endFrame * hop)), sampleRateHz: rate }));
+  const joined = pieces.length > 0 ? concatPcm(pieces, JOIN_GAP_SEC).samples : new Int16Array(0);
+  const maxSamples = Math.round(maxSec * rate);
+  const out = joined.length > maxSamples ? joined.slice(0, maxSamples) : joined;
   const pcm = { samples: out, sampleRateHz: rate };
   const speechSec = analyseSampleFrames(pcm).analysis.speechSec;
   return {
