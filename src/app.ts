@@ -109,6 +109,7 @@ export async function buildApp(
       insightEvery: config.engine.insightEvery,
       memoryEvery: config.engine.memoryEvery,
       turnConcurrency: config.engine.turnConcurrency,
+      cloneTimeoutSec: config.engine.cloneTimeoutSec,
       seed: config.engine.seed,
       operators: config.operators,
     },

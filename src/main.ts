@@ -84,7 +84,11 @@ export async function serve(config: Config): Promise<{ app: App; stop(): Promise
   }
   // Broadcasts resume (or start, when queued by `voicetwin broadcast`) once the senders exist.
   await app.broadcasts.start();
-  log.info({ bots: bots.map((b) => b.name) }, 'VoiceTwin is running');
+  const p = app.providers;
+  log.info(
+    { bots: bots.map((b) => b.name), providers: { stt: p.stt.name, chat: p.chat.name, tts: p.tts.name, cloner: p.cloner.name }, offline: app.offline },
+    `VoiceTwin is running: ${bots.map((b) => b.name).join(', ')}; speech-to-text ${p.stt.name}, chat ${p.chat.name}, voice ${p.tts.name}, cloning ${p.cloner.name}${app.offline ? ' (offline stack)' : ''}`,
+  );
   return {
     app,
     async stop() {

@@ -46,6 +46,8 @@ export interface EngineSettings {
   memoryEvery: number;
   /** Users processed at once. */
   turnConcurrency: number;
+  /** Seconds after which a running clone is announced as slow; replies use the default voice meanwhile. */
+  cloneTimeoutSec: number;
   /** Chat model seed (template model determinism). */
   seed: number;
   /** Operators as `<channel>:<user id>`. */
@@ -61,6 +63,7 @@ export const DEFAULT_ENGINE_SETTINGS: EngineSettings = {
   insightEvery: 5,
   memoryEvery: 3,
   turnConcurrency: 4,
+  cloneTimeoutSec: 35,
   seed: 7,
   operators: [],
 };
@@ -174,6 +177,7 @@ export class Engine implements ConversationEngine {
       now: this.now,
       requiredSpeechSec: this.settings.enrollMinSpeechSec ?? this.providers.cloner.minSpeechSec,
       maxSampleAudioSec: this.settings.limits.maxSampleAudioSec,
+      cloneTimeoutSec: this.settings.cloneTimeoutSec,
       maxAudioBytes: this.settings.limits.maxAudioBytes,
       observer: (e) => this.observer(e),
       notify: (user, reply) => this.notify(user, reply),

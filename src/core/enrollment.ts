@@ -28,6 +28,8 @@ export interface EnrollmentDeps {
   requiredSpeechSec: number;
   maxSampleAudioSec: number;
   maxAudioBytes: number;
+  /** Seconds after which a running clone is announced as slow (CLONE_TIMEOUT_S). */
+  cloneTimeoutSec: number;
   observer: (event: EngineEvent) => void;
   notify: (user: UserRecord, reply: OutboundReply) => Promise<void>;
   track: (job: Promise<unknown>) => void;
@@ -274,7 +276,17 @@ export class Enrollment {
       const samples: CloneSample[] = [];
       for (const r of records) samples.push({ id: r.id, pcm: wavToPcm(await store.blobs.get(r.blobKey)), speechSec: r.speechSec });
       await say(`Cloning your voice from ${samples.length} samples (${profile.speechSec.toFixed(1)} s of speech)…`);
-      const voice = await providers.cloner.clone({ userId: user.key, ...(user.displayName ? { displayName: user.displayName } : {}), samples });
+      const slow = setTimeout(() => {
+        void say(
+          `Cloning is taking longer than usual (over ${this.deps.cloneTimeoutSec} s). Until it is done I answer in the default voice; I will tell you as soon as your own voice is ready.`,
+        );
+      }, this.deps.cloneTimeoutSec * 1000);
+      let voice: ClonedVoice;
+      try {
+        voice = await providers.cloner.clone({ userId: user.key, ...(user.displayName ? { displayName: user.displayName } : {}), samples });
+      } finally {
+        clearTimeout(slow);
+      }
       const current = await store.profiles.get(user.key);
       if (!current || current.state !== 'processing') {
         // Deleted or restarted while cloning: drop the new voice.

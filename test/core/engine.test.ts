@@ -459,3 +459,29 @@ describe('usage and budgets', () => {
     expect(out.last().text).toMatch(/Today: \d+ of 20 characters spoken, \d+ of 1 s transcribed/);
   });
 });
+
+describe('slow clone', () => {
+  it('says so after CLONE_TIMEOUT_S, answers in the default voice meanwhile, and finishes in the background', async () => {
+    const s = scripted({ reliable: true });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const fast = s.providers.cloner.clone.bind(s.providers.cloner);
+    s.providers.cloner = { ...s.providers.cloner, clone: async (req) => (await gate, fast(req)) };
+    app = await createTestApp({ providers: s.providers, env: { CLONE_TIMEOUT_S: '1' } });
+    app.engine.registerSender(out);
+    await app.engine.handle(cmd('enroll'), out);
+    const phrase = (await app.store.profiles.get('console:u1'))!.consent.phrase;
+    s.heard.push(phrase);
+    await app.engine.handle(voice(await speech(phrase)), out);
+    await app.engine.handle(voice(await speech('This is a sample of my voice for the twin.')), out);
+    await app.engine.handle(voice(await speech('I like long walks by the sea and cooking for my friends.')), out);
+    expect((await app.store.profiles.get('console:u1'))!.state).toBe('processing');
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(out.statuses.some((t) => /taking longer than usual/.test(t))).toBe(true);
+    await app.engine.handle(msg({ text: 'Are you there?' }), out);
+    expect(out.last().text).toMatch(/Default voice/);
+    release();
+    await app.engine.whenIdle();
+    expect((await app.store.profiles.get('console:u1'))!.state).toBe('ready');
+  });
+});
