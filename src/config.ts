@@ -99,7 +99,7 @@ function describeNumber(schema: z.ZodNumber): string {
   const min = schema.minValue;
   const max = schema.maxValue;
   const kind = schema.isInt ? 'a whole number' : 'a number';
-  if (min !== null && max !== null && Number.isFinite(max)) return `${kind} from ${min} to ${max}`;
+  if (min !== null && max !== null && max < Number.MAX_SAFE_INTEGER) return `${kind} from ${min} to ${max}`;
   if (min !== null) return `${kind} ≥ ${min}`;
   return kind;
 }
