@@ -12,7 +12,7 @@
  */
 import { ElevenLabsClient, ElevenLabsError, ElevenLabsTimeoutError } from '@elevenlabs/elevenlabs-js';
 import { ProviderError, UserInputError } from '../../core/errors.js';
-import { genericProviderError, isRetryableStatus, parseRetryAfterSec } from '../resilient/errors.js';
+import { isRetryableStatus, parseRetryAfterSec, redactSecret, redactedGenericError } from '../resilient/errors.js';
 
 /** Provider name used in voices, usage records and logs. */
 export const ELEVENLABS = 'elevenlabs';
@@ -34,11 +34,6 @@ export function createElevenLabsClient(connection: ElevenLabsConnection): Eleven
     maxRetries: 0,
     timeoutInSeconds: connection.timeoutSec ?? 120,
   });
-}
-
-/** Replaces every occurrence of `secret` in `text`. */
-export function redact(text: string, secret: string | undefined): string {
-  return secret && secret.length >= 4 ? text.split(secret).join('[redacted]') : text;
 }
 
 /** `detail.status` and `detail.message` of an ElevenLabs error body, when present. */
@@ -80,11 +75,10 @@ export function mapElevenLabsError(err: unknown, apiKey: string): ProviderError 
       return new UserInputError('TEXT_TOO_LONG', 'That text is too long to speak in one go. Please send something shorter.', { provider: ELEVENLABS, message });
     }
     const retryAfterSec = parseRetryAfterSec(err.rawResponse?.headers?.get('retry-after'));
-    const text = redact(`HTTP ${status}${code ? ` ${code}` : ''}: ${message ?? 'request failed'}`, apiKey);
+    const text = redactSecret(`HTTP ${status}${code ? ` ${code}` : ''}: ${message ?? 'request failed'}`, apiKey);
     return new ProviderError(ELEVENLABS, text, { retryable: isRetryableStatus(status), status, retryAfterSec, cause: err });
   }
-  const generic = genericProviderError(ELEVENLABS, err);
-  return new ProviderError(ELEVENLABS, redact(generic.message.replace(/^elevenlabs: /, ''), apiKey), { ...generic.options });
+  return redactedGenericError(ELEVENLABS, err, apiKey);
 }
 
 /** True when the error says the voice does not exist (already deleted, or never made). */

@@ -10,7 +10,7 @@
  */
 import { ApiError, GoogleGenAI } from '@google/genai';
 import { ProviderError } from '../../core/errors.js';
-import { genericProviderError, isRetryableStatus, parseDurationSec } from '../resilient/errors.js';
+import { isRetryableStatus, parseDurationSec, redactSecret, redactedGenericError } from '../resilient/errors.js';
 
 /** Provider name used in usage records and logs. */
 export const GEMINI = 'gemini';
@@ -34,10 +34,6 @@ export function createGeminiClient(connection: GeminiConnection): GoogleGenAI {
       timeout: connection.timeoutMs ?? 120_000,
     },
   });
-}
-
-function redact(text: string, secret: string): string {
-  return secret.length >= 4 ? text.split(secret).join('[redacted]') : text;
 }
 
 interface RpcStatus {
@@ -73,8 +69,7 @@ export function mapGeminiError(err: unknown, apiKey: string): ProviderError {
     const status = invalidKey ? 401 : err.status;
     const retryAfterSec = parseDurationSec(rpc?.details?.find((d) => d['@type']?.endsWith('google.rpc.RetryInfo'))?.retryDelay);
     const text = `HTTP ${err.status}${rpc?.status ? ` ${rpc.status}` : ''}${invalidKey ? ' API_KEY_INVALID' : ''}: ${rpc?.message ?? 'request failed'}`;
-    return new ProviderError(GEMINI, redact(text, apiKey), { retryable: isRetryableStatus(status), status, retryAfterSec, cause: err });
+    return new ProviderError(GEMINI, redactSecret(text, apiKey), { retryable: isRetryableStatus(status), status, retryAfterSec, cause: err });
   }
-  const generic = genericProviderError(GEMINI, err);
-  return new ProviderError(GEMINI, redact(generic.message.replace(/^gemini: /, ''), apiKey), { ...generic.options });
+  return redactedGenericError(GEMINI, err, apiKey);
 }

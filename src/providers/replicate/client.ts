@@ -12,7 +12,7 @@
  */
 import Replicate from 'replicate';
 import { ProviderError } from '../../core/errors.js';
-import { genericProviderError, isRetryableStatus, parseRetryAfterSec } from '../resilient/errors.js';
+import { isRetryableStatus, parseRetryAfterSec, redactSecret, redactedGenericError } from '../resilient/errors.js';
 
 /** Provider name used in voices, usage records and logs. */
 export const REPLICATE = 'replicate';
@@ -53,11 +53,6 @@ export function createReplicateClient(connection: ReplicateConnection): Replicat
   });
 }
 
-/** Replaces every occurrence of `secret` in `text`. */
-function redact(text: string, secret: string): string {
-  return secret.length >= 4 ? text.split(secret).join('[redacted]') : text;
-}
-
 /** The SDK's `ApiError`: an Error with the failed `response` attached. */
 function apiErrorResponse(err: unknown): Response | undefined {
   const response = (err as { response?: unknown } | undefined)?.response;
@@ -87,13 +82,12 @@ export function mapReplicateError(err: unknown, apiToken: string): ProviderError
   if (response) {
     const status = response.status;
     const detail = problemDetail((err as Error).message) ?? response.statusText;
-    return new ProviderError(REPLICATE, redact(`HTTP ${status}: ${detail}`, apiToken), {
+    return new ProviderError(REPLICATE, redactSecret(`HTTP ${status}: ${detail}`, apiToken), {
       retryable: isRetryableStatus(status),
       status,
       retryAfterSec: parseRetryAfterSec(response.headers.get('retry-after')),
       cause: err,
     });
   }
-  const generic = genericProviderError(REPLICATE, err);
-  return new ProviderError(REPLICATE, redact(generic.message.replace(/^replicate: /, ''), apiToken), { ...generic.options });
+  return redactedGenericError(REPLICATE, err, apiToken);
 }

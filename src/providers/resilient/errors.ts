@@ -94,4 +94,24 @@ export function genericProviderError(provider: string, err: unknown): ProviderEr
   return new ProviderError(provider, message, { retryable: false, cause: err });
 }
 
+/**
+ * Replaces every occurrence of `secret` (an API key or token) in `text` with `[redacted]`.
+ * Secrets shorter than 4 characters are left alone: replacing them would blank out ordinary text.
+ */
+export function redactSecret(text: string, secret: string | undefined): string {
+  return secret && secret.length >= 4 ? text.split(secret).join('[redacted]') : text;
+}
+
+/**
+ * {@link genericProviderError} for errors a vendor mapper did not recognise, with `secret` (the
+ * provider's API key or token) removed from the message.
+ * @returns a new ProviderError of `provider` with the generic classification's options
+ */
+export function redactedGenericError(provider: string, err: unknown, secret: string | undefined): ProviderError {
+  const generic = genericProviderError(provider, err);
+  const prefix = `${provider}: `;
+  const message = generic.message.startsWith(prefix) ? generic.message.slice(prefix.length) : generic.message;
+  return new ProviderError(provider, redactSecret(message, secret), { ...generic.options });
+}
+
 export { isUserInputError };
