@@ -135,8 +135,9 @@ export class PocketsphinxSpeechToText implements SpeechToText {
         ? audio
         : await decodeToPcm(pcmToWav(audio), { sampleRateHz: POCKETSPHINX_SAMPLE_RATE_HZ, ...(options.signal ? { signal: options.signal } : {}) });
     const pcm = this.inputLevelDb === undefined ? resampled : normaliseLoudness(resampled, this.inputLevelDb);
+    // The decoder's log goes to stderr (not `-logfn /dev/null`): runTool keeps its last 8 KiB in
+    // memory, which holds the FATAL/ERROR line when decoding fails.
     const args = [
-      '-logfn', '/dev/null',
       '-samprate', String(POCKETSPHINX_SAMPLE_RATE_HZ),
       '-hmm', this.files.hmm,
       '-lm', this.files.lm,
@@ -162,7 +163,12 @@ export class PocketsphinxSpeechToText implements SpeechToText {
       }
     });
     if (result.exitCode !== 0) {
-      throw new ProviderError(this.name, `pocketsphinx_continuous exited with ${result.exitCode ?? 'a signal'}`, { retryable: false });
+      const reason = result.stderr
+        .split('\n')
+        .filter((line) => /^(FATAL|ERROR)/.test(line))
+        .slice(-2)
+        .join(' | ');
+      throw new ProviderError(this.name, `pocketsphinx_continuous exited with ${result.exitCode ?? 'a signal'}${reason ? `: ${reason}` : ''}`, { retryable: false });
     }
     const text = parseHypotheses(result.stdout.toString('utf8'));
     this.options.logger?.debug({ durationSec, elapsedMs: Date.now() - startedMs, words: text ? text.split(' ').length : 0 }, 'pocketsphinx transcribed');

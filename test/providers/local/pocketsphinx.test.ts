@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DependencyError, ProviderError } from '../../../src/core/errors.js';
 import type { PcmAudio } from '../../../src/core/providers.js';
@@ -63,23 +66,36 @@ describe('PocketsphinxSpeechToText on generated speech', () => {
     const err = await bad.transcribe(toPcm(makeSpeechWav('hello there'))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderError);
     expect((err as ProviderError).retryable).toBe(false);
+    // The decoder's own error line is in the message.
+    expect((err as ProviderError).message).toMatch(/exited with 1: (FATAL|ERROR): /);
   });
 
-  it('kills the decoder on timeout (retryable) and on abort (the abort reason)', async () => {
+  it('kills the decoder on timeout (retryable) and on abort (the abort reason), leaving no audio file behind', async () => {
     const pcm: PcmAudio = toPcm(makeSpeechWav('This sentence is long enough to keep the decoder busy for a while, longer than the limit.'));
-    const slow = new PocketsphinxSpeechToText({ timeoutMs: () => 30 });
-    const timeout = await slow.transcribe(pcm).catch((e: unknown) => e);
-    expect(timeout).toBeInstanceOf(ProviderError);
-    expect((timeout as ProviderError).retryable).toBe(true);
-    expect(String(timeout)).toMatch(/timed out after 30 ms/);
+    const savedTmp = process.env.TMPDIR;
+    const tmp = mkdtempSync(path.join(tmpdir(), 'stt-test-'));
+    process.env.TMPDIR = tmp;
+    try {
+      const slow = new PocketsphinxSpeechToText({ timeoutMs: () => 30 });
+      const timeout = await slow.transcribe(pcm).catch((e: unknown) => e);
+      expect(timeout).toBeInstanceOf(ProviderError);
+      expect((timeout as ProviderError).retryable).toBe(true);
+      expect(String(timeout)).toMatch(/timed out after 30 ms/);
 
-    const controller = new AbortController();
-    const started = Date.now();
-    const pending = stt.transcribe(pcm, { signal: controller.signal });
-    setTimeout(() => controller.abort(new Error('user left')), 30);
-    await expect(pending).rejects.toThrow('user left');
-    expect(Date.now() - started).toBeLessThan(1000);
-    await expect(stt.transcribe(pcm, { signal: AbortSignal.abort(new Error('already gone')) })).rejects.toThrow('already gone');
+      const controller = new AbortController();
+      const pending = stt.transcribe(pcm, { signal: controller.signal });
+      setTimeout(() => controller.abort(new Error('user left')), 30);
+      await expect(pending).rejects.toThrow('user left');
+      await expect(stt.transcribe(pcm, { signal: AbortSignal.abort(new Error('already gone')) })).rejects.toThrow('already gone');
+
+      expect((await stt.transcribe(pcm)).text).not.toBe('');
+      // The temporary PCM file (voice data) is removed after every run, whatever the outcome.
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 
