@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/app.js';
 import type { EngineEvent, TurnTimings } from '../src/core/engine.js';
-import type { ChatModel, Providers, SpeechSynthesizer, SpeechToText, VoiceCloner } from '../src/core/providers.js';
 import type { ChannelSender, OutboundReply, ReplyTarget } from '../src/core/types.js';
 import { silentLogger } from '../src/core/log.js';
+import { zeroLatencyProviders } from './providers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TURNS = Number(process.env.BENCH_TURNS ?? 40);
@@ -49,25 +49,6 @@ async function makeVoiceNote(dir: string): Promise<Buffer> {
   run('espeak-ng', ['-v', 'en-us', '-s', '150', '-w', wav, '--', 'I had a long day at work today and I would like to plan my weekend. Maybe a walk by the river, then dinner with friends, and some quiet time to read.']);
   run('ffmpeg', ['-loglevel', 'error', '-y', '-i', wav, '-af', 'apad=whole_dur=10', '-t', '10', '-ac', '1', '-ar', '48000', '-c:a', 'libopus', '-b:a', '32k', ogg]);
   return readFile(ogg);
-}
-
-/** Providers that answer immediately, so only the pipeline's own work is measured. */
-function zeroLatencyProviders(ttsWav: Buffer): Providers {
-  const stt: SpeechToText = {
-    name: 'zero',
-    reliable: true,
-    transcribe: async (audio) => ({ text: 'I would like to plan my weekend with friends', durationSec: audio.samples.length / audio.sampleRateHz }),
-  };
-  let n = 0;
-  const chat: ChatModel = {
-    name: 'zero',
-    reply: async () => ({ text: `Planning ahead sounds good, and a walk by the river is a lovely idea. What matters most to you this weekend, number ${++n}?` }),
-    extractMemories: async () => [],
-    insight: async () => 'You come back to rest and friends.',
-  };
-  const tts: SpeechSynthesizer = { name: 'zero', synthesize: async ({ text }) => ({ bytes: ttsWav, characters: text.length }) };
-  const cloner: VoiceCloner = { name: 'zero', minSpeechSec: 1, clone: async () => ({ provider: 'zero', voiceId: 'v', params: {}, approximate: true, label: 'zero' }) };
-  return { stt, chat, tts, cloner };
 }
 
 class NullTarget implements ReplyTarget, ChannelSender {
@@ -179,6 +160,7 @@ async function main(): Promise<void> {
       offlineStack: await benchOffline(dir, note),
       audio: await optionalBench('./audio.js', 'benchAudio'),
       store: await optionalBench('./store.js', 'benchStore'),
+      broadcast: await optionalBench('./broadcast.js', 'benchBroadcast'),
     };
     report.peakRssMiB = Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
     const outDir = path.join(here, 'results');
