@@ -211,8 +211,8 @@ function voiceActivity(energyDb: Float32Array): Uint8Array {
     const e = energyDb[f]!;
     speech[f] = e > floor[f]! + VAD_MARGIN_DB && e > SOUND_FLOOR_DB ? 1 : 0;
   }
-  dropShortRuns(speech, 1, 3); // blips under 30 ms
-  fillShortRuns(speech, 0, 20); // pauses under 200 ms inside speech
+  flipShortRuns(speech, 1, 3, false); // blips under 30 ms
+  flipShortRuns(speech, 0, 20, true); // pauses under 200 ms inside speech
   return speech;
 }
 
@@ -231,42 +231,41 @@ function adaptiveFloorDb(energyDb: Float32Array): Float32Array {
     smooth[f] = b <= SILENCE_DB ? Infinity : (a + b + c) / 3;
   }
   const radius = Math.round(FLOOR_WINDOW_SEC / 2 / FRAME_SEC);
-  const floor = new Float32Array(count);
-  // Sliding-window minimum with a monotonic deque of frame indices.
-  const deque = new Int32Array(count);
-  let head = 0;
-  let tail = 0;
-  let next = 0;
-  for (let f = 0; f < count; f++) {
-    const right = Math.min(count - 1, f + radius);
-    while (next <= right) {
-      while (tail > head && smooth[deque[tail - 1]!]! >= smooth[next]!) tail--;
-      deque[tail++] = next++;
-    }
-    while (deque[head]! < f - radius) head++;
-    const min = smooth[deque[head]!]!;
-    floor[f] = Number.isFinite(min) ? min : SILENCE_DB;
-  }
+  const floor = slidingMin(smooth, radius);
+  for (let f = 0; f < count; f++) if (!Number.isFinite(floor[f]!)) floor[f] = SILENCE_DB;
   return floor;
 }
 
-/** Sets runs of `value` shorter than `minFrames` to the other value. */
-function dropShortRuns(track: Uint8Array, value: 0 | 1, minFrames: number): void {
-  let f = 0;
-  while (f < track.length) {
-    if (track[f] !== value) {
-      f++;
-      continue;
+/**
+ * Minimum of `values` over the window [i − radius, i + radius] (clipped to the array) for every i,
+ * in O(n) with a monotonic deque of indices.
+ * @param radius half-width of the window, in elements (≥ 0)
+ * @returns a new array of the same length
+ */
+export function slidingMin(values: Float32Array, radius: number): Float32Array {
+  const n = values.length;
+  const out = new Float32Array(n);
+  const deque = new Int32Array(n);
+  let head = 0;
+  let tail = 0;
+  let next = 0;
+  for (let i = 0; i < n; i++) {
+    const right = Math.min(n - 1, i + radius);
+    while (next <= right) {
+      while (tail > head && values[deque[tail - 1]!]! >= values[next]!) tail--;
+      deque[tail++] = next++;
     }
-    let end = f;
-    while (end < track.length && track[end] === value) end++;
-    if (end - f < minFrames) track.fill(value ? 0 : 1, f, end);
-    f = end;
+    while (deque[head]! < i - radius) head++;
+    out[i] = values[deque[head]!]!;
   }
+  return out;
 }
 
-/** Fills interior runs of `value` shorter than `maxFrames` (runs touching either end are kept). */
-function fillShortRuns(track: Uint8Array, value: 0 | 1, maxFrames: number): void {
+/**
+ * Sets runs of `value` shorter than `minFrames` to the other value; with `interiorOnly`, runs
+ * touching either end of the track are kept.
+ */
+function flipShortRuns(track: Uint8Array, value: 0 | 1, minFrames: number, interiorOnly: boolean): void {
   let f = 0;
   while (f < track.length) {
     if (track[f] !== value) {
@@ -275,7 +274,7 @@ function fillShortRuns(track: Uint8Array, value: 0 | 1, maxFrames: number): void
     }
     let end = f;
     while (end < track.length && track[end] === value) end++;
-    if (f > 0 && end < track.length && end - f < maxFrames) track.fill(value ? 0 : 1, f, end);
+    if ((!interiorOnly || (f > 0 && end < track.length)) && end - f < minFrames) track.fill(value ? 0 : 1, f, end);
     f = end;
   }
 }

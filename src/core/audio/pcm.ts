@@ -3,7 +3,7 @@
  * limiter, and joining sentences synthesised separately.
  */
 import type { PcmAudio } from '../providers.js';
-import { speechLevelDb } from './analysis.js';
+import { slidingMin, speechLevelDb } from './analysis.js';
 
 /** Default speech level for stored samples and replies, dBFS RMS of speech frames. */
 export const DEFAULT_SPEECH_LEVEL_DB = -20;
@@ -47,26 +47,6 @@ export function normaliseLoudness(pcm: PcmAudio, targetDb: number = DEFAULT_SPEE
     out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
   }
   return { samples: out, sampleRateHz: pcm.sampleRateHz };
-}
-
-/** Minimum of `values` over [i − radius, i + radius] for every i (monotonic deque, O(n)). */
-function slidingMin(values: Float32Array, radius: number): Float32Array {
-  const n = values.length;
-  const out = new Float32Array(n);
-  const deque = new Int32Array(n);
-  let head = 0;
-  let tail = 0;
-  let next = 0;
-  for (let i = 0; i < n; i++) {
-    const right = Math.min(n - 1, i + radius);
-    while (next <= right) {
-      while (tail > head && values[deque[tail - 1]!]! >= values[next]!) tail--;
-      deque[tail++] = next++;
-    }
-    while (deque[head]! < i - radius) head++;
-    out[i] = values[deque[head]!]!;
-  }
-  return out;
 }
 
 /**
