@@ -132,16 +132,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
       reqLog.warn({ err: errorSummary(err) }, 'interaction could not be acknowledged; dropped');
       return;
     }
-    const inbound: InboundMessage = {
-      id: interactionInboundId(interaction.id),
-      channel: 'discord',
-      chatId: interaction.user.id,
-      userId: interaction.user.id,
-      displayName: displayNameOf(interaction.user, memberNickname(interaction)),
-      receivedAtMs,
-      languageCode: interaction.locale,
-      ...commandContent(interaction, download),
-    };
+    const inbound: InboundMessage = { ...interactionInbound(interaction, receivedAtMs), ...commandContent(interaction, download) };
     await run(inbound, new InteractionSurface(interaction, ephemeral, client, reqLog, true), reqLog);
   };
 
@@ -162,16 +153,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     }
     // One press, one answer: take the buttons off the message that carried them.
     await interaction.editReply({ components: [] }).catch((err: unknown) => reqLog.debug({ err: errorSummary(err) }, 'buttons not removed'));
-    const inbound: InboundMessage = {
-      id: interactionInboundId(interaction.id),
-      channel: 'discord',
-      chatId: interaction.user.id,
-      userId: interaction.user.id,
-      displayName: displayNameOf(interaction.user, memberNickname(interaction)),
-      receivedAtMs,
-      languageCode: interaction.locale,
-      action: parsed.data,
-    };
+    const inbound: InboundMessage = { ...interactionInbound(interaction, receivedAtMs), action: parsed.data };
     await run(inbound, new InteractionSurface(interaction, sourceEphemeral, client, reqLog, false), reqLog);
   };
 
@@ -218,6 +200,26 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
       await client.destroy();
       log.info('Discord bot stopped');
     },
+  };
+}
+
+/**
+ * What the inbound message of a slash command or a button press says about its origin: the
+ * interaction's id, the user (who is also the chat: replies go to them), their display name and
+ * locale, and the arrival time (ms since the epoch).
+ */
+function interactionInbound(
+  interaction: ChatInputCommandInteraction | ButtonInteraction,
+  receivedAtMs: number,
+): Pick<InboundMessage, 'id' | 'channel' | 'chatId' | 'userId' | 'displayName' | 'receivedAtMs' | 'languageCode'> {
+  return {
+    id: interactionInboundId(interaction.id),
+    channel: 'discord',
+    chatId: interaction.user.id,
+    userId: interaction.user.id,
+    displayName: displayNameOf(interaction.user, memberNickname(interaction)),
+    receivedAtMs,
+    languageCode: interaction.locale,
   };
 }
 
