@@ -9,7 +9,7 @@
  * measured on the timestamps the fake server recorded: (N − 1) / (last − first voice note).
  *
  * Scenarios (environment overrides in brackets):
- * - `telegram30`: Telegram's real limits, 30 messages/s and 1/s per chat, 1,000 recipients
+ * - `telegram30`: Telegram's real limits, 30 messages/s and 1/s per chat, 1,500 recipients
  *   [BENCH_BROADCAST_REAL_RECIPIENTS];
  * - `scaled10k`: 10,000 recipients [BENCH_BROADCAST_RECIPIENTS] at 300 messages/s
  *   [BENCH_BROADCAST_SCALED_RATE] (at 30/s it would take 5.5 minutes), for the peak RSS.
@@ -59,6 +59,11 @@ interface ChildReport {
   runMs: number;
   /** Slots the limiter moved because the process was stalled (a loaded machine). */
   lateWakes: number;
+  /** Largest V8 heap in use seen (sampled every 250 ms), and after a full GC at the end, KiB. */
+  peakHeapUsedKiB: number;
+  heapAfterGcKiB: number;
+  /** Heap in use after a full GC once half of the recipients were sent, KiB (retention check). */
+  heapMidwayAfterGcKiB: number;
 }
 
 function round(n: number, digits = 3): number {
@@ -86,17 +91,36 @@ async function runChild(): Promise<void> {
     pollIntervalMs: 0,
     pace: { telegram: { messagesPerSec: scenario.messagesPerSec, perChatIntervalMs: scenario.perChatIntervalMs, maxInFlight: scenario.maxInFlight } },
   });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let peakHeapUsed = 0;
+  let heapMidway = 0;
+  const sampler = setInterval(() => {
+    peakHeapUsed = Math.max(peakHeapUsed, process.memoryUsage().heapUsed);
+  }, 250);
   const started = Date.now();
   await service.create({ text: TEXT, audience: 'telegram', voice: 'default', dryRun: false }, { requestedBy: 'bench' });
   const snapshotMs = Date.now() - started;
+  const midway = setInterval(() => {
+    void service.status().then((s) => {
+      if (!s || heapMidway > 0 || s.counts.sent < scenario.recipients / 2) return;
+      gc?.();
+      heapMidway = process.memoryUsage().heapUsed;
+    });
+  }, 500);
   await service.whenIdle();
+  clearInterval(sampler);
+  clearInterval(midway);
   const status = (await service.status())!;
+  gc?.();
   const report: ChildReport = {
     status,
     peakRssKiB: process.resourceUsage().maxRSS,
     snapshotMs,
     runMs: Date.now() - started,
     lateWakes: service.limiterFor('telegram').lateWakes,
+    peakHeapUsedKiB: Math.round(peakHeapUsed / 1024),
+    heapAfterGcKiB: Math.round(process.memoryUsage().heapUsed / 1024),
+    heapMidwayAfterGcKiB: Math.round(heapMidway / 1024),
   };
   process.send!(report);
   await service.stop();
@@ -118,7 +142,7 @@ async function runScenario(scenario: Scenario): Promise<Record<string, unknown>>
     fake.calls.length = 0;
 
     const child = fork(THIS_FILE, [CHILD_FLAG], {
-      execArgv: ['--import', 'tsx', ...(process.env.BENCH_BROADCAST_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_BROADCAST_CPU_PROF] : [])],
+      execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.BENCH_BROADCAST_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_BROADCAST_CPU_PROF] : [])],
       env: { ...process.env, VOICETWIN_BENCH_BROADCAST: JSON.stringify({ dataDir, apiRoot: fake.apiRoot, token: fake.token, scenario }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -158,6 +182,9 @@ async function runScenario(scenario: Scenario): Promise<Record<string, unknown>>
       snapshotMs: report.snapshotMs,
       totalSec: round(report.runMs / 1000, 2),
       peakRssMiB: round(report.peakRssKiB / 1024, 1),
+      peakHeapUsedMiB: round(report.peakHeapUsedKiB / 1024, 1),
+      heapAfterGcMidwayMiB: round(report.heapMidwayAfterGcKiB / 1024, 1),
+      heapAfterGcAtEndMiB: round(report.heapAfterGcKiB / 1024, 1),
     };
   } finally {
     await fake.close();
@@ -174,7 +201,7 @@ async function runScenario(scenario: Scenario): Promise<Record<string, unknown>>
 export async function benchBroadcast(): Promise<Record<string, unknown>> {
   const env = process.env;
   const scenarios: Scenario[] = [
-    { name: 'telegram30', recipients: Number(env.BENCH_BROADCAST_REAL_RECIPIENTS ?? 1000), messagesPerSec: 30, perChatIntervalMs: 1000, maxInFlight: 32 },
+    { name: 'telegram30', recipients: Number(env.BENCH_BROADCAST_REAL_RECIPIENTS ?? 1500), messagesPerSec: 30, perChatIntervalMs: 1000, maxInFlight: 32 },
     { name: 'scaled10k', recipients: Number(env.BENCH_BROADCAST_RECIPIENTS ?? 10_000), messagesPerSec: Number(env.BENCH_BROADCAST_SCALED_RATE ?? 300), perChatIntervalMs: 100, maxInFlight: 64 },
   ];
   const out: Record<string, unknown> = {};

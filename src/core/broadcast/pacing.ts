@@ -56,8 +56,8 @@ export const DEFAULT_HEADROOM = 0.03;
 export const DEFAULT_WARMUP_MS = 1000;
 /** A gap between grants this long (ms) counts as idle: the next grant starts a warm-up. */
 const IDLE_MS = 2000;
-/** A timer firing this much later than asked (ms) means the process was stalled. */
-const LATE_WAKE_MS = 5;
+/** Smallest lateness of a timer (ms) treated as a stall of this process. */
+const MIN_LATE_WAKE_MS = 5;
 
 /** Time source; tests pass a virtual one. */
 export interface BroadcastClock {
@@ -95,6 +95,11 @@ export class RateLimiter {
   private lastGrantMs = Number.NEGATIVE_INFINITY;
   private warmStartMs = 0;
   private readonly warmupMs: number;
+  /**
+   * A wake-up this late (ms) moves the slot: half the jitter the headroom absorbs in one second
+   * (15 ms at 3 %), so smaller stalls, which the headroom covers, cost nothing.
+   */
+  private readonly lateWakeMs: number;
   private readonly lastByChat = new Map<string, number>();
   private grants = 0;
   /** Slots moved because the process was stalled while waiting (see {@link acquire}). */
@@ -109,6 +114,7 @@ export class RateLimiter {
   ) {
     const headroom = options.headroom ?? DEFAULT_HEADROOM;
     this.warmupMs = options.warmupMs ?? DEFAULT_WARMUP_MS;
+    this.lateWakeMs = Math.max(MIN_LATE_WAKE_MS, (headroom * 1000) / 2);
     if (!(this.warmupMs >= 0)) throw new RangeError(`warmupMs must be ≥ 0, got ${this.warmupMs}`);
     if (!(pace.messagesPerSec > 0) || !Number.isFinite(pace.messagesPerSec)) throw new RangeError(`messagesPerSec must be a positive number, got ${pace.messagesPerSec}`);
     if (!(pace.perChatIntervalMs >= 0) || !Number.isFinite(pace.perChatIntervalMs)) throw new RangeError(`perChatIntervalMs must be ≥ 0, got ${pace.perChatIntervalMs}`);
@@ -143,9 +149,9 @@ export class RateLimiter {
   /**
    * Waits for a slot to send `messages` messages (default 1) to `chatId` and resolves when the
    * first may start; the following ones are accounted as starting one spacing apart (globally and
-   * in the chat), as the adapter sends them. When the wait ends more than 5 ms late (the process
-   * was stalled, so the previous call may have left late as well), the slot moves on by the delay
-   * plus one spacing, so the platform never sees two calls closer than the spacing.
+   * in the chat), as the adapter sends them. When the wait ends much later than asked (15 ms at
+   * the default headroom: the process was stalled, so the previous call may have left late as
+   * well), the slot moves on by the delay plus one spacing, so the stall cannot bunch two calls.
    * @returns the slot's start, ms since the epoch
    * @throws the abort reason when `signal` aborts while waiting
    */
@@ -174,7 +180,7 @@ export class RateLimiter {
       const waited = now < slot;
       while ((now = clock.now()) < slot) await clock.sleep(Math.ceil(slot - now), signal);
       const lateMs = now - slot;
-      if (waited && lateMs > LATE_WAKE_MS) {
+      if (waited && lateMs > this.lateWakeMs) {
         // The timer fired late, so this process was stalled, and the call granted before may have
         // left late too: keep a full spacing after it by moving this slot (and the next) later.
         const shift = this.intervalMs * count;

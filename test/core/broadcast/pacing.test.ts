@@ -13,6 +13,8 @@ class VirtualClock implements BroadcastClock {
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.sleepers.push({ at: this.nowMs + ms, resolve }));
   }
+  /** Extra delay of the next wake-ups, ms, one entry per wake-up (a stalled process). */
+  lateness: number[] = [];
   /** Runs until no sleeper is left, advancing time to each wake-up. */
   async runAll(): Promise<void> {
     for (let guard = 0; guard < 1_000_000; guard++) {
@@ -20,7 +22,7 @@ class VirtualClock implements BroadcastClock {
       if (this.sleepers.length === 0) return;
       this.sleepers.sort((a, b) => a.at - b.at);
       const next = this.sleepers.shift()!;
-      this.nowMs = Math.max(this.nowMs, next.at);
+      this.nowMs = Math.max(this.nowMs, next.at) + (this.lateness.shift() ?? 0);
       next.resolve();
     }
   }
@@ -131,6 +133,27 @@ describe('RateLimiter', () => {
     // The chat's next reply waits until a second after its previous reply's second message.
     const u0 = starts.filter((s) => s.key === 'u0').map((s) => s.atMs).sort((a, b) => a - b);
     expect(u0[1]! - u0[0]!).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('keeps a full spacing after a stall of the process, and ignores the small delays the headroom covers', async () => {
+    const clock = new VirtualClock();
+    const limiter = new RateLimiter({ messagesPerSec: 10, perChatIntervalMs: 0 }, { clock, headroom: 0.03, warmupMs: 0 });
+    const starts: number[] = [];
+    await limiter.acquire('a').then((t) => starts.push(t));
+    clock.lateness = [40]; // the wake-up for the second slot comes 40 ms late
+    const second = limiter.acquire('b').then((t) => starts.push(t));
+    await clock.runAll();
+    await second;
+    expect(limiter.lateWakes).toBe(1);
+    // Planned at +103 ms, woken at +143 ms: moved one spacing on, to +246 ms.
+    expect(starts[1]! - starts[0]!).toBeCloseTo(103 + 40 + 103, 6);
+    clock.lateness = [10]; // within the 15 ms the 3 % headroom absorbs
+    const third = limiter.acquire('c').then((t) => starts.push(t));
+    await clock.runAll();
+    await third;
+    expect(limiter.lateWakes).toBe(1);
+    expect(starts[2]! - starts[1]!).toBeCloseTo(103, 6); // granted as planned (it starts 10 ms late)
+    expect(clock.nowMs - starts[2]!).toBe(10);
   });
 
   it('gives up waiting when aborted', async () => {
