@@ -160,6 +160,7 @@ async function main(): Promise<void> {
       offlineStack: await benchOffline(dir, note),
       audio: await optionalBench('./audio.js', 'benchAudio'),
       store: await optionalBench('./store.js', 'benchStore'),
+      telegram: await optionalBench('./telegram.js', 'benchTelegram'),
       broadcast: await optionalBench('./broadcast.js', 'benchBroadcast'),
     };
     report.peakRssMiB = Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
