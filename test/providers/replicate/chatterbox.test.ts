@@ -159,7 +159,9 @@ describe('ChatterboxSynthesizer', () => {
       expect(String(input.audio_prompt)).toMatch(/^data:audio\/wav;base64,/);
     }
     const prompts = creates.map((c) => String((c.json?.input as { prompt: string }).prompt));
-    expect(prompts.join(' ')).toBe(longText);
+    // Requests run concurrently, so they may arrive in any order; in text order they must rebuild the reply.
+    const inTextOrder = [...prompts].sort((a, b) => longText.indexOf(a) - longText.indexOf(b));
+    expect(inTextOrder.join(' ')).toBe(longText);
     const predictions = [...fake.predictions.values()].slice(-out.pieces);
     const reference = refs.blobs.get(voice.params.referenceBlobKey as string);
     for (const p of predictions) expect(p.referenceBytes?.equals(reference as Buffer)).toBe(true);
