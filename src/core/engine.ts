@@ -283,10 +283,12 @@ export class Engine implements ConversationEngine {
     const now = this.now();
     const existing = await this.store.users.get(key);
     if (existing) {
-      const changed = existing.address.chatId !== message.chatId || (message.displayName && existing.displayName !== message.displayName);
+      // A user who writes again has evidently unblocked the bot.
+      const changed = existing.blocked || existing.address.chatId !== message.chatId || (message.displayName && existing.displayName !== message.displayName);
       if (!changed) return existing;
       const updated: UserRecord = {
         ...existing,
+        blocked: false,
         address: { channel: message.channel, chatId: message.chatId },
         ...(message.displayName ? { displayName: message.displayName } : {}),
         updatedAtMs: now,

@@ -215,6 +215,14 @@ describe('commands and text', () => {
     expect((await app.store.users.get('console:u1'))!.persona).toBe('humorous');
   });
 
+  it('clears the blocked mark when the user writes again', async () => {
+    await app.engine.handle(msg({ text: 'hello' }), out);
+    const user = (await app.store.users.get('console:u1'))!;
+    await app.store.users.put({ ...user, blocked: true });
+    await app.engine.handle(msg({ text: 'I am back' }), out);
+    expect((await app.store.users.get('console:u1'))!.blocked).toBe(false);
+  });
+
   it('handles a redelivered message id once', async () => {
     const m = msg({ text: 'hello there' });
     await app.engine.handle(m, out);
