@@ -20,7 +20,7 @@ COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 
-RUN mkdir -p /data && chown node:node /data
+RUN mkdir -p /data /app/out && chown node:node /data /app/out
 USER node
 VOLUME ["/data"]
 
