@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Channel } from './core/types.js';
 import { PERSONA_NAMES, type PersonaName } from './core/personas.js';
+import type { EngineLimits } from './core/engine.js';
 
 /** A configuration problem; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -32,18 +33,8 @@ export interface Config {
   /** Key prefix in Redis, so several deployments can share one server (REDIS_NAMESPACE). */
   redisNamespace: string;
   log: { level: string; pretty: boolean };
-  limits: {
-    /** Largest audio accepted, bytes (MAX_AUDIO_BYTES, default 20 MiB = 20971520). */
-    maxAudioBytes: number;
-    /** Longest chat-turn voice note, seconds (MAX_TURN_AUDIO_SEC, default 600). */
-    maxTurnAudioSec: number;
-    /** Longest enrollment sample, seconds (MAX_SAMPLE_AUDIO_SEC, default 180). */
-    maxSampleAudioSec: number;
-    /** Longest text message accepted, characters (MAX_TEXT_CHARS, default 4000). */
-    maxTextChars: number;
-    /** Longest reply, characters; keeps the voice note under about 60 s (REPLY_MAX_CHARS, default 600). */
-    replyMaxChars: number;
-  };
+  /** What the engine accepts and says (bytes, seconds, characters). */
+  limits: EngineLimits;
   engine: {
     defaultPersona: PersonaName;
     /** Seconds of speech needed before cloning (ENROLL_MIN_SPEECH_SEC); undefined → the cloner's own default. */

@@ -28,15 +28,23 @@ import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
 
+/** Limits on what the engine accepts and says. */
+export interface EngineLimits {
+  /** Largest audio accepted, bytes (MAX_AUDIO_BYTES, default 20 MiB = 20971520). */
+  maxAudioBytes: number;
+  /** Longest chat-turn voice note, seconds (MAX_TURN_AUDIO_SEC, default 600). */
+  maxTurnAudioSec: number;
+  /** Longest enrollment sample, seconds (MAX_SAMPLE_AUDIO_SEC, default 180). */
+  maxSampleAudioSec: number;
+  /** Longest text message accepted, characters (MAX_TEXT_CHARS, default 4000). */
+  maxTextChars: number;
+  /** Longest reply, characters; keeps the voice note under about 60 s (REPLY_MAX_CHARS, default 600). */
+  replyMaxChars: number;
+}
+
 /** Engine settings; sizes in bytes, durations in seconds. */
 export interface EngineSettings {
-  limits: {
-    maxAudioBytes: number;
-    maxTurnAudioSec: number;
-    maxSampleAudioSec: number;
-    maxTextChars: number;
-    replyMaxChars: number;
-  };
+  limits: EngineLimits;
   defaultPersona: PersonaName;
   /** Seconds of speech needed before cloning; default: the cloner's `minSpeechSec`. */
   enrollMinSpeechSec?: number;
