@@ -187,8 +187,11 @@ function completedPackets(page: OggPage): { start: number; end: number; continue
   return out;
 }
 
-/** Duration of one Opus packet in 48 kHz samples, from its TOC byte (RFC 6716 §3.1). */
-function opusPacketSamples48k(bytes: Buffer, start: number, end: number): number {
+/**
+ * Duration of one Opus packet (`bytes[start..end)`) in 48 kHz samples, from its TOC byte
+ * (RFC 6716 §3.1); 0 for an empty packet.
+ */
+export function opusPacketSamples48k(bytes: Buffer, start: number, end: number): number {
   if (end <= start) return 0;
   const toc = bytes[start]!;
   const config = toc >> 3;
