@@ -1,11 +1,14 @@
 /**
- * Decoding any supported container to the engine's PCM form (mono, signed 16-bit) with ffmpeg
- * over pipes. ffmpeg options: https://ffmpeg.org/ffmpeg.html (`-map`, `-ac`, `-ar`, `-t`, `-f s16le`).
+ * Decoding any supported container to the engine's PCM form (mono, signed 16-bit). Ogg/Opus at a
+ * rate libopus decodes at (8/12/16/24/48 kHz) is decoded in-process (`opus.ts`); everything else,
+ * and any Ogg/Opus stream the in-process path declines, goes through ffmpeg over pipes.
+ * ffmpeg options: https://ffmpeg.org/ffmpeg.html (`-map`, `-ac`, `-ar`, `-t`, `-f s16le`).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { PcmAudio } from '../providers.js';
+import { decodeOggOpusInProcess } from './opus.js';
 import { corruptAudioError, emptyAudioError, unsupportedFormatError } from './probe.js';
 import { audioToolPaths, runTool } from './process.js';
 import { DEMUXER, sniffContainer } from './sniff.js';
@@ -30,7 +33,8 @@ export interface DecodeOptions {
  * Decodes the first audio stream of `bytes` (any supported container) to mono signed 16-bit PCM,
  * down-mixing channels and resampling to `sampleRateHz`.
  *
- * Input goes through stdin, except an M4A whose `moov` box follows its `mdat` box: ffmpeg needs
+ * Ogg/Opus is decoded in-process when `sampleRateHz` is 8000, 12000, 16000, 24000 or 48000 Hz
+ * (pre-skip, end trimming and output gain honoured); other input goes to ffmpeg through stdin, except an M4A whose `moov` box follows its `mdat` box: ffmpeg needs
  * to seek for that, so it is written to a private temporary file (mode 0600) that is removed
  * right after.
  *
@@ -60,6 +64,11 @@ export async function decodeToPcm(bytes: Buffer, options: DecodeOptions = {}): P
       }
       return pcm;
     }
+  }
+  if (container === 'ogg') {
+    options.signal?.throwIfAborted();
+    const pcm = decodeOggOpusInProcess(bytes, sampleRateHz, limitSec);
+    if (pcm) return pcm;
   }
   const output = ['-map', '0:a:0', '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(sampleRateHz)];
   if (limitSec !== undefined) output.push('-t', String(limitSec));

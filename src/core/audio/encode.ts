@@ -2,13 +2,15 @@
  * Encoding replies as voice notes: mono Ogg/Opus that Telegram (`sendVoice`), WhatsApp (`ptt`,
  * `audio/ogg; codecs=opus`) and Discord voice messages play as voice bubbles.
  *
- * ffmpeg libopus options: https://ffmpeg.org/ffmpeg-codecs.html#libopus-1 (`-application voip`,
+ * The encoder runs in-process (`opus.ts`, libopus and our own Ogg muxer) when available; ffmpeg's
+ * libopus is the fallback. ffmpeg libopus options: https://ffmpeg.org/ffmpeg-codecs.html#libopus-1 (`-application voip`,
  * `-vbr`, `-frame_duration`); Discord waveform: https://discord.com/developers/docs/resources/message#voice-messages.
  */
 import type { PcmAudio } from '../providers.js';
 import type { VoiceNote } from '../types.js';
 import { decodeToPcm } from './decode.js';
 import { getOggOpusInfo } from './ogg.js';
+import { encodeOggOpusInProcess } from './opus.js';
 import { corruptAudioError, emptyAudioError } from './probe.js';
 import { AudioToolError, audioToolPaths, runTool } from './process.js';
 import { pcmBytes } from './wav.js';
@@ -30,9 +32,12 @@ export interface EncodeOptions {
 }
 
 /**
- * Encodes speech as a voice note: Ogg container, Opus codec (libopus, `-application voip`, 20 ms
- * frames, VBR), one channel, no metadata tags (`-map_metadata -1`; with bit-exact flags the
- * OpusTags header keeps only vendor `ffmpeg` and `encoder=Lavc libopus`, no version numbers).
+ * Encodes speech as a voice note: Ogg container, Opus codec (libopus, VoIP application, 20 ms
+ * frames, VBR), one channel, no metadata tags. In-process (OpusTags holds only the vendor
+ * `libopus`; PCM at a rate other than `sampleRateHz` is converted in-process when the ratio allows)
+ * when the `@discordjs/opus` binding is installed; otherwise ffmpeg (`-application voip`,
+ * `-map_metadata -1`; with bit-exact flags OpusTags keeps only vendor `ffmpeg` and
+ * `encoder=Lavc libopus`, no version numbers).
  *
  * @param input PCM, or bytes in any supported container (e.g. MP3 or WAV from a TTS provider),
  *   which are decoded first
@@ -52,6 +57,21 @@ export async function encodeVoiceNote(input: PcmAudio | Buffer, options: EncodeO
   const pcm = Buffer.isBuffer(input) ? await decodeToPcm(input, { sampleRateHz, signal: options.signal, timeoutMs }) : input;
   if (pcm.samples.length === 0) throw emptyAudioError({ reason: 'no samples to encode' });
 
+  options.signal?.throwIfAborted();
+  const oggOpus = encodeOggOpusInProcess(pcm, sampleRateHz, bitrateBps) ?? (await encodeWithFfmpeg(pcm, sampleRateHz, bitrateBps, timeoutMs, options.signal));
+  const info = getOggOpusInfo(oggOpus);
+  if (info.truncated || info.channels !== 1) throw corruptAudioError({ reason: 'encoder output is not a complete mono Ogg/Opus stream', info });
+  return {
+    oggOpus,
+    durationSec: info.durationSec,
+    sampleRateHz,
+    waveform: voiceNoteWaveform(pcm),
+    mimeType: 'audio/ogg; codecs=opus',
+  };
+}
+
+/** ffmpeg's libopus encoder and Ogg muxer over pipes. */
+async function encodeWithFfmpeg(pcm: PcmAudio, sampleRateHz: number, bitrateBps: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<Buffer> {
   const args = [
     '-hide_banner', '-v', 'error',
     '-f', 's16le', '-ar', String(pcm.sampleRateHz), '-ac', '1', '-i', 'pipe:0',
@@ -63,22 +83,13 @@ export async function encodeVoiceNote(input: PcmAudio | Buffer, options: EncodeO
   const result = await runTool(audioToolPaths().ffmpeg, args, {
     input: pcmBytes(pcm.samples),
     timeoutMs,
-    signal: options.signal,
+    signal,
     label: 'ffmpeg',
   });
   if (result.exitCode !== 0 || result.stdout.length === 0) {
     throw new AudioToolError(`ffmpeg could not encode the voice note (exit ${result.exitCode})`, 'ffmpeg', result.stderr, result.exitCode);
   }
-  const oggOpus = result.stdout;
-  const info = getOggOpusInfo(oggOpus);
-  if (info.truncated || info.channels !== 1) throw corruptAudioError({ reason: 'encoder output is not a complete mono Ogg/Opus stream', info });
-  return {
-    oggOpus,
-    durationSec: info.durationSec,
-    sampleRateHz,
-    waveform: voiceNoteWaveform(pcm),
-    mimeType: 'audio/ogg; codecs=opus',
-  };
+  return result.stdout;
 }
 
 /**
