@@ -1,7 +1,9 @@
 /**
  * The voice-note audio pipeline: sniff, probe and validate incoming audio; decode it to PCM;
  * analyse enrollment samples; normalise and join PCM; encode replies as Ogg/Opus voice notes.
- * Uses the system ffmpeg/ffprobe through pipes (check them at start-up with `checkAudioTools`).
+ * Ogg/Opus is decoded and encoded in-process (libopus through `@discordjs/opus`, our own Ogg
+ * muxer/demuxer); everything else, and Ogg/Opus when that binding is absent, uses the system
+ * ffmpeg/ffprobe through pipes (check them at start-up with `checkAudioTools`).
  */
 export type { AudioContainer, AudioLimits, AudioProbe, SampleAnalysis } from './types.js';
 export { sniffContainer, SUPPORTED_FORMATS_TEXT } from './sniff.js';
