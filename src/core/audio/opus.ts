@@ -24,6 +24,13 @@ export const OPUS_ENCODER_PRE_SKIP = 312;
 const OPUS_SET_APPLICATION = 4000;
 const OPUS_APPLICATION_VOIP = 2048;
 const OPUS_SET_VBR = 4006;
+/** OPUS_SET_COMPLEXITY_REQUEST (opus_defines.h). */
+const OPUS_SET_COMPLEXITY = 4010;
+/**
+ * Encoder complexity 0–10. 6 keeps every speech tool of the VoIP mode at about half the CPU of 10
+ * (measured here: a 7.5 s reply in ~60–85 ms instead of ~110 ms), a negligible loss for 32 kb/s speech.
+ */
+export const OPUS_ENCODER_COMPLEXITY = 6;
 
 /** The parts of `@discordjs/opus`'s `OpusEncoder` used here (it holds one encoder and one decoder). */
 interface OpusCodec {
@@ -119,6 +126,7 @@ export function encodeOggOpusInProcess(pcm: PcmAudio, sampleRateHz: number, bitr
   const encoder = new Codec(sampleRateHz, 1);
   encoder.applyEncoderCTL(OPUS_SET_APPLICATION, OPUS_APPLICATION_VOIP);
   encoder.applyEncoderCTL(OPUS_SET_VBR, 1);
+  encoder.applyEncoderCTL(OPUS_SET_COMPLEXITY, OPUS_ENCODER_COMPLEXITY);
   encoder.setBitrate(Math.round(bitrateBps));
 
   const perSample48k = 48000 / sampleRateHz;
