@@ -2,7 +2,7 @@
 FROM node:20-bookworm-slim
 
 # ffmpeg/ffprobe: audio pipeline; espeak-ng + pocketsphinx: offline voice and speech-to-text;
-# chromium: WhatsApp Web client; python3/make/g++: builds the sqlite3 native module.
+# chromium: WhatsApp Web client; python3/make/g++: build the sqlite3 and @discordjs/opus native modules.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ffmpeg espeak-ng pocketsphinx pocketsphinx-en-us chromium ca-certificates python3 make g++ \
