@@ -102,17 +102,7 @@ export async function buildApp(
     providers,
     logger,
     ...(options.observer ? { observer: options.observer } : {}),
-    settings: {
-      limits: config.limits,
-      defaultPersona: config.engine.defaultPersona,
-      ...(config.engine.enrollMinSpeechSec !== undefined ? { enrollMinSpeechSec: config.engine.enrollMinSpeechSec } : {}),
-      insightEvery: config.engine.insightEvery,
-      memoryEvery: config.engine.memoryEvery,
-      turnConcurrency: config.engine.turnConcurrency,
-      cloneTimeoutSec: config.engine.cloneTimeoutSec,
-      seed: config.engine.seed,
-      operators: config.operators,
-    },
+    settings: { ...config.engine, limits: config.limits, operators: config.operators },
   });
   const whatsappIntervalMs = config.whatsapp?.minSendIntervalMs;
   const broadcasts = new BroadcastService({

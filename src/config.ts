@@ -7,7 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Channel } from './core/types.js';
 import { PERSONA_NAMES, type PersonaName } from './core/personas.js';
-import type { EngineLimits } from './core/engine.js';
+import type { EngineLimits, EngineSettings } from './core/engine.js';
 
 /** A configuration problem; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -35,19 +35,11 @@ export interface Config {
   log: { level: string; pretty: boolean };
   /** What the engine accepts and says (bytes, seconds, characters). */
   limits: EngineLimits;
-  engine: {
-    defaultPersona: PersonaName;
-    /** Seconds of speech needed before cloning (ENROLL_MIN_SPEECH_SEC); undefined → the cloner's own default. */
-    enrollMinSpeechSec?: number;
-    insightEvery: number;
-    memoryEvery: number;
-    /** Users whose turns run at the same time (TURN_CONCURRENCY). */
-    turnConcurrency: number;
-    /** Seconds before a slow clone answers in the fallback voice (CLONE_TIMEOUT_S). */
-    cloneTimeoutSec: number;
-    /** Seed for the template chat model (CHAT_SEED). */
-    seed: number;
-  };
+  /**
+   * Engine settings from DEFAULT_PERSONA, ENROLL_MIN_SPEECH_SEC, INSIGHT_EVERY, MEMORY_EVERY,
+   * TURN_CONCURRENCY, CLONE_TIMEOUT_S and CHAT_SEED (documented on {@link EngineSettings}).
+   */
+  engine: Omit<EngineSettings, 'limits' | 'operators' | 'voiceSampleRateHz'>;
   providers: {
     stt: ProviderName[];
     chat: ProviderName[];
