@@ -16,7 +16,7 @@ const CUTOFF_FRACTION = 0.94;
 /** More phases than this (rates with a small common divisor) are not converted in-process. */
 export const MAX_RESAMPLE_PHASES = 4096;
 
-const tableCache = new Map<string, { table: Float32Array; taps: number; phases: number; step: number; left: number }>();
+const tableCache = new Map<string, { table: Float64Array; taps: number; phases: number; step: number; left: number }>();
 
 /**
  * Converts `pcm` to `sampleRateHz` with a linear-phase low-pass at 0.94 × the lower Nyquist
@@ -39,7 +39,7 @@ export function resamplePcm(pcm: PcmAudio, sampleRateHz: number): PcmAudio | und
   const { table, taps, phases, step, left } = filter;
   const n = pcm.samples.length;
   // Input as floats with `taps` zeros on each side, so the filter never reads out of range.
-  const input = new Float32Array(n + 2 * taps);
+  const input = new Float64Array(n + 2 * taps);
   input.set(pcm.samples, taps);
   const outCount = Math.round((n * sampleRateHz) / inRate);
   const out = new Int16Array(outCount);
@@ -47,10 +47,11 @@ export function resamplePcm(pcm: PcmAudio, sampleRateHz: number): PcmAudio | und
   let base = 0;
   let phase = 0;
   for (let j = 0; j < outCount; j++) {
-    const first = base - left + taps;
-    const row = phase * taps;
+    let x = base - left + taps;
+    let c = phase * taps;
+    const cEnd = c + taps;
     let acc = 0;
-    for (let k = 0; k < taps; k++) acc += table[row + k]! * input[first + k]!;
+    while (c < cEnd) acc += table[c++]! * input[x++]!;
     const v = Math.round(acc);
     out[j] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
     phase += step;
@@ -75,7 +76,7 @@ function filterFor(inRate: number, outRate: number) {
   const halfWidth = HALF_ZERO_CROSSINGS / fc; // in input samples
   const left = Math.ceil(halfWidth) - 1;
   const taps = left + Math.ceil(halfWidth) + 1;
-  const table = new Float32Array(phases * taps);
+  const table = new Float64Array(phases * taps);
   const i0Beta = besselI0(KAISER_BETA);
   for (let p = 0; p < phases; p++) {
     const frac = p / phases;
