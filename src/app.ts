@@ -10,6 +10,7 @@ import type { Providers } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
 import { BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
+import { audioWorkersError, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
 
 /** A built application: the engine and what it runs on. */
 export interface App {
@@ -38,6 +39,11 @@ export async function buildApp(
   options: { logger?: Logger; observer?: (event: EngineEvent) => void; providers?: Providers } = {},
 ): Promise<App> {
   const logger = options.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
+  setAudioWorkerThreads(config.audioWorkers);
+  void warmAudioWorkers().then(() => {
+    const err = audioWorkersError();
+    if (err) logger.warn({ err }, 'audio worker threads unavailable; voice notes are encoded on the main thread');
+  });
   const { key } = await loadDataKey({ dataDir: config.dataDir, ...(config.dataKey ? { envValue: config.dataKey } : {}), logger });
   const store = await createStore({
     backend: config.redisUrl ? 'redis' : 'sqlite',

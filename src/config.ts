@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Channel } from './core/types.js';
 import { PERSONA_NAMES, type PersonaName } from './core/personas.js';
 import type { EngineLimits, EngineSettings } from './core/engine.js';
+import { defaultAudioWorkerThreads } from './core/audio/workers.js';
 
 /** A configuration problem; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -57,6 +58,8 @@ export interface Config {
   budgets: { dailyTtsChars?: number; dailySttSec?: number; dailyCostUsd?: number; globalDailyCostUsd?: number };
   /** Operators as `<channel>:<user id>` keys (OPERATORS). */
   operators: string[];
+  /** Worker threads that encode reply voice notes (AUDIO_WORKERS); 0 = on the main thread. */
+  audioWorkers: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -285,6 +288,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       ...optionalNum(env, 'DAILY_COST_USD_ALL_USERS', 'globalDailyCostUsd', z.number().min(0)),
     },
     operators: operators(env),
+    audioWorkers: num(env, 'AUDIO_WORKERS', defaultAudioWorkerThreads(), z.number().int().min(0).max(16)),
   };
 }
 

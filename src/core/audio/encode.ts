@@ -10,7 +10,8 @@ import type { PcmAudio } from '../providers.js';
 import type { VoiceNote } from '../types.js';
 import { decodeToPcm } from './decode.js';
 import { getOggOpusInfo } from './ogg.js';
-import { encodeOggOpusInProcess } from './opus.js';
+import { encodeChunksInThread, encodeOggOpusPieces, planOpusPieces } from './opus-chunks.js';
+import { audioWorkerThreads, encodeChunksInWorkers } from './workers.js';
 import { corruptAudioError, emptyAudioError } from './probe.js';
 import { AudioToolError, audioToolPaths, runTool } from './process.js';
 import { pcmBytes } from './wav.js';
@@ -22,7 +23,12 @@ export const WAVEFORM_POINTS = 256;
 
 /** Options of {@link encodeVoiceNote}. */
 export interface EncodeOptions {
-  /** Rate signalled to the Opus encoder, Hz (default 48000; WhatsApp mobile is said to prefer 16000). */
+  /**
+   * Rate of the Opus encoder and of OpusHead's input rate, Hz (default 48000; WhatsApp mobile is
+   * said to prefer 16000). Kept at the channel's rate even for speech at a lower rate: Discord's
+   * player is reported to play a voice message whose OpusHead says 24 kHz at half speed
+   * (https://github.com/openclaw/openclaw/pull/32298).
+   */
   sampleRateHz?: 48000 | 24000 | 16000;
   /** Target bitrate, bits per second (default 32000, variable bitrate). */
   bitrateBps?: number;
@@ -33,11 +39,13 @@ export interface EncodeOptions {
 
 /**
  * Encodes speech as a voice note: Ogg container, Opus codec (libopus, VoIP application, 20 ms
- * frames, VBR), one channel, no metadata tags. In-process (OpusTags holds only the vendor
- * `libopus`; PCM at a rate other than `sampleRateHz` is converted in-process when the ratio allows)
- * when the `@discordjs/opus` binding is installed; otherwise ffmpeg (`-application voip`,
- * `-map_metadata -1`; with bit-exact flags OpusTags keeps only vendor `ffmpeg` and
- * `encoder=Lavc libopus`, no version numbers).
+ * frames, VBR), one channel, no metadata tags, at `sampleRateHz`. In-process when the
+ * `@discordjs/opus` binding is installed (OpusTags holds only the vendor `libopus`; PCM at a rate
+ * other than the encoder's is converted in-process when the ratio allows): on the audio worker
+ * threads (`workers.ts`), a reply of several seconds split at quiet 20 ms boundaries into pieces
+ * encoded in parallel (`opus-chunks.ts`), or in this thread when the workers are off or fail.
+ * Otherwise ffmpeg (`-application voip`, `-map_metadata -1`; with bit-exact flags OpusTags keeps
+ * only vendor `ffmpeg` and `encoder=Lavc libopus`, no version numbers).
  *
  * @param input PCM, or bytes in any supported container (e.g. MP3 or WAV from a TTS provider),
  *   which are decoded first
@@ -58,7 +66,7 @@ export async function encodeVoiceNote(input: PcmAudio | Buffer, options: EncodeO
   if (pcm.samples.length === 0) throw emptyAudioError({ reason: 'no samples to encode' });
 
   options.signal?.throwIfAborted();
-  const oggOpus = encodeOggOpusInProcess(pcm, sampleRateHz, bitrateBps) ?? (await encodeWithFfmpeg(pcm, sampleRateHz, bitrateBps, timeoutMs, options.signal));
+  const oggOpus = (await encodeInProcess(pcm, sampleRateHz, bitrateBps)) ?? (await encodeWithFfmpeg(pcm, sampleRateHz, bitrateBps, timeoutMs, options.signal));
   const info = getOggOpusInfo(oggOpus);
   if (info.truncated || info.channels !== 1) throw corruptAudioError({ reason: 'encoder output is not a complete mono Ogg/Opus stream', info });
   return {
@@ -68,6 +76,19 @@ export async function encodeVoiceNote(input: PcmAudio | Buffer, options: EncodeO
     waveform: voiceNoteWaveform(pcm),
     mimeType: 'audio/ogg; codecs=opus',
   };
+}
+
+/** libopus in worker threads (pieces in parallel), else in this thread; undefined when libopus cannot do it. */
+async function encodeInProcess(pcm: PcmAudio, sampleRateHz: number, bitrateBps: number): Promise<Buffer | undefined> {
+  const workers = audioWorkerThreads();
+  if (workers > 0) {
+    try {
+      return await encodeOggOpusPieces(pcm, sampleRateHz, bitrateBps, planOpusPieces(pcm, workers), encodeChunksInWorkers);
+    } catch {
+      // The pool failed (it is now off, see workers.ts); encode here instead.
+    }
+  }
+  return encodeOggOpusPieces(pcm, sampleRateHz, bitrateBps, [pcm.samples.length], encodeChunksInThread);
 }
 
 /** ffmpeg's libopus encoder and Ogg muxer over pipes. */

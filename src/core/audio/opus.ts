@@ -108,10 +108,68 @@ export function decodeOggOpusInProcess(bytes: Buffer, sampleRateHz: number, maxD
 }
 
 /**
- * Encodes mono PCM in-process as an Ogg/Opus voice note: libopus with the VoIP application,
- * variable bitrate at `bitrateBps`, 20 ms frames, at `sampleRateHz`; PCM at another rate is first
- * converted by {@link resamplePcm}. The last frame is padded with silence and the lookahead is
- * flushed; the stream's last granule trims playback to exactly the input's length.
+ * One piece of a voice note for its own libopus encoder. Pieces split at 20 ms frame boundaries
+ * and encoded separately concatenate into one valid stream (see `opus-chunks.ts`).
+ */
+export interface OpusChunkJob {
+  /** Mono 16-bit PCM at `sourceRateHz`. */
+  samples: Int16Array;
+  /** Rate of `samples`, Hz. */
+  sourceRateHz: number;
+  /** Encoder rate, Hz, one of {@link OPUS_NATIVE_RATES_HZ}. */
+  encoderRateHz: number;
+  /** Target bitrate, bits per second (variable bitrate). */
+  bitrateBps: number;
+  /**
+   * True for the last piece: it is padded to whole frames and the encoder's lookahead is flushed.
+   * Earlier pieces must hold a whole number of 20 ms frames and are encoded as exactly that many
+   * packets (their last 312 / 48000 s stay in the encoder's lookahead and are not output).
+   */
+  final: boolean;
+}
+
+/**
+ * Encodes one {@link OpusChunkJob} with a fresh libopus encoder: VoIP application, variable
+ * bitrate, complexity {@link OPUS_ENCODER_COMPLEXITY}, 20 ms frames; PCM at another rate is first
+ * converted by {@link resamplePcm}.
+ *
+ * @returns one Opus packet per 20 ms frame, or undefined when the binding is missing, the rate is
+ *   not native, or the input rate cannot be converted in-process (the caller then uses ffmpeg)
+ * @throws RangeError when a non-final piece is not a whole number of 20 ms frames
+ * @throws Error when libopus rejects a frame
+ */
+export function encodeOpusChunk(job: OpusChunkJob): Buffer[] | undefined {
+  const Codec = loadCodec();
+  const { encoderRateHz } = job;
+  if (!Codec || !OPUS_NATIVE_RATES_HZ.includes(encoderRateHz) || job.samples.length === 0) return undefined;
+  const input = resamplePcm({ samples: job.samples, sampleRateHz: job.sourceRateHz }, encoderRateHz);
+  if (!input) return undefined;
+  const frame = encoderRateHz / 50; // 20 ms
+  const n = input.samples.length;
+  let frames: number;
+  if (job.final) {
+    // Enough frames to cover the input plus the encoder's lookahead.
+    frames = Math.ceil((n + Math.ceil(OPUS_ENCODER_PRE_SKIP / (48000 / encoderRateHz))) / frame);
+  } else {
+    if (n % frame !== 0) throw new RangeError(`a non-final Opus piece must hold whole 20 ms frames, got ${n} samples at ${encoderRateHz} Hz`);
+    frames = n / frame;
+  }
+  const encoder = new Codec(encoderRateHz, 1);
+  encoder.applyEncoderCTL(OPUS_SET_APPLICATION, OPUS_APPLICATION_VOIP);
+  encoder.applyEncoderCTL(OPUS_SET_VBR, 1);
+  encoder.applyEncoderCTL(OPUS_SET_COMPLEXITY, OPUS_ENCODER_COMPLEXITY);
+  encoder.setBitrate(Math.round(job.bitrateBps));
+  const padded = Buffer.alloc(frames * frame * 2);
+  Buffer.from(input.samples.buffer, input.samples.byteOffset, n * 2).copy(padded);
+  const packets = new Array<Buffer>(frames);
+  for (let f = 0; f < frames; f++) packets[f] = encoder.encode(padded.subarray(f * frame * 2, (f + 1) * frame * 2));
+  return packets;
+}
+
+/**
+ * Encodes mono PCM in-process as an Ogg/Opus voice note with one encoder (see
+ * {@link encodeOpusChunk}). The last frame is padded with silence and the lookahead is flushed;
+ * the stream's last granule trims playback to exactly the input's length.
  *
  * @param sampleRateHz encoder rate, one of {@link OPUS_NATIVE_RATES_HZ}
  * @returns the Ogg/Opus bytes, or undefined when the binding is missing, the rate is not native,
@@ -119,26 +177,18 @@ export function decodeOggOpusInProcess(bytes: Buffer, sampleRateHz: number, maxD
  * @throws Error when libopus rejects a frame
  */
 export function encodeOggOpusInProcess(pcm: PcmAudio, sampleRateHz: number, bitrateBps: number): Buffer | undefined {
-  const Codec = loadCodec();
-  if (!Codec || !OPUS_NATIVE_RATES_HZ.includes(sampleRateHz) || pcm.samples.length === 0) return undefined;
-  const input = resamplePcm(pcm, sampleRateHz);
-  if (!input) return undefined;
-  const encoder = new Codec(sampleRateHz, 1);
-  encoder.applyEncoderCTL(OPUS_SET_APPLICATION, OPUS_APPLICATION_VOIP);
-  encoder.applyEncoderCTL(OPUS_SET_VBR, 1);
-  encoder.applyEncoderCTL(OPUS_SET_COMPLEXITY, OPUS_ENCODER_COMPLEXITY);
-  encoder.setBitrate(Math.round(bitrateBps));
+  const packets = encodeOpusChunk({ samples: pcm.samples, sourceRateHz: pcm.sampleRateHz, encoderRateHz: sampleRateHz, bitrateBps, final: true });
+  if (!packets) return undefined;
+  return muxOggOpus(packets, {
+    channels: 1,
+    preSkip: OPUS_ENCODER_PRE_SKIP,
+    inputSampleRateHz: sampleRateHz,
+    playableSamples48k: playableSamples48k(pcm, sampleRateHz),
+  });
+}
 
-  const perSample48k = 48000 / sampleRateHz;
-  const frame = sampleRateHz / 50; // 20 ms
-  const n = input.samples.length;
-  const playable48k = Math.round(n * perSample48k);
-  const preSkip = OPUS_ENCODER_PRE_SKIP;
-  // Enough frames to cover the input plus the encoder's lookahead.
-  const frames = Math.ceil((n + Math.ceil(preSkip / perSample48k)) / frame);
-  const padded = Buffer.alloc(frames * frame * 2);
-  Buffer.from(input.samples.buffer, input.samples.byteOffset, n * 2).copy(padded);
-  const packets: Buffer[] = new Array<Buffer>(frames);
-  for (let f = 0; f < frames; f++) packets[f] = encoder.encode(padded.subarray(f * frame * 2, (f + 1) * frame * 2));
-  return muxOggOpus(packets, { channels: 1, preSkip, inputSampleRateHz: sampleRateHz, playableSamples48k: playable48k });
+/** Length of `pcm` once converted to `encoderRateHz`, in 48 kHz samples (what the last granule trims to). */
+export function playableSamples48k(pcm: PcmAudio, encoderRateHz: number): number {
+  const converted = pcm.sampleRateHz === encoderRateHz ? pcm.samples.length : Math.round((pcm.samples.length * encoderRateHz) / pcm.sampleRateHz);
+  return Math.round(converted * (48000 / encoderRateHz));
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeVoiceNote, voiceNoteWaveform } from '../../../src/core/audio/encode.js';
+import { closeAudioWorkers, defaultAudioWorkerThreads, setAudioWorkerThreads } from '../../../src/core/audio/workers.js';
 import { getOggOpusInfo } from '../../../src/core/audio/ogg.js';
 import { checkAudioTools } from '../../../src/core/audio/tools.js';
 import { DependencyError } from '../../../src/core/errors.js';
@@ -13,6 +14,8 @@ const pcm = toPcm(speech);
 const pcmSec = pcm.samples.length / pcm.sampleRateHz;
 
 describe('encodeVoiceNote', () => {
+  afterAll(() => closeAudioWorkers());
+
   it('makes mono Ogg/Opus that ffprobe reads back with the input duration', async () => {
     const note = await encodeVoiceNote(pcm);
     expect(note.mimeType).toBe('audio/ogg; codecs=opus');
@@ -25,6 +28,19 @@ describe('encodeVoiceNote', () => {
     // ffprobe reads the file's duration from the last granule position.
     expect(Math.abs(ffprobeDurationSec(note.oggOpus) - pcmSec)).toBeLessThan(0.1);
     expect(note.sampleRateHz).toBe(48000);
+  });
+
+  it('encodes the same with the audio worker threads off', async () => {
+    const source = toPcm(speech, 22050);
+    setAudioWorkerThreads(0);
+    try {
+      const note = await encodeVoiceNote(source);
+      expect(note.sampleRateHz).toBe(48000);
+      expect(getOggOpusInfo(note.oggOpus).inputSampleRateHz).toBe(48000);
+      expect(Math.abs(note.durationSec - source.samples.length / 22050)).toBeLessThan(0.01);
+    } finally {
+      setAudioWorkerThreads(defaultAudioWorkerThreads());
+    }
   });
 
   it('writes no metadata tags beyond the encoder name', async () => {
