@@ -45,6 +45,11 @@ export interface RunToolOptions {
   maxStdoutBytes?: number;
   /** Short name for error messages (defaults to the command). */
   label?: string;
+  /**
+   * Run the child in its own process group and kill the whole group on timeout or abort (for a
+   * shell pipeline, whose commands would otherwise outlive a killed shell).
+   */
+  processGroup?: boolean;
 }
 
 /** What a finished run left behind. A non-zero exit is reported here, not thrown. */
@@ -79,6 +84,7 @@ export function runTool(command: string, args: readonly string[], options: RunTo
     const child = spawn(command, args, {
       stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       windowsHide: true,
+      detached: options.processGroup === true,
     });
     const stdoutChunks: Buffer[] = [];
     let stdoutBytes = 0;
@@ -94,7 +100,16 @@ export function runTool(command: string, args: readonly string[], options: RunTo
       else resolve(result!);
     };
     const kill = (): void => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (options.processGroup && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+          return;
+        } catch {
+          // The group is gone already; fall through to the child itself.
+        }
+      }
+      child.kill('SIGKILL');
     };
     const stderrText = (): string => stderr.toString('utf8');
 

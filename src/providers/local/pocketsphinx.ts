@@ -1,10 +1,10 @@
 /**
  * Offline speech-to-text with CMU PocketSphinx (`pocketsphinx_continuous` 5prealpha, Debian
- * packages `pocketsphinx` and `pocketsphinx-en-us`). Raw 16 kHz mono s16le PCM is written to a
- * private temporary file (mode 0600, removed right after; a name not ending in `.wav` is read as
- * headerless PCM) and passed with `-infile`; one hypothesis line per utterance comes out on stdout.
- * Not stdin: the tool opens `-infile` by name, and `/dev/stdin` cannot be opened when stdin is the
- * socket Node.js connects a child to (ENXIO). Options of the decoder: `pocketsphinx_continuous` with no
+ * packages `pocketsphinx` and `pocketsphinx-en-us`). Raw 16 kHz mono s16le PCM goes through a pipe
+ * and never touches the disk: the tool opens `-infile` by name (a name not ending in `.wav` is read
+ * as headerless PCM), and `/dev/stdin` cannot be opened when stdin is the socket Node.js connects a
+ * child to (ENXIO), so `sh` puts a `cat` in front of it and the decoder opens the real pipe between
+ * them. One hypothesis line per utterance comes out on stdout. Options of the decoder: `pocketsphinx_continuous` with no
  * arguments lists them; tuning for speed: https://cmusphinx.github.io/wiki/pocketsphinx_tuning/.
  *
  * Accuracy is modest: 46% word error rate over the 16 transcribed English clips of the shared
@@ -12,8 +12,8 @@
  * not like your brain… your country"); see test/providers/local/measure-stt.ts. So the recogniser
  * is marked `reliable = false`.
  */
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { access } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { decodeToPcm, normaliseLoudness, pcmToWav } from '../../core/audio/index.js';
@@ -145,23 +145,23 @@ export class PocketsphinxSpeechToText implements SpeechToText {
       ...this.decoderArgs,
     ];
     const startedMs = Date.now();
-    const result = await this.limit(async () => {
-      const dir = await mkdtemp(path.join(tmpdir(), 'voicetwin-stt-'));
-      try {
-        const file = path.join(dir, 'audio.raw');
-        await writeFile(file, pcmBytes(pcm.samples), { mode: 0o600 });
-        return await runLocalTool(this.binary, ['-infile', file, ...args], {
-          provider: this.name,
-          tool: 'pocketsphinx_continuous',
-          installHint: POCKETSPHINX_INSTALL_HINT,
-          timeoutMs: this.timeoutMs(durationSec),
-          maxStdoutBytes: 16 * 1024 * 1024,
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    });
+    // `sh -c 'cat | exec "$0" "$@"'`: cat copies our stdin (a socket) into a pipe, which the
+    // decoder can open as /dev/stdin; the binary and its arguments are positional parameters,
+    // never parsed by the shell.
+    const result = await this.limit(() =>
+      runLocalTool('/bin/sh', ['-c', 'cat | exec "$0" "$@"', this.binary, '-infile', '/dev/stdin', ...args], {
+        provider: this.name,
+        tool: 'pocketsphinx_continuous',
+        installHint: POCKETSPHINX_INSTALL_HINT,
+        input: pcmBytes(pcm.samples),
+        timeoutMs: this.timeoutMs(durationSec),
+        maxStdoutBytes: 16 * 1024 * 1024,
+        processGroup: true,
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
+    );
+    // 127 and 126: the shell could not find or run the decoder.
+    if (result.exitCode === 127 || result.exitCode === 126) throw new DependencyError('pocketsphinx_continuous', POCKETSPHINX_INSTALL_HINT);
     if (result.exitCode !== 0) {
       const reason = result.stderr
         .split('\n')

@@ -35,6 +35,8 @@ export interface LocalToolRun {
   signal?: AbortSignal;
   /** Largest stdout accepted, bytes. */
   maxStdoutBytes?: number;
+  /** Run in its own process group, killed as a whole on timeout or abort (for `sh -c` pipelines). */
+  processGroup?: boolean;
 }
 
 /**
@@ -52,6 +54,7 @@ export async function runLocalTool(command: string, args: readonly string[], opt
       ...(options.input ? { input: options.input } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.maxStdoutBytes ? { maxStdoutBytes: options.maxStdoutBytes } : {}),
+      ...(options.processGroup ? { processGroup: true } : {}),
     });
   } catch (err) {
     if (err instanceof DependencyError) throw new DependencyError(options.tool, options.installHint);

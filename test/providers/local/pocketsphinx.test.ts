@@ -1,10 +1,12 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DependencyError, ProviderError } from '../../../src/core/errors.js';
 import type { PcmAudio } from '../../../src/core/providers.js';
 import { parseHypotheses, PocketsphinxSpeechToText } from '../../../src/providers/local/pocketsphinx.js';
+import { concatPcm } from '../../../src/core/audio/pcm.js';
 import { makeSpeechWav, toPcm } from '../../helpers/audio.js';
 import { describeIfSpeech, readManifest, readSpeech, speechClip } from '../../helpers/speech.js';
 import { normaliseWords, wordErrorRate } from './wer.js';
@@ -70,31 +72,45 @@ describe('PocketsphinxSpeechToText on generated speech', () => {
     expect((err as ProviderError).message).toMatch(/exited with 1: (FATAL|ERROR): /);
   });
 
-  it('kills the decoder on timeout (retryable) and on abort (the abort reason), leaving no audio file behind', async () => {
+  it('kills the decoder on timeout (retryable) and on abort (the abort reason)', async () => {
     const pcm: PcmAudio = toPcm(makeSpeechWav('This sentence is long enough to keep the decoder busy for a while, longer than the limit.'));
-    const savedTmp = process.env.TMPDIR;
-    const tmp = mkdtempSync(path.join(tmpdir(), 'stt-test-'));
-    process.env.TMPDIR = tmp;
+    // The decoder under a name of its own, to find its processes afterwards.
+    const dir = mkdtempSync(path.join(tmpdir(), 'stt-test-'));
+    const binary = path.join(dir, `pocketsphinx-timeout-${process.pid}`);
+    symlinkSync(execFileSync('sh', ['-c', 'command -v pocketsphinx_continuous']).toString().trim(), binary);
     try {
-      const slow = new PocketsphinxSpeechToText({ timeoutMs: () => 30 });
-      const timeout = await slow.transcribe(pcm).catch((e: unknown) => e);
+      // About 25 s of speech: a decoder left running would take seconds to finish it.
+      const long: PcmAudio = concatPcm([pcm, pcm, pcm, pcm], 0.5);
+      const slow = new PocketsphinxSpeechToText({ binaryPath: binary, timeoutMs: () => 30 });
+      const timeout = await slow.transcribe(long).catch((e: unknown) => e);
       expect(timeout).toBeInstanceOf(ProviderError);
       expect((timeout as ProviderError).retryable).toBe(true);
       expect(String(timeout)).toMatch(/timed out after 30 ms/);
+      // The whole pipeline (shell, cat, decoder) was killed, not just the shell.
+      await expect.poll(() => spawnSync('pgrep', ['-f', binary]).status, { timeout: 1000 }).toBe(1);
 
       const controller = new AbortController();
       const pending = stt.transcribe(pcm, { signal: controller.signal });
       setTimeout(() => controller.abort(new Error('user left')), 30);
       await expect(pending).rejects.toThrow('user left');
       await expect(stt.transcribe(pcm, { signal: AbortSignal.abort(new Error('already gone')) })).rejects.toThrow('already gone');
-
       expect((await stt.transcribe(pcm)).text).not.toBe('');
-      // The temporary PCM file (voice data) is removed after every run, whatever the outcome.
-      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never writes the audio to disk: it works with no usable temporary folder', async () => {
+    const pcm = toPcm(makeSpeechWav('I would like to read a book about the history of music.'));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = '/nonexistent/voicetwin-no-tmp';
+    try {
+      expect(tmpdir()).toBe('/nonexistent/voicetwin-no-tmp');
+      const transcript = await stt.transcribe(pcm);
+      expect(transcript.text).not.toBe('');
     } finally {
       if (savedTmp === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = savedTmp;
-      rmSync(tmp, { recursive: true, force: true });
     }
   });
 });
