@@ -13,7 +13,7 @@ import { UserInputError } from './errors.js';
 import type { InboundAudio, InboundMessage, OutboundReply, ReplyTarget } from './types.js';
 import type { ClonedVoice, CloneSample, PcmAudio, Providers } from './providers.js';
 import type { JobRecord, Store, UserRecord, VoiceProfile } from './store/types.js';
-import { analyseSample, assessEnrollmentSample, normaliseLoudness, pcmToWav, wavToPcm } from './audio/index.js';
+import { analyseSampleOffThread, assessEnrollmentSample, normaliseLoudness, pcmToWav, wavToPcm } from './audio/index.js';
 import { tokenize } from './text.js';
 import type { EngineEvent } from './engine.js';
 import type { RenderedVoice } from './voice.js';
@@ -158,7 +158,7 @@ export class Enrollment {
       throw new UserInputError('FORWARDED_SAMPLE', 'Forwarded voice notes cannot be used: I can only clone the voice of the person talking to me. Please record a new voice note yourself.');
     }
     const pcm = await this.deps.receive(message.audio!, this.deps.maxSampleAudioSec);
-    const analysis = analyseSample(pcm);
+    const analysis = await analyseSampleOffThread(pcm);
     assessEnrollmentSample(analysis, { minSpeechSec: 1 });
     if (profile.state === 'consent') return this.spokenConsent(user, profile, pcm, target);
     await target.activity('typing');

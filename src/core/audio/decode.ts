@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { PcmAudio } from '../providers.js';
-import { decodeOggOpusInProcess } from './opus.js';
+import { decodeOggOpusOffThread } from './workers.js';
 import { corruptAudioError, emptyAudioError, unsupportedFormatError } from './probe.js';
 import { audioToolPaths, runTool } from './process.js';
 import { DEMUXER, sniffContainer } from './sniff.js';
@@ -67,7 +67,7 @@ export async function decodeToPcm(bytes: Buffer, options: DecodeOptions = {}): P
   }
   if (container === 'ogg') {
     options.signal?.throwIfAborted();
-    const pcm = decodeOggOpusInProcess(bytes, sampleRateHz, limitSec);
+    const pcm = await decodeOggOpusOffThread(bytes, sampleRateHz, limitSec);
     if (pcm) return pcm;
   }
   const output = ['-map', '0:a:0', '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(sampleRateHz)];

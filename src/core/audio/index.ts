@@ -2,8 +2,8 @@
  * The voice-note audio pipeline: sniff, probe and validate incoming audio; decode it to PCM;
  * analyse enrollment samples; normalise and join PCM; encode replies as Ogg/Opus voice notes.
  * Ogg/Opus is decoded and encoded in-process (libopus through `@discordjs/opus`, our own Ogg
- * muxer/demuxer), replies on the audio worker threads (`workers.ts`, pieces from `opus-chunks.ts`
- * in parallel); everything else, and Ogg/Opus when that binding is absent, uses the system
+ * muxer/demuxer) on the audio worker threads (`workers.ts`; a reply's pieces from `opus-chunks.ts`
+ * in parallel), where enrollment samples are also analysed; everything else, and Ogg/Opus when that binding is absent, uses the system
  * ffmpeg/ffprobe through pipes (check them at start-up with `checkAudioTools`).
  */
 export type { AudioContainer, AudioLimits, AudioProbe, SampleAnalysis } from './types.js';
@@ -26,4 +26,12 @@ export { encodeVoiceNote, voiceNoteWaveform, ENCODE_TIMEOUT_MS, WAVEFORM_POINTS,
 export { checkAudioTools, type AudioToolsInfo } from './tools.js';
 export { getOggOpusInfo, type OggOpusInfo } from './ogg.js';
 export { AudioToolError } from './process.js';
-export { setAudioWorkerThreads, audioWorkerThreads, warmAudioWorkers, closeAudioWorkers, defaultAudioWorkerThreads } from './workers.js';
+export {
+  setAudioWorkerThreads,
+  audioWorkerThreads,
+  warmAudioWorkers,
+  closeAudioWorkers,
+  defaultAudioWorkerThreads,
+  analyseSampleOffThread,
+  decodeOggOpusOffThread,
+} from './workers.js';

@@ -1,14 +1,19 @@
 /**
- * A small pool of worker threads for CPU-bound codec work (Opus encoding of reply voice notes), so
- * a reply being encoded never blocks the event loop (bot polling, heartbeats, other users' turns)
- * and a long reply is encoded on several cores at once. Built on Piscina
- * (https://github.com/piscinajs/piscina); idle workers do not keep the process alive.
+ * A small pool of worker threads for CPU-bound audio work — Opus encoding of replies, Ogg/Opus
+ * decoding of incoming voice notes, enrollment-sample analysis — so it never blocks the event loop
+ * (bot polling, heartbeats, other users' turns), and a long reply is encoded on several cores at
+ * once. Built on Piscina (https://github.com/piscinajs/piscina); idle workers do not keep the
+ * process alive. Every function here falls back to the calling thread when the pool is off
+ * (`setAudioWorkerThreads(0)`) or has failed, with the same result.
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { OpusChunkJob } from './opus.js';
+import type { PcmAudio } from '../providers.js';
+import type { SampleAnalysis } from './types.js';
+import { analyseSample } from './analysis.js';
+import { decodeOggOpusInProcess, type OpusChunkJob } from './opus.js';
 import type { OpusChunkRunner } from './opus-chunks.js';
-import type { AudioWorkerTask, EncodedPackets } from './worker-tasks.js';
+import type { AudioWorkerResults, AudioWorkerTask } from './worker-tasks.js';
 
 /** Default worker count: one per core, at most 4. */
 export function defaultAudioWorkerThreads(): number {
@@ -16,13 +21,13 @@ export function defaultAudioWorkerThreads(): number {
 }
 
 let threads = defaultAudioWorkerThreads();
-let pool: Piscina<AudioWorkerTask, EncodedPackets | undefined | 'pong'> | undefined;
-/** Set when the pool could not run a task: later encodes stay in this thread. */
+let pool: Piscina<AudioWorkerTask, unknown> | undefined;
+/** Set when the pool could not run a task: later work stays in the calling thread. */
 let broken: Error | undefined;
 
 /**
- * Sets how many worker threads encode voice notes; 0 keeps all codec work in the calling thread.
- * A running pool of another size is closed and replaced on next use.
+ * Sets how many worker threads do audio work; 0 keeps it all in the calling thread. A running pool
+ * of another size is closed and replaced on next use.
  * @throws RangeError for a negative or non-integer count
  */
 export function setAudioWorkerThreads(count: number): void {
@@ -43,55 +48,87 @@ export function audioWorkersError(): Error | undefined {
   return broken;
 }
 
-function getPool(): NonNullable<typeof pool> {
+/** Runs one task on the pool; a failure of the pool itself turns the pool off and is rethrown. */
+async function runTask<K extends AudioWorkerTask['kind']>(task: Extract<AudioWorkerTask, { kind: K }>, transferList: ArrayBuffer[] = []): Promise<AudioWorkerResults[K]> {
   pool ??= new Piscina({
     filename: new URL('./worker.mjs', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 60_000,
   });
-  return pool;
-}
-
-/**
- * Starts the workers and loads their code now, so the first reply does not pay for it (about
- * 0.3 s). Never throws: a pool that cannot start is recorded and codec work stays in-thread.
- */
-export async function warmAudioWorkers(): Promise<void> {
-  if (audioWorkerThreads() === 0) return;
   try {
-    const p = getPool();
-    await Promise.all(Array.from({ length: threads }, () => p.run({ kind: 'ping' })));
-  } catch (err) {
-    broken = err instanceof Error ? err : new Error(String(err));
-  }
-}
-
-/**
- * Encodes Opus pieces on the pool, all at once (the pool queues what exceeds its threads).
- * @returns each job's packets, or undefined for a job the worker could not encode in-process
- * @throws Error when the pool itself fails (the caller falls back to this thread), or libopus does
- */
-export const encodeChunksInWorkers: OpusChunkRunner = async (jobs: OpusChunkJob[]) => {
-  const p = getPool();
-  try {
-    const results = await Promise.all(jobs.map((job) => p.run({ kind: 'encode-opus', job }, { transferList: [job.samples.buffer as ArrayBuffer] })));
-    return results.map((r) => {
-      if (r === undefined || r === 'pong') return undefined;
-      const packets: Buffer[] = [];
-      const bytes = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
-      let offset = 0;
-      for (const length of r.lengths) {
-        packets.push(bytes.subarray(offset, offset + length));
-        offset += length;
-      }
-      return packets;
-    });
+    return (await pool.run(task, { transferList })) as AudioWorkerResults[K];
   } catch (err) {
     broken = err instanceof Error ? err : new Error(String(err));
     throw err;
   }
+}
+
+/**
+ * Starts the workers and loads their code now, so the first voice note does not pay for it (about
+ * 0.3 s). Never throws: a pool that cannot start is recorded and audio work stays in-thread.
+ */
+export async function warmAudioWorkers(): Promise<void> {
+  if (audioWorkerThreads() === 0) return;
+  try {
+    await Promise.all(Array.from({ length: threads }, () => runTask({ kind: 'ping' })));
+  } catch {
+    // Recorded in `broken` by runTask.
+  }
+}
+
+/**
+ * Encodes Opus pieces on the pool, all at once (the pool queues what exceeds its threads). Each
+ * job's samples are moved to the worker (the buffer is detached here afterwards).
+ * @returns each job's packets, or undefined for a job the worker could not encode in-process
+ * @throws Error when the pool itself fails (the caller falls back to this thread), or libopus does
+ */
+export const encodeChunksInWorkers: OpusChunkRunner = async (jobs: OpusChunkJob[]) => {
+  const results = await Promise.all(jobs.map((job) => runTask({ kind: 'encode-opus', job }, [job.samples.buffer as ArrayBuffer])));
+  return results.map((r) => {
+    if (r === undefined) return undefined;
+    const packets: Buffer[] = [];
+    const bytes = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+    let offset = 0;
+    for (const length of r.lengths) {
+      packets.push(bytes.subarray(offset, offset + length));
+      offset += length;
+    }
+    return packets;
+  });
 };
+
+/**
+ * `decodeOggOpusInProcess` (see `opus.ts`) on a worker thread: same arguments and result.
+ * @returns mono PCM at `sampleRateHz`, or undefined when the in-process decoder does not apply
+ */
+export async function decodeOggOpusOffThread(bytes: Buffer, sampleRateHz: number, maxDurationSec?: number): Promise<PcmAudio | undefined> {
+  if (audioWorkerThreads() > 0) {
+    try {
+      // A copy of the file (at most MAX_AUDIO_BYTES), moved to the worker.
+      const copy = new Uint8Array(bytes);
+      return await runTask({ kind: 'decode-opus', bytes: copy, sampleRateHz, ...(maxDurationSec !== undefined ? { maxDurationSec } : {}) }, [copy.buffer]);
+    } catch {
+      // The pool failed and is now off; decode here.
+    }
+  }
+  return decodeOggOpusInProcess(bytes, sampleRateHz, maxDurationSec);
+}
+
+/**
+ * `analyseSample` (see `analysis.ts`) on a worker thread: same measurements. The samples are
+ * copied to the worker; the caller's stay intact.
+ */
+export async function analyseSampleOffThread(pcm: PcmAudio): Promise<SampleAnalysis> {
+  if (audioWorkerThreads() > 0) {
+    try {
+      return await runTask({ kind: 'analyse-sample', pcm });
+    } catch {
+      // The pool failed and is now off; measure here.
+    }
+  }
+  return analyseSample(pcm);
+}
 
 /** Stops the workers (they restart on next use). Safe to call at any time. */
 export async function closeAudioWorkers(): Promise<void> {
