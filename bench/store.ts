@@ -25,6 +25,8 @@ export interface OpLatency {
 
 const ITERATIONS = Number(process.env.BENCH_STORE_ITERATIONS ?? 300);
 const WARMUP = 20;
+/** Users stored before timing `users.putNew` (BENCH_STORE_USERS). */
+const NEW_USERS_BEFORE = Number(process.env.BENCH_STORE_USERS ?? 5000);
 const BLOB_SIZE_BYTES = 1024 * 1024;
 const BLOB_ITERATIONS = 40;
 
@@ -75,6 +77,11 @@ async function benchRepositories(prefix: string, store: Store, out: Record<strin
   out[`${prefix}.history.append`] = await measure(ITERATIONS, (i) => store.history.append('telegram:history', turn(i)));
   out[`${prefix}.history.recent20`] = await measure(ITERATIONS, () => store.history.recent('telegram:history', 20));
   out[`${prefix}.dedupe.claim`] = await measure(ITERATIONS, (i) => store.dedupe.claim(`bench:update:${i}`));
+  // Adding a new user when thousands exist: one bounded index chunk is rewritten, not the whole list.
+  for (let i = 0; i < NEW_USERS_BEFORE; i++) await store.users.put({ ...user(0), key: `telegram:seed-${i}`, address: { channel: 'telegram', chatId: `seed-${i}` } });
+  out[`${prefix}.users.putNew@${NEW_USERS_BEFORE}`] = await measure(ITERATIONS, (i) =>
+    store.users.put({ ...user(0), key: `telegram:new-${i}`, address: { channel: 'telegram', chatId: `new-${i}` } }),
+  );
 }
 
 async function redisReachable(url: string): Promise<boolean> {

@@ -58,7 +58,7 @@ export interface Config {
   budgets: { dailyTtsChars?: number; dailySttSec?: number; dailyCostUsd?: number; globalDailyCostUsd?: number };
   /** Operators as `<channel>:<user id>` keys (OPERATORS). */
   operators: string[];
-  /** Worker threads that encode reply voice notes (AUDIO_WORKERS); 0 = on the main thread. */
+  /** Worker threads for Opus encoding/decoding and sample analysis (AUDIO_WORKERS); 0 = on the main thread. */
   audioWorkers: number;
 }
 

@@ -10,6 +10,7 @@ import { startTelegramBot, type TelegramBotHandle, type TelegramBotOptions } fro
 import { THROTTLED_METHODS } from '../../../src/bots/telegram/throttle.js';
 import { BroadcastService, type BroadcastServiceOptions } from '../../../src/core/broadcast/index.js';
 import { SQLITE_FILE } from '../../../src/core/store/index.js';
+import { USERS_INDEX_CHUNK_KEYS } from '../../../src/core/store/keyv-store.js';
 import type { UserRecord } from '../../../src/core/store/types.js';
 import type { Channel } from '../../../src/core/types.js';
 import { silentLogger, type Logger } from '../../../src/core/log.js';
@@ -37,20 +38,29 @@ export function userRecord(channel: Channel, id: string, overrides: Partial<User
 
 /**
  * Writes users straight into the SQLite store of `dataDir`, in the key layout documented in
- * src/core/store/keyv-store.ts (`voicetwin:user:<key>` records plus the `voicetwin:users` index),
- * written once. `UserRepository.put` rewrites the whole index per new user (64 s for 10,000 users
- * here), which is fine for users arriving one by one but not for a test fixture.
+ * src/core/store/keyv-store.ts (`voicetwin:user:<key>` records plus the chunked users index
+ * `voicetwin:users:chunks` / `voicetwin:users:chunk:<i>`), in a few large writes. Adding users one
+ * by one through `UserRepository.put` costs a handful of reads and writes each, which is fine for
+ * users arriving one by one but slow for a 10,000-user fixture.
  */
 export async function seedUsersBulk(dataDir: string, users: UserRecord[]): Promise<void> {
   const sqlite = new KeyvSqlite({ uri: `sqlite://${path.join(dataDir, SQLITE_FILE)}`, table: 'keyv', busyTimeout: 5000 });
   const keyv = new Keyv({ store: sqlite, namespace: undefined, useKeyPrefix: false });
   sqlite.namespace = undefined;
-  const index = ((await keyv.get<string[]>('voicetwin:users')) ?? []).slice();
+  let count = (await keyv.get<number>('voicetwin:users:chunks')) ?? 0;
+  let last = count > 0 ? ((await keyv.get<string[]>(`voicetwin:users:chunk:${count - 1}`)) ?? []) : [];
+  if (count === 0) count = 1;
   for (const user of users) {
     await keyv.set(`voicetwin:user:${user.key}`, user);
-    index.push(user.key);
+    if (last.length === USERS_INDEX_CHUNK_KEYS) {
+      await keyv.set(`voicetwin:users:chunk:${count - 1}`, last);
+      last = [];
+      count++;
+    }
+    last.push(user.key);
   }
-  await keyv.set('voicetwin:users', [...new Set(index)]);
+  await keyv.set(`voicetwin:users:chunk:${count - 1}`, last);
+  await keyv.set('voicetwin:users:chunks', count);
   await keyv.disconnect();
 }
 

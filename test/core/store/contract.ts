@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ChatTurn, MemoryRecord } from '../../../src/core/providers.js';
 import type { JobRecord, SampleRecord, Store, UserRecord, VoiceProfile } from '../../../src/core/store/types.js';
+import { USERS_INDEX_CHUNK_KEYS } from '../../../src/core/store/keyv-store.js';
 
 /** How a backend's test file opens stores. */
 export interface StoreHarness {
@@ -137,6 +138,25 @@ export function storeContract(name: string, options: { persistent: boolean }, ma
         await store.users.delete('telegram:1');
         await store.users.put(makeUser('telegram:1', { messageCount: 2 }));
         expect((await store.users.list()).map((u) => [u.key, u.messageCount])).toEqual([['telegram:1', 2]]);
+      });
+
+      it('keeps first-seen order across index chunks, and deletes from a middle chunk', async () => {
+        const n = USERS_INDEX_CHUNK_KEYS * 2 + 50;
+        for (let i = 0; i < n; i++) await store.users.put(makeUser(`telegram:${i}`));
+        // Replacing a user does not index it again.
+        await store.users.put(makeUser('telegram:5', { messageCount: 3 }));
+        let keys = (await store.users.list()).map((u) => u.key);
+        expect(keys).toHaveLength(n);
+        expect(keys.slice(0, 3)).toEqual(['telegram:0', 'telegram:1', 'telegram:2']);
+        expect(keys.at(-1)).toBe(`telegram:${n - 1}`);
+        const middle = `telegram:${USERS_INDEX_CHUNK_KEYS + 7}`;
+        await store.users.delete(middle);
+        await store.users.put(makeUser('telegram:new'));
+        keys = (await store.users.list()).map((u) => u.key);
+        expect(keys).toHaveLength(n);
+        expect(keys).not.toContain(middle);
+        expect(keys.at(-1)).toBe('telegram:new');
+        expect(new Set(keys).size).toBe(keys.length);
       });
 
       it('returns copies: mutating a returned record does not change the store', async () => {

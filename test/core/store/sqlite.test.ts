@@ -1,8 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { storeContract } from './contract.js';
+import { makeUser, storeContract } from './contract.js';
 import { makeHarness } from './harness.js';
+import { Keyv } from 'keyv';
+import KeyvSqlite from '@keyv/sqlite';
 import { SQLITE_FILE } from '../../../src/core/store/keyv-store.js';
 
 storeContract('sqlite', { persistent: true }, () => makeHarness('sqlite'));
@@ -52,6 +54,37 @@ describe('sqlite store specifics', () => {
       expect(keys.filter((k) => k.includes(':dedupe:old-'))).toEqual([]);
       expect(keys).toContain('voicetwin:dedupe:fresh');
       expect(keys).toContain('voicetwin:kv:keep');
+    } finally {
+      await harness.cleanup();
+    }
+  });
+
+  it('splits a users index written as one list (the layout before chunking) into chunks on first use', async () => {
+    const harness = await makeHarness('sqlite');
+    try {
+      const first = await harness.open();
+      await first.close();
+      // The old layout: one `users` list of every key.
+      const sqlite = new KeyvSqlite({ uri: `sqlite://${path.join(harness.dataDir, SQLITE_FILE)}`, table: 'keyv' });
+      const keyv = new Keyv({ store: sqlite, namespace: undefined, useKeyPrefix: false });
+      sqlite.namespace = undefined;
+      const keys = ['telegram:3', 'discord:1', 'whatsapp:2@c.us'];
+      for (const key of keys) await keyv.set(`voicetwin:user:${key}`, makeUser(key));
+      await keyv.set('voicetwin:users', keys);
+      await keyv.disconnect();
+
+      const store = await harness.open();
+      expect((await store.users.list()).map((u) => u.key)).toEqual(keys);
+      await store.users.put(makeUser('telegram:9'));
+      await store.users.put(makeUser('discord:1')); // already indexed
+      expect((await store.users.list()).map((u) => u.key)).toEqual([...keys, 'telegram:9']);
+      await store.close();
+      const check = new Keyv({ store: new KeyvSqlite({ uri: `sqlite://${path.join(harness.dataDir, SQLITE_FILE)}`, table: 'keyv' }), namespace: undefined, useKeyPrefix: false });
+      (check.store as { namespace?: string }).namespace = undefined;
+      expect(await check.get('voicetwin:users')).toBeUndefined();
+      expect(await check.get('voicetwin:users:chunks')).toBe(1);
+      expect(await check.get('voicetwin:users:chunk:0')).toEqual([...keys, 'telegram:9']);
+      await check.disconnect();
     } finally {
       await harness.cleanup();
     }
