@@ -85,7 +85,8 @@ async function encodeInProcess(pcm: PcmAudio, sampleRateHz: number, bitrateBps: 
     try {
       return await encodeOggOpusPieces(pcm, sampleRateHz, bitrateBps, planOpusPieces(pcm, workers), encodeChunksInWorkers);
     } catch {
-      // The pool failed (it is now off, see workers.ts); encode here instead.
+      // The pool failed (it is now off, see workers.ts) or libopus threw there: encode here, which
+      // gives the same stream or the same error.
     }
   }
   return encodeOggOpusPieces(pcm, sampleRateHz, bitrateBps, [pcm.samples.length], encodeChunksInThread);

@@ -32,8 +32,21 @@ export interface AudioWorkerResults {
   ping: 'pong';
 }
 
-/** The worker's entry point: runs one task. */
-export default function runAudioTask(task: AudioWorkerTask): AudioWorkerResults[AudioWorkerTask['kind']] {
+/** What the worker returns when the task itself threw (so the pool can tell it from its own failure). */
+export interface AudioTaskFailure {
+  taskFailed: string;
+}
+
+/** The worker's entry point: runs one task; an error thrown by the task comes back as {@link AudioTaskFailure}. */
+export default function runAudioTask(task: AudioWorkerTask): AudioWorkerResults[AudioWorkerTask['kind']] | AudioTaskFailure {
+  try {
+    return runTask(task);
+  } catch (err) {
+    return { taskFailed: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+function runTask(task: AudioWorkerTask): AudioWorkerResults[AudioWorkerTask['kind']] {
   switch (task.kind) {
     case 'ping':
       return 'pong';

@@ -13,7 +13,7 @@ import type { SampleAnalysis } from './types.js';
 import { analyseSample } from './analysis.js';
 import { decodeOggOpusInProcess, type OpusChunkJob } from './opus.js';
 import type { OpusChunkRunner } from './opus-chunks.js';
-import type { AudioWorkerResults, AudioWorkerTask } from './worker-tasks.js';
+import type { AudioTaskFailure, AudioWorkerResults, AudioWorkerTask } from './worker-tasks.js';
 
 /** Default worker count: one per core, at most 4. */
 export function defaultAudioWorkerThreads(): number {
@@ -48,7 +48,11 @@ export function audioWorkersError(): Error | undefined {
   return broken;
 }
 
-/** Runs one task on the pool; a failure of the pool itself turns the pool off and is rethrown. */
+/**
+ * Runs one task on the pool. An error thrown by the task (libopus refusing a frame, say) is
+ * rethrown as an {@link AudioTaskError}; a failure of the pool itself (a worker that cannot start
+ * or dies) turns the pool off and is rethrown as it is.
+ */
 async function runTask<K extends AudioWorkerTask['kind']>(task: Extract<AudioWorkerTask, { kind: K }>, transferList: ArrayBuffer[] = []): Promise<AudioWorkerResults[K]> {
   pool ??= new Piscina({
     filename: new URL('./worker.mjs', import.meta.url).href,
@@ -56,12 +60,20 @@ async function runTask<K extends AudioWorkerTask['kind']>(task: Extract<AudioWor
     maxThreads: threads,
     idleTimeout: 60_000,
   });
+  let result: unknown;
   try {
-    return (await pool.run(task, { transferList })) as AudioWorkerResults[K];
+    result = await pool.run(task, { transferList });
   } catch (err) {
     broken = err instanceof Error ? err : new Error(String(err));
     throw err;
   }
+  if (typeof result === 'object' && result !== null && 'taskFailed' in result) throw new AudioTaskError((result as AudioTaskFailure).taskFailed);
+  return result as AudioWorkerResults[K];
+}
+
+/** An audio task that threw on a worker thread (the pool itself is fine). */
+export class AudioTaskError extends Error {
+  override name = 'AudioTaskError';
 }
 
 /**
@@ -81,7 +93,8 @@ export async function warmAudioWorkers(): Promise<void> {
  * Encodes Opus pieces on the pool, all at once (the pool queues what exceeds its threads). Each
  * job's samples are moved to the worker (the buffer is detached here afterwards).
  * @returns each job's packets, or undefined for a job the worker could not encode in-process
- * @throws Error when the pool itself fails (the caller falls back to this thread), or libopus does
+ * @throws AudioTaskError when libopus fails on a piece; Error when the pool itself fails (the
+ *   caller falls back to this thread either way)
  */
 export const encodeChunksInWorkers: OpusChunkRunner = async (jobs: OpusChunkJob[]) => {
   const results = await Promise.all(jobs.map((job) => runTask({ kind: 'encode-opus', job }, [job.samples.buffer as ArrayBuffer])));
@@ -109,7 +122,8 @@ export async function decodeOggOpusOffThread(bytes: Buffer, sampleRateHz: number
       const copy = new Uint8Array(bytes);
       return await runTask({ kind: 'decode-opus', bytes: copy, sampleRateHz, ...(maxDurationSec !== undefined ? { maxDurationSec } : {}) }, [copy.buffer]);
     } catch {
-      // The pool failed and is now off; decode here.
+      // The pool failed (now off) or the decoder threw there: decode here, which gives the same
+      // result or the same error.
     }
   }
   return decodeOggOpusInProcess(bytes, sampleRateHz, maxDurationSec);
@@ -124,7 +138,8 @@ export async function analyseSampleOffThread(pcm: PcmAudio): Promise<SampleAnaly
     try {
       return await runTask({ kind: 'analyse-sample', pcm });
     } catch {
-      // The pool failed and is now off; measure here.
+      // The pool failed (now off) or the analysis threw there: measure here, which gives the same
+      // result or the same error.
     }
   }
   return analyseSample(pcm);

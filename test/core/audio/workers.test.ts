@@ -2,8 +2,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { analyseSample } from '../../../src/core/audio/analysis.js';
 import { decodeToPcm } from '../../../src/core/audio/decode.js';
 import { decodeOggOpusInProcess, inProcessOpusAvailable } from '../../../src/core/audio/opus.js';
+import { encodeOggOpusPieces } from '../../../src/core/audio/opus-chunks.js';
 import {
   analyseSampleOffThread,
+  AudioTaskError,
+  encodeChunksInWorkers,
   audioWorkersError,
   audioWorkerThreads,
   closeAudioWorkers,
@@ -49,6 +52,16 @@ describe('audio worker threads', () => {
     expect(note.toString('latin1', 0, 4)).toBe('OggS');
     expect((await decodeToPcm(note, { sampleRateHz: 16000 })).samples.length).toBeGreaterThan(16000);
     expect(audioWorkersError()).toBeUndefined();
+  });
+
+  it.runIf(inProcessOpusAvailable())('report an error thrown by a task without turning the pool off', async () => {
+    const pcm = toPcm(speech, 22050);
+    // A first piece that is not whole 20 ms frames: libopus's wrapper refuses it on the worker.
+    const failing = encodeOggOpusPieces(pcm, 48000, 32000, [22050 + 1, pcm.samples.length], encodeChunksInWorkers);
+    await expect(failing).rejects.toThrow(AudioTaskError);
+    await expect(encodeOggOpusPieces(pcm, 48000, 32000, [22050 + 1, pcm.samples.length], encodeChunksInWorkers)).rejects.toThrow(/whole 20 ms frames/);
+    expect(audioWorkersError()).toBeUndefined();
+    expect(audioWorkerThreads()).toBe(defaultAudioWorkerThreads());
   });
 
   it('give the same results with the pool off, and refuse a bad thread count', async () => {
