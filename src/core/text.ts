@@ -1,6 +1,6 @@
 /**
- * Text helpers for spoken replies: sentence splitting for concurrent synthesis and trimming to a
- * character budget at a sentence boundary.
+ * Text helpers for replies: sentence splitting for concurrent synthesis, trimming to a character
+ * budget at a sentence boundary, and splitting long text into chat messages.
  */
 
 /** Abbreviations that end with a period but do not end a sentence. */
@@ -90,4 +90,37 @@ export function trimToSentences(text: string, maxChars: number): string {
 /** Lower-case word tokens (letters and digits, any script). */
 export function tokenize(text: string): string[] {
   return text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [];
+}
+
+/**
+ * Splits `text` into chat messages of at most `maxChars` UTF-16 code units (which also bounds
+ * Telegram's character count and Discord's 2,000-character content), preferring paragraph, line,
+ * sentence and word boundaries in the second half of each window, and never cutting a surrogate
+ * pair. Empty or whitespace-only pieces are dropped.
+ * @returns the pieces in order; `[]` for empty or whitespace-only text
+ */
+export function splitMessageText(text: string, maxChars: number): string[] {
+  const pieces: string[] = [];
+  let rest = text;
+  while (rest.length > maxChars) {
+    const window = rest.slice(0, maxChars);
+    const minCut = Math.floor(maxChars / 2);
+    let cut = -1;
+    for (const separator of ['\n\n', '\n', '. ', '! ', '? ', ' ']) {
+      const at = window.lastIndexOf(separator);
+      if (at >= minCut) {
+        cut = at + separator.length;
+        break;
+      }
+    }
+    if (cut < 0) {
+      cut = maxChars;
+      const code = rest.charCodeAt(cut - 1);
+      if (code >= 0xd800 && code <= 0xdbff) cut -= 1; // keep a surrogate pair together
+    }
+    pieces.push(rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+  }
+  pieces.push(rest);
+  return pieces.filter((piece) => piece.trim() !== '');
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chunkSentences, splitSentences, tokenize, trimToSentences } from '../../src/core/text.js';
+import { chunkSentences, splitSentences, tokenize, trimToSentences, splitMessageText } from '../../src/core/text.js';
 
 describe('splitSentences', () => {
   it('splits at sentence ends and keeps the punctuation', () => {
@@ -80,5 +80,33 @@ describe('tokenize', () => {
   it('returns an empty list when there are no words', () => {
     expect(tokenize('')).toEqual([]);
     expect(tokenize(' ... !? ')).toEqual([]);
+  });
+});
+
+describe('splitMessageText', () => {
+  it('splits at paragraph, sentence and word breaks in the second half of each window', () => {
+    const text = `${'a'.repeat(60)}\n\n${'b'.repeat(30)}. ${'c'.repeat(30)} ${'d'.repeat(20)}`;
+    const pieces = splitMessageText(text, 100);
+    expect(pieces).toEqual(['a'.repeat(60), `${'b'.repeat(30)}. ${'c'.repeat(30)} ${'d'.repeat(20)}`]);
+    const sentences = splitMessageText(`${'x'.repeat(70)}. ${'y'.repeat(50)}`, 100);
+    expect(sentences).toEqual([`${'x'.repeat(70)}.`, 'y'.repeat(50)]);
+    for (const piece of splitMessageText('word '.repeat(1000), 2000)) expect(piece.length).toBeLessThanOrEqual(2000);
+  });
+
+  it('never cuts an emoji (a surrogate pair) in half, at any limit', () => {
+    const text = '🙂'.repeat(1500); // 3,000 UTF-16 code units, no spaces
+    for (const max of [2000, 999, 4096]) {
+      const pieces = splitMessageText(text, max);
+      expect(pieces.join('')).toBe(text);
+      for (const piece of pieces) {
+        expect(piece.length).toBeLessThanOrEqual(max);
+        expect(piece).not.toMatch(/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/);
+      }
+    }
+  });
+
+  it('returns nothing for empty or blank text', () => {
+    expect(splitMessageText('', 2000)).toEqual([]);
+    expect(splitMessageText('  \n ', 2000)).toEqual([]);
   });
 });

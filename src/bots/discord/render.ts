@@ -13,6 +13,7 @@
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError } from 'discord.js';
 import type { Logger } from '../../core/log.js';
 import type { OutboundReply, ReplyButton, VoiceNote } from '../../core/types.js';
+import { splitMessageText } from '../../core/text.js';
 
 /** Discord's message content limit, in characters. */
 export const MAX_CONTENT_CHARS = 2000;
@@ -77,24 +78,9 @@ export interface Surface {
   readonly uploadLimitBytes: number;
 }
 
-/**
- * Splits text into chunks of at most `maxChars`, preferring paragraph, line, then word breaks.
- * @returns at least one chunk for non-empty text; `[]` for empty text
- */
+/** Splits text into Discord messages of at most `maxChars` (default 2,000); see {@link splitMessageText}. */
 export function splitText(text: string, maxChars = MAX_CONTENT_CHARS): string[] {
-  const chunks: string[] = [];
-  let rest = text.trim();
-  while (rest.length > maxChars) {
-    const window = rest.slice(0, maxChars);
-    let cut = window.lastIndexOf('\n\n');
-    if (cut < maxChars / 2) cut = window.lastIndexOf('\n');
-    if (cut < maxChars / 2) cut = window.lastIndexOf(' ');
-    if (cut < maxChars / 2) cut = maxChars;
-    chunks.push(rest.slice(0, cut).trimEnd());
-    rest = rest.slice(cut).trimStart();
-  }
-  if (rest) chunks.push(rest);
-  return chunks;
+  return splitMessageText(text, maxChars);
 }
 
 /**

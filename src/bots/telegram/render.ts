@@ -15,6 +15,7 @@
 import { GrammyError, InputFile, type Api } from 'grammy';
 import type { InlineKeyboardMarkup } from 'grammy/types';
 import type { Logger } from '../../core/log.js';
+import { splitMessageText } from '../../core/text.js';
 import {
   RecipientUnavailableError,
   type ChannelSender,
@@ -36,35 +37,9 @@ export const VOICE_UNDELIVERABLE_NOTICE =
   'I recorded a voice reply, but this chat does not accept voice messages from me. ' +
   'You can allow them in Telegram under Settings › Privacy and Security › Voice Messages.';
 
-/**
- * Splits `text` into pieces of at most `maxChars` UTF-16 code units (which also bounds Telegram's
- * character count), preferring paragraph, line, sentence and word boundaries in the second half of
- * each window, and never cutting a surrogate pair. Empty or whitespace-only pieces are dropped.
- */
+/** Splits text into Telegram messages of at most `maxChars` (default 4096); see {@link splitMessageText}. */
 export function splitText(text: string, maxChars = MAX_MESSAGE_CHARS): string[] {
-  const pieces: string[] = [];
-  let rest = text;
-  while (rest.length > maxChars) {
-    const window = rest.slice(0, maxChars);
-    const minCut = Math.floor(maxChars / 2);
-    let cut = -1;
-    for (const separator of ['\n\n', '\n', '. ', '! ', '? ', ' ']) {
-      const at = window.lastIndexOf(separator);
-      if (at >= minCut) {
-        cut = at + separator.length;
-        break;
-      }
-    }
-    if (cut < 0) {
-      cut = maxChars;
-      const code = rest.charCodeAt(cut - 1);
-      if (code >= 0xd800 && code <= 0xdbff) cut -= 1; // keep a surrogate pair together
-    }
-    pieces.push(rest.slice(0, cut).trimEnd());
-    rest = rest.slice(cut).trimStart();
-  }
-  pieces.push(rest);
-  return pieces.filter((piece) => piece.trim() !== '');
+  return splitMessageText(text, maxChars);
 }
 
 /**
