@@ -10,8 +10,9 @@ import type { PcmAudio } from '../providers.js';
 import type { VoiceNote } from '../types.js';
 import { decodeToPcm } from './decode.js';
 import { getOggOpusInfo } from './ogg.js';
-import { encodeChunksInThread, encodeOggOpusPieces, planOpusPieces } from './opus-chunks.js';
-import { audioWorkerThreads, encodeChunksInWorkers } from './workers.js';
+import { encodeOggOpusPieces, planOpusPieces } from './opus-chunks.js';
+import { encodeOggOpusInProcess } from './opus.js';
+import { audioWorkerThreads, encodeChunksInWorkers, onAudioWorkers } from './workers.js';
 import { corruptAudioError, emptyAudioError } from './probe.js';
 import { AudioToolError, audioToolPaths, runTool } from './process.js';
 import { pcmBytes } from './wav.js';
@@ -53,7 +54,8 @@ export interface EncodeOptions {
  *   `waveform` has 256 points 0–255 (RMS per bucket, loudest bucket = 255)
  * @throws UserInputError EMPTY_AUDIO when there are no samples; EMPTY_AUDIO, UNSUPPORTED_FORMAT or
  *   CORRUPT_AUDIO when input bytes cannot be decoded
- * @throws DependencyError when ffmpeg is missing; AudioToolError when the encoder fails or times out
+ * @throws DependencyError when ffmpeg is missing; AudioToolError when ffmpeg's encoder fails or
+ *   times out; AudioTaskError (from `workers.ts`) when libopus fails on a worker thread
  */
 export async function encodeVoiceNote(input: PcmAudio | Buffer, options: EncodeOptions = {}): Promise<VoiceNote> {
   const sampleRateHz = options.sampleRateHz ?? 48000;
@@ -79,17 +81,11 @@ export async function encodeVoiceNote(input: PcmAudio | Buffer, options: EncodeO
 }
 
 /** libopus in worker threads (pieces in parallel), else in this thread; undefined when libopus cannot do it. */
-async function encodeInProcess(pcm: PcmAudio, sampleRateHz: number, bitrateBps: number): Promise<Buffer | undefined> {
-  const workers = audioWorkerThreads();
-  if (workers > 0) {
-    try {
-      return await encodeOggOpusPieces(pcm, sampleRateHz, bitrateBps, planOpusPieces(pcm, workers), encodeChunksInWorkers);
-    } catch {
-      // The pool failed (it is now off, see workers.ts) or libopus threw there: encode here, which
-      // gives the same stream or the same error.
-    }
-  }
-  return encodeOggOpusPieces(pcm, sampleRateHz, bitrateBps, [pcm.samples.length], encodeChunksInThread);
+function encodeInProcess(pcm: PcmAudio, sampleRateHz: number, bitrateBps: number): Promise<Buffer | undefined> {
+  return onAudioWorkers(
+    () => encodeOggOpusPieces(pcm, sampleRateHz, bitrateBps, planOpusPieces(pcm, audioWorkerThreads()), encodeChunksInWorkers),
+    () => encodeOggOpusInProcess(pcm, sampleRateHz, bitrateBps),
+  );
 }
 
 /** ffmpeg's libopus encoder and Ogg muxer over pipes. */

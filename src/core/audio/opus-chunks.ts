@@ -17,8 +17,7 @@
  * within 80 ms (RFC 7845 §4.6).
  */
 import type { PcmAudio } from '../providers.js';
-import { muxOggOpus } from './ogg-opus.js';
-import { encodeOpusChunk, OPUS_ENCODER_PRE_SKIP, playableSamples48k, type OpusChunkJob } from './opus.js';
+import { encodeOpusChunk, muxVoiceNote, type OpusChunkJob } from './opus.js';
 
 /** Shortest piece worth its own encoder, seconds. */
 export const MIN_PIECE_SEC = 1.5;
@@ -112,10 +111,5 @@ export async function encodeOggOpusPieces(
   }
   const results = await run(jobs);
   if (results.some((r) => r === undefined)) return undefined;
-  return muxOggOpus(results.flatMap((r) => r!), {
-    channels: 1,
-    preSkip: OPUS_ENCODER_PRE_SKIP,
-    inputSampleRateHz: encoderRateHz,
-    playableSamples48k: playableSamples48k(pcm, encoderRateHz),
-  });
+  return muxVoiceNote(results.flatMap((r) => r!), pcm, encoderRateHz);
 }

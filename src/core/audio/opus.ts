@@ -178,17 +178,20 @@ export function encodeOpusChunk(job: OpusChunkJob): Buffer[] | undefined {
  */
 export function encodeOggOpusInProcess(pcm: PcmAudio, sampleRateHz: number, bitrateBps: number): Buffer | undefined {
   const packets = encodeOpusChunk({ samples: pcm.samples, sourceRateHz: pcm.sampleRateHz, encoderRateHz: sampleRateHz, bitrateBps, final: true });
-  if (!packets) return undefined;
+  return packets && muxVoiceNote(packets, pcm, sampleRateHz);
+}
+
+/**
+ * Wraps the packets encoded from `pcm` at `encoderRateHz` in a mono Ogg/Opus stream: pre-skip =
+ * the encoder's lookahead, and the last granule trims playback to exactly `pcm`'s length.
+ * @throws RangeError when the packets are shorter than `pcm` (see `muxOggOpus`)
+ */
+export function muxVoiceNote(packets: Buffer[], pcm: PcmAudio, encoderRateHz: number): Buffer {
+  const converted = pcm.sampleRateHz === encoderRateHz ? pcm.samples.length : Math.round((pcm.samples.length * encoderRateHz) / pcm.sampleRateHz);
   return muxOggOpus(packets, {
     channels: 1,
     preSkip: OPUS_ENCODER_PRE_SKIP,
-    inputSampleRateHz: sampleRateHz,
-    playableSamples48k: playableSamples48k(pcm, sampleRateHz),
+    inputSampleRateHz: encoderRateHz,
+    playableSamples48k: Math.round(converted * (48000 / encoderRateHz)),
   });
-}
-
-/** Length of `pcm` once converted to `encoderRateHz`, in 48 kHz samples (what the last granule trims to). */
-export function playableSamples48k(pcm: PcmAudio, encoderRateHz: number): number {
-  const converted = pcm.sampleRateHz === encoderRateHz ? pcm.samples.length : Math.round((pcm.samples.length * encoderRateHz) / pcm.sampleRateHz);
-  return Math.round(converted * (48000 / encoderRateHz));
 }

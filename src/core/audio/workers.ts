@@ -4,7 +4,7 @@
  * (bot polling, heartbeats, other users' turns), and a long reply is encoded on several cores at
  * once. Built on Piscina (https://github.com/piscinajs/piscina); idle workers do not keep the
  * process alive. Every function here falls back to the calling thread when the pool is off
- * (`setAudioWorkerThreads(0)`) or has failed, with the same result.
+ * (`setAudioWorkerThreads(0)`) or has failed, with the same result (see {@link onAudioWorkers}).
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
@@ -112,37 +112,46 @@ export const encodeChunksInWorkers: OpusChunkRunner = async (jobs: OpusChunkJob[
 };
 
 /**
- * `decodeOggOpusInProcess` (see `opus.ts`) on a worker thread: same arguments and result.
- * @returns mono PCM at `sampleRateHz`, or undefined when the in-process decoder does not apply
+ * Runs `work` on the pool when it is on, else (or when the pool itself fails, which turns it off)
+ * `fallback` in this thread. An error thrown by the task on a worker ({@link AudioTaskError}) is
+ * rethrown, not retried here: the same code would fail the same way.
  */
-export async function decodeOggOpusOffThread(bytes: Buffer, sampleRateHz: number, maxDurationSec?: number): Promise<PcmAudio | undefined> {
+export async function onAudioWorkers<T>(work: () => Promise<T>, fallback: () => T | Promise<T>): Promise<T> {
   if (audioWorkerThreads() > 0) {
     try {
-      // A copy of the file (at most MAX_AUDIO_BYTES), moved to the worker.
-      const copy = new Uint8Array(bytes);
-      return await runTask({ kind: 'decode-opus', bytes: copy, sampleRateHz, ...(maxDurationSec !== undefined ? { maxDurationSec } : {}) }, [copy.buffer]);
-    } catch {
-      // The pool failed (now off) or the decoder threw there: decode here, which gives the same
-      // result or the same error.
+      return await work();
+    } catch (err) {
+      if (err instanceof AudioTaskError) throw err;
     }
   }
-  return decodeOggOpusInProcess(bytes, sampleRateHz, maxDurationSec);
+  return fallback();
+}
+
+/**
+ * `decodeOggOpusInProcess` (see `opus.ts`) on a worker thread: same arguments and result. The
+ * file is copied (at most MAX_AUDIO_BYTES) and the copy moved to the worker.
+ * @returns mono PCM at `sampleRateHz`, or undefined when the in-process decoder does not apply
+ */
+export function decodeOggOpusOffThread(bytes: Buffer, sampleRateHz: number, maxDurationSec?: number): Promise<PcmAudio | undefined> {
+  return onAudioWorkers(
+    () => {
+      const copy = new Uint8Array(bytes);
+      return runTask({ kind: 'decode-opus', bytes: copy, sampleRateHz, ...(maxDurationSec !== undefined ? { maxDurationSec } : {}) }, [copy.buffer]);
+    },
+    () => decodeOggOpusInProcess(bytes, sampleRateHz, maxDurationSec),
+  );
 }
 
 /**
  * `analyseSample` (see `analysis.ts`) on a worker thread: same measurements. The samples are
  * copied to the worker; the caller's stay intact.
+ * @throws AudioTaskError when the analysis throws on the worker
  */
-export async function analyseSampleOffThread(pcm: PcmAudio): Promise<SampleAnalysis> {
-  if (audioWorkerThreads() > 0) {
-    try {
-      return await runTask({ kind: 'analyse-sample', pcm });
-    } catch {
-      // The pool failed (now off) or the analysis threw there: measure here, which gives the same
-      // result or the same error.
-    }
-  }
-  return analyseSample(pcm);
+export function analyseSampleOffThread(pcm: PcmAudio): Promise<SampleAnalysis> {
+  return onAudioWorkers(
+    () => runTask({ kind: 'analyse-sample', pcm }),
+    () => analyseSample(pcm),
+  );
 }
 
 /** Stops the workers (they restart on next use). Safe to call at any time. */

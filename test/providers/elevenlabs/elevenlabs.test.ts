@@ -7,6 +7,7 @@ import { probeAudio } from '../../../src/core/audio/probe.js';
 import { ElevenLabsSpeechToText, ElevenLabsSynthesizer, ElevenLabsVoiceCloner } from '../../../src/providers/elevenlabs/index.js';
 import { ElevenLabsFake, PREMADE_VOICE_IDS } from '../../fakes/elevenlabs/server.js';
 import { speechPcm16k, wavSamples } from '../../fakes/elevenlabs/audio.js';
+import { rejection } from '../../helpers/rejection.js';
 
 const API_KEY = 'xi-test-5f1e0c9a7b3d4e2f8a6b';
 
@@ -19,15 +20,6 @@ function captureLogs(): { logger: ReturnType<typeof createLogger>; text: () => s
     },
   });
   return { logger: createLogger({ level: 'trace', destination }), text: () => chunks.join('') };
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 let fake: ElevenLabsFake;

@@ -6,17 +6,9 @@ import { pcmToWav } from '../../../src/core/audio/wav.js';
 import { GeminiChatModel, GeminiEmbeddings, GeminiSpeechToText, fitToLength, toContents } from '../../../src/providers/gemini/index.js';
 import { GeminiFake, type GenerateRequest } from '../../fakes/gemini/server.js';
 import { speechPcm16k } from '../../fakes/elevenlabs/audio.js';
+import { rejection } from '../../helpers/rejection.js';
 
 const API_KEY = 'AIzaTest-7d3c2b1a0f9e8d7c6b5a';
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 let fake: GeminiFake;
 beforeAll(async () => {

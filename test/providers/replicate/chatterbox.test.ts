@@ -6,6 +6,7 @@ import { parseWavHeader } from '../../../src/core/audio/wav.js';
 import { ChatterboxCloner, ChatterboxSynthesizer, selectReference, type ReferenceStore } from '../../../src/providers/replicate/index.js';
 import { ReplicateFake } from '../../fakes/replicate/server.js';
 import { speechPcm16k, wavDurationSec } from '../../fakes/elevenlabs/audio.js';
+import { rejection } from '../../helpers/rejection.js';
 
 const TOKEN = 'r8_test_9c0ffee4b1d2e3f4a5b6c7d8';
 
@@ -26,15 +27,6 @@ class MemoryReferences implements ReferenceStore {
   async deleteReference(key: string): Promise<void> {
     this.blobs.delete(key);
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 function sample(id: string, pcm: { samples: Int16Array; sampleRateHz: number }): CloneSample {

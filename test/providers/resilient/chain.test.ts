@@ -9,6 +9,7 @@ import {
   type ChainEvent,
   type ChainMember,
 } from '../../../src/providers/resilient.js';
+import { rejection } from '../../helpers/rejection.js';
 
 /** A provider whose behaviour per call is scripted: a value, an error, or a hang. */
 class Scripted implements ChainMember {
@@ -37,15 +38,6 @@ const fail = (status: number, retryAfterSec?: number) => async () => {
   throw new ProviderError('p', `HTTP ${status}`, { retryable: status === 429 || status >= 500, status, retryAfterSec });
 };
 const fast = { retry: { baseDelayMs: 10, maxDelayMs: 40, timeoutMs: 2_000 } };
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('retry policy', () => {
   it('parses Retry-After seconds and HTTP-dates, and backs off exponentially with jitter', () => {
