@@ -20,11 +20,7 @@ fi
 
 # whatsapp-web.js pulls in puppeteer; use the system Chromium instead of downloading one.
 export PUPPETEER_SKIP_DOWNLOAD=1
-# `npm ci` installs exactly the lock file; some npm 11 releases refuse a lock file that leaves out
-# other platforms' optional packages (e.g. rollup's), so fall back to `npm install`, which
-# keeps the locked versions.
-if [ ! -f package-lock.json ] || ! npm ci --no-audit --no-fund; then
-  echo "Installing with npm install instead of npm ci"
-  npm install --no-audit --no-fund
-fi
+# `npm ci` installs exactly what the committed lock file says (it lists every platform's optional
+# packages, so it is accepted on any machine) and leaves the checkout clean.
+npm ci --no-audit --no-fund
 echo "Setup done. Run the offline demo with: npm run demo"
