@@ -1,0 +1,286 @@
+/**
+ * The job queue on Redis with BullMQ (https://docs.bullmq.io), used when `REDIS_URL` is set, so
+ * several processes share the work. Same guarantees as the embedded queue (see `core/jobs.ts`).
+ *
+ * What BullMQ gives us, used as documented:
+ * - deduplication by job id (https://docs.bullmq.io/guide/jobs/job-ids): adding an id that exists
+ *   is a no-op; finished jobs are kept `retentionMs` (`removeOnComplete.age`) so a redelivered
+ *   message id stays recognised;
+ * - retries with exponential backoff (https://docs.bullmq.io/guide/retrying-failing-jobs); jobs that
+ *   use up their attempts are kept in the failed set (`removeOnFail: false`);
+ * - stalled-job recovery (https://docs.bullmq.io/guide/workers/stalled-jobs): a job whose worker
+ *   died loses its lock after `lockDuration` and is moved back to wait, up to `maxStalledCount` times;
+ * - graceful shutdown (https://docs.bullmq.io/guide/workers/graceful-shutdown): `Worker.close()`
+ *   waits for the jobs in progress.
+ *
+ * Per-key order (a BullMQ Pro "groups" feature in the paid edition) is kept with partitions: a key
+ * is hashed onto one of `partitions` queues, and each partition queue has a **global concurrency of
+ * 1** (https://docs.bullmq.io/guide/queues/global-concurrency), so across every process at most one
+ * job of a partition runs at a time, in FIFO order. Limits, documented in docs/queue.md: two keys
+ * on the same partition wait for each other (head-of-line blocking; raise `QUEUE_PARTITIONS` for
+ * more parallelism), and a job that fails and waits for its retry lets the next job of its
+ * partition run first.
+ *
+ * Each process runs one worker per partition and at most `concurrency` jobs at once (a local
+ * semaphore), so adding processes adds capacity.
+ */
+import { createHash } from 'node:crypto';
+import { Queue, Worker, type Job as BullJob } from 'bullmq';
+import { Redis } from 'ioredis';
+import { silentLogger, type Logger } from '../core/log.js';
+import {
+  PermanentJobError,
+  latencySummary,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type FailedJob,
+  type Job,
+  type JobData,
+  type JobHandler,
+  type JobKindStats,
+  type JobQueue,
+} from '../core/jobs.js';
+import { UnrecoverableError } from 'bullmq';
+
+/** Options of {@link BullQueue.open}. */
+export interface BullQueueOptions {
+  /** `redis://…` URL (`REDIS_URL`). */
+  redisUrl: string;
+  /** Prefix of every BullMQ key; default `voicetwin-jobs`. */
+  prefix?: string;
+  /** Number of partition queues (per-key order); default 16. */
+  partitions?: number;
+  /** Jobs this process runs at once; default 4. */
+  concurrency?: number;
+  /** Lock of a running job, ms; a dead worker's job is recovered after it. Default 30 000. */
+  lockDurationMs?: number;
+  /** How long finished jobs are kept (deduplication window), ms. Default 7 days. */
+  retentionMs?: number;
+  logger?: Logger;
+}
+
+interface Envelope {
+  kind: string;
+  key: string;
+  data: JobData;
+}
+
+/** A counting semaphore for the per-process concurrency limit. */
+class Semaphore {
+  #free: number;
+  readonly #waiters: (() => void)[] = [];
+  constructor(size: number) {
+    this.#free = size;
+  }
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+/** The partition a key belongs to: a stable hash, so every process agrees. */
+export function partitionOf(key: string, partitions: number): number {
+  return createHash('sha1').update(key).digest().readUInt32BE(0) % partitions;
+}
+
+/** The BullMQ job queue; see the module comment. */
+export class BullQueue implements JobQueue {
+  readonly engine = 'bullmq' as const;
+  readonly #connection: Redis;
+  readonly #queues: Queue[];
+  readonly #workers: Worker[] = [];
+  readonly #handlers = new Map<string, JobHandler>();
+  readonly #log: Logger;
+  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl'>>;
+  readonly #slots: Semaphore;
+  readonly #active = new Set<Promise<unknown>>();
+  #started = false;
+
+  private constructor(connection: Redis, options: BullQueueOptions) {
+    this.#connection = connection;
+    this.#log = (options.logger ?? silentLogger).child({ component: 'queue', engine: 'bullmq' });
+    this.#options = {
+      prefix: options.prefix ?? 'voicetwin-jobs',
+      partitions: options.partitions ?? 16,
+      concurrency: options.concurrency ?? 4,
+      lockDurationMs: options.lockDurationMs ?? 30_000,
+      retentionMs: options.retentionMs ?? 7 * 24 * 3600 * 1000,
+    };
+    this.#slots = new Semaphore(this.#options.concurrency);
+    this.#queues = Array.from(
+      { length: this.#options.partitions },
+      (_, i) => new Queue(`p${i}`, { connection, prefix: this.#options.prefix }),
+    );
+  }
+
+  /**
+   * Connects to Redis and sets each partition's global concurrency to 1.
+   * @throws Error naming the URL (password masked) when Redis does not answer
+   */
+  static async open(options: BullQueueOptions): Promise<BullQueue> {
+    // BullMQ workers need `maxRetriesPerRequest: null` (https://docs.bullmq.io/guide/connections).
+    const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    connection.on('error', () => undefined);
+    try {
+      await connection.connect();
+      await connection.ping();
+    } catch (err) {
+      connection.disconnect();
+      throw new Error(`Cannot reach Redis for the job queue at ${options.redisUrl.replace(/\/\/[^@]*@/, '//***@')}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const queue = new BullQueue(connection, options);
+    await Promise.all(queue.#queues.map((q) => q.setGlobalConcurrency(1)));
+    return queue;
+  }
+
+  #queueFor(key: string): Queue {
+    return this.#queues[partitionOf(key, this.#options.partitions)]!;
+  }
+
+  async enqueue(kind: string, data: JobData, options: EnqueueOptions): Promise<EnqueueResult> {
+    const queue = this.#queueFor(options.key);
+    // BullMQ ignores an add whose id exists; the look-up only tells the caller which happened.
+    const existing = await queue.getJob(options.id);
+    if (existing) return { id: options.id, created: false };
+    const envelope: Envelope = { kind, key: options.key, data };
+    await queue.add(kind, envelope, {
+      jobId: options.id,
+      attempts: options.maxAttempts ?? 5,
+      backoff: { type: 'exponential', delay: 500 },
+      removeOnComplete: { age: Math.ceil(this.#options.retentionMs / 1000) },
+      removeOnFail: false,
+    });
+    return { id: options.id, created: true };
+  }
+
+  process<T extends JobData>(kind: string, handler: JobHandler<T>): void {
+    this.#handlers.set(kind, handler as JobHandler);
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    for (const queue of this.#queues) {
+      const worker = new Worker(queue.name, (job) => this.#run(job), {
+        connection: this.#connection,
+        prefix: this.#options.prefix,
+        concurrency: 1,
+        lockDuration: this.#options.lockDurationMs,
+        // A job interrupted by crashes is retried a few times, then kept as failed.
+        maxStalledCount: 4,
+        autorun: false,
+      });
+      worker.on('error', (err) => this.#log.error({ err, queue: queue.name }, 'queue worker error'));
+      this.#workers.push(worker);
+      void worker.run();
+    }
+  }
+
+  async #run(bullJob: BullJob): Promise<void> {
+    const envelope = bullJob.data as Envelope;
+    const handler = this.#handlers.get(envelope.kind);
+    if (!handler) throw new UnrecoverableError(`no handler for jobs of kind "${envelope.kind}" in this process`);
+    await this.#slots.acquire();
+    const job: Job = {
+      id: bullJob.id ?? '',
+      kind: envelope.kind,
+      key: envelope.key,
+      data: envelope.data,
+      attempt: bullJob.attemptsMade + 1,
+      maxAttempts: bullJob.opts.attempts ?? 1,
+      enqueuedAtMs: bullJob.timestamp,
+    };
+    const run = handler(job);
+    this.#active.add(run);
+    try {
+      await run;
+    } catch (err) {
+      if (err instanceof PermanentJobError) throw new UnrecoverableError(err.message);
+      throw err;
+    } finally {
+      this.#active.delete(run);
+      this.#slots.release();
+    }
+  }
+
+  async stats(): Promise<JobKindStats[]> {
+    const byKind = new Map<string, JobKindStats>();
+    const latencies = new Map<string, number[]>();
+    const get = (kind: string): JobKindStats => {
+      let s = byKind.get(kind);
+      if (!s) byKind.set(kind, (s = { kind, queued: 0, running: 0, done: 0, failed: 0 }));
+      return s;
+    };
+    for (const queue of this.#queues) {
+      const [waiting, active, done, failed] = await Promise.all([
+        queue.getJobs(['wait', 'delayed', 'prioritized'], 0, 999),
+        queue.getJobs(['active'], 0, 999),
+        queue.getJobs(['completed'], 0, 199),
+        queue.getJobs(['failed'], 0, 999),
+      ]);
+      for (const j of waiting) if (j) get((j.data as Envelope).kind).queued++;
+      for (const j of active) if (j) get((j.data as Envelope).kind).running++;
+      for (const j of failed) if (j) get((j.data as Envelope).kind).failed++;
+      for (const j of done) {
+        if (!j) continue;
+        const kind = (j.data as Envelope).kind;
+        get(kind).done++;
+        if (j.finishedOn) latencies.set(kind, [...(latencies.get(kind) ?? []), j.finishedOn - j.timestamp]);
+      }
+    }
+    for (const [kind, values] of latencies) {
+      const latency = latencySummary(values);
+      if (latency) get(kind).latencyMs = latency;
+    }
+    return [...byKind.values()].sort((a, b) => a.kind.localeCompare(b.kind));
+  }
+
+  async failed(limit = 50): Promise<FailedJob[]> {
+    const all: FailedJob[] = [];
+    for (const queue of this.#queues) {
+      for (const j of await queue.getFailed(0, limit - 1)) {
+        if (!j) continue;
+        const envelope = j.data as Envelope;
+        all.push({ id: j.id ?? '', kind: envelope.kind, key: envelope.key, attempts: j.attemptsMade, error: j.failedReason ?? '', failedAtMs: j.finishedOn ?? 0 });
+      }
+    }
+    return all.sort((a, b) => b.failedAtMs - a.failedAtMs).slice(0, limit);
+  }
+
+  async whenIdle(): Promise<void> {
+    for (;;) {
+      let pending = this.#active.size;
+      if (pending === 0) {
+        for (const queue of this.#queues) {
+          const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
+          pending += (counts.wait ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0);
+          if (pending > 0) break;
+        }
+        if (pending === 0) return;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(graceMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = Promise.all(this.#workers.map((w) => w.close()));
+    const timedOut = await Promise.race([graceful.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
+    if (timedOut) {
+      // Jobs still running lose their lock and are recovered as stalled by another process.
+      this.#log.warn({ running: this.#active.size }, 'jobs still running at shutdown are left to stalled-job recovery');
+      await Promise.all(this.#workers.map((w) => w.close(true).catch(() => undefined)));
+    }
+    await Promise.all(this.#queues.map((q) => q.close().catch(() => undefined)));
+    this.#connection.disconnect();
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * One contract for both job queues: the embedded SQLite queue and BullMQ on the Redis started by
+ * `.ci/run` (127.0.0.1:6379, or REDIS_URL). Each test uses its own data dir / key prefix.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { EmbeddedQueue } from '../../src/queue/embedded.js';
+import { BullQueue, partitionOf } from '../../src/queue/bullmq.js';
+import type { Job, JobQueue } from '../../src/core/jobs.js';
+import { PermanentJobError } from '../../src/core/jobs.js';
+import { redisAvailable, REDIS_URL } from '../helpers/redis.js';
+
+type Factory = () => Promise<JobQueue>;
+
+const opened: JobQueue[] = [];
+afterEach(async () => {
+  while (opened.length) await opened.pop()!.close(1000);
+});
+
+async function embeddedFactory(): Promise<Factory> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+  return async () => {
+    const q = await EmbeddedQueue.open({ dataDir, pollMs: 20, concurrency: 4 });
+    opened.push(q);
+    return q;
+  };
+}
+
+function bullFactory(): Factory {
+  const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
+  return async () => {
+    const q = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 4, concurrency: 4, lockDurationMs: 2000 });
+    opened.push(q);
+    return q;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function contract(name: string, make: () => Promise<Factory>) {
+  describe(name, () => {
+    it('runs every job once, in enqueue order per key, keys concurrently', async () => {
+      const open = await make();
+      const q = await open();
+      const seen: string[] = [];
+      let running = 0;
+      let maxRunning = 0;
+      const perKeyRunning = new Map<string, number>();
+      q.process<{ n: number }>('turn', async (job: Job<{ n: number }>) => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        perKeyRunning.set(job.key, (perKeyRunning.get(job.key) ?? 0) + 1);
+        expect(perKeyRunning.get(job.key)).toBe(1);
+        await sleep(5 + (job.data.n % 3) * 5);
+        seen.push(`${job.key}#${job.data.n}`);
+        perKeyRunning.set(job.key, perKeyRunning.get(job.key)! - 1);
+        running--;
+      });
+      await q.start();
+      const users = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8'];
+      await Promise.all(users.map(async (u) => {
+        for (let n = 0; n < 6; n++) await q.enqueue('turn', { n }, { id: `${u}-${n}`, key: u });
+      }));
+      await q.whenIdle();
+      expect(seen).toHaveLength(48);
+      for (const u of users) {
+        expect(seen.filter((s) => s.startsWith(`${u}#`))).toEqual([0, 1, 2, 3, 4, 5].map((n) => `${u}#${n}`));
+      }
+      expect(maxRunning).toBeGreaterThan(1);
+      expect(maxRunning).toBeLessThanOrEqual(4);
+    });
+
+    it('deduplicates by id, also after the job finished', async () => {
+      const open = await make();
+      const q = await open();
+      let runs = 0;
+      q.process('turn', async () => {
+        runs++;
+      });
+      await q.start();
+      expect((await q.enqueue('turn', {}, { id: 'm1', key: 'u' })).created).toBe(true);
+      expect((await q.enqueue('turn', {}, { id: 'm1', key: 'u' })).created).toBe(false);
+      await q.whenIdle();
+      expect((await q.enqueue('turn', {}, { id: 'm1', key: 'u' })).created).toBe(false);
+      await q.whenIdle();
+      expect(runs).toBe(1);
+    });
+
+    it('retries a failing job with backoff, then keeps it as failed; a permanent error is not retried', async () => {
+      const open = await make();
+      const q = await open();
+      const attempts: number[] = [];
+      q.process('flaky', async (job) => {
+        attempts.push(job.attempt);
+        if (job.attempt < 2) throw new Error('transient');
+      });
+      q.process('broken', async () => {
+        throw new Error('always broken');
+      });
+      q.process('poison', async () => {
+        throw new PermanentJobError('cannot ever work');
+      });
+      await q.start();
+      await q.enqueue('flaky', {}, { id: 'f1', key: 'a', maxAttempts: 3 });
+      await q.enqueue('broken', {}, { id: 'b1', key: 'b', maxAttempts: 2 });
+      await q.enqueue('poison', {}, { id: 'p1', key: 'c', maxAttempts: 5 });
+      await q.whenIdle();
+      expect(attempts).toEqual([1, 2]);
+      const failed = await q.failed();
+      expect(failed.map((f) => f.id).sort()).toEqual(['b1', 'p1']);
+      expect(failed.find((f) => f.id === 'b1')).toMatchObject({ kind: 'broken', attempts: 2, error: 'always broken' });
+      expect(failed.find((f) => f.id === 'p1')?.attempts).toBe(1);
+      const stats = await q.stats();
+      expect(stats.find((s) => s.kind === 'flaky')).toMatchObject({ done: 1, failed: 0 });
+      expect(stats.find((s) => s.kind === 'broken')).toMatchObject({ failed: 1 });
+      expect(stats.find((s) => s.kind === 'flaky')?.latencyMs?.count).toBe(1);
+    });
+
+    it('keeps queued jobs across a restart and runs them after it', async () => {
+      const open = await make();
+      const first = await open();
+      await first.enqueue('turn', { n: 1 }, { id: 'x1', key: 'u' });
+      await first.enqueue('turn', { n: 2 }, { id: 'x2', key: 'u' });
+      await first.close(100);
+      opened.splice(opened.indexOf(first), 1);
+      const second = await open();
+      const seen: number[] = [];
+      second.process<{ n: number }>('turn', async (job) => void seen.push(job.data.n));
+      await second.start();
+      await second.whenIdle();
+      expect(seen).toEqual([1, 2]);
+    });
+  });
+}
+
+contract('embedded queue (SQLite)', embeddedFactory);
+describe.skipIf(!(await redisAvailable()))('with Redis', () => {
+  contract('BullMQ queue (Redis)', async () => bullFactory());
+  it('spreads keys over partitions stably', () => {
+    expect(partitionOf('telegram:1', 16)).toBe(partitionOf('telegram:1', 16));
+    const parts = new Set(Array.from({ length: 200 }, (_, i) => partitionOf(`telegram:${i}`, 16)));
+    expect(parts.size).toBe(16);
+  });
+});
+
+describe('embedded queue crash recovery', () => {
+  it('returns the running job of a dead process to the queue at start', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+    const { spawnSync } = await import('node:child_process');
+    // A child process claims a job and is killed with SIGKILL while running it.
+    const script = `
+      import { EmbeddedQueue } from ${JSON.stringify(path.resolve('src/queue/embedded.ts'))};
+      const q = await EmbeddedQueue.open({ dataDir: ${JSON.stringify(dataDir)}, pollMs: 10 });
+      await q.enqueue('turn', { n: 1 }, { id: 'c1', key: 'u' });
+      q.process('turn', async () => { process.kill(process.pid, 'SIGKILL'); await new Promise(() => {}); });
+      await q.start();
+      await new Promise(() => {});
+    `;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 20000 });
+    expect(child.signal).toBe('SIGKILL');
+    const q = await EmbeddedQueue.open({ dataDir, pollMs: 10 });
+    opened.push(q);
+    const attempts: number[] = [];
+    q.process('turn', async (job) => void attempts.push(job.attempt));
+    await q.start();
+    await q.whenIdle();
+    expect(attempts).toEqual([2]);
+  });
+});
