@@ -134,7 +134,7 @@ export class BullQueue implements JobQueue {
       await connection.ping();
     } catch (err) {
       connection.disconnect();
-      throw new Error(`Cannot reach Redis for the job queue at ${options.redisUrl.replace(/\/\/[^@]*@/, '//***@')}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`Cannot reach Redis for the job queue at ${options.redisUrl.replace(/\/\/[^@]*@/, '//***@')}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     const queue = new BullQueue(connection, options);
     await Promise.all(queue.#queues.map((q) => q.setGlobalConcurrency(1)));

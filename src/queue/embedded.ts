@@ -174,7 +174,7 @@ export class EmbeddedQueue implements JobQueue {
     try {
       db = await Db.open(file);
     } catch (err) {
-      throw new Error(`Cannot open the job queue file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`Cannot open the job queue file ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     await db.exec(`
       PRAGMA journal_mode = WAL;
