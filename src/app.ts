@@ -11,6 +11,7 @@ import { Engine, type EngineEvent } from './core/engine.js';
 import { BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
 import { audioWorkersError, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
+import type { JobQueue } from './core/jobs.js';
 
 /** A built application: the engine and what it runs on. */
 export interface App {
@@ -23,6 +24,8 @@ export interface App {
   broadcasts: BroadcastService;
   /** True when every capability runs on the offline stack (no API key). */
   offline: boolean;
+  /** The durable job queue turns and clone jobs run on (undefined with `queue: false`). */
+  queue: JobQueue | undefined;
   /** Stops background work and closes the store. */
   close(): Promise<void>;
 }
@@ -32,11 +35,13 @@ export interface App {
  * @param options.logger use this logger instead of creating one
  * @param options.observer receives engine events (timings, state changes)
  * @param options.providers replace the configured providers (benchmarks, tests)
+ * @param options.queue false: no job queue, messages are handled in this process (the terminal
+ *   chat, the demo); default true: the embedded SQLite queue, or BullMQ when `REDIS_URL` is set
  * @throws Error when the store cannot be opened (the message names the backend)
  */
 export async function buildApp(
   config: Config,
-  options: { logger?: Logger; observer?: (event: EngineEvent) => void; providers?: Providers } = {},
+  options: { logger?: Logger; observer?: (event: EngineEvent) => void; providers?: Providers; queue?: boolean } = {},
 ): Promise<App> {
   const logger = options.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
   setAudioWorkerThreads(config.audioWorkers);
@@ -52,6 +57,15 @@ export async function buildApp(
     dataKey: key,
     logger,
   });
+  let queue: JobQueue | undefined;
+  if (options.queue !== false) {
+    try {
+      queue = await openQueue(config, logger);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   let closeProviders = (): void => undefined;
   let providers: Providers;
   let offline: boolean;
@@ -104,6 +118,7 @@ export async function buildApp(
   const usage = new UsageMeter(store.kv, { prices: DEFAULT_UNIT_PRICES, limits: config.budgets });
   const engine = new Engine({
     usage,
+    ...(queue ? { queue } : {}),
     store,
     providers,
     logger,
@@ -126,6 +141,7 @@ export async function buildApp(
     engine,
     broadcasts,
     offline,
+    queue,
     async close() {
       await broadcasts.stop();
       await engine.stop();
@@ -133,4 +149,25 @@ export async function buildApp(
       await store.close();
     },
   };
+}
+
+/**
+ * Opens the job queue the config asks for: BullMQ on `REDIS_URL` (keys prefixed with
+ * `<REDIS_NAMESPACE>-jobs`), else the embedded SQLite queue in the data directory.
+ * @throws Error naming the Redis URL or the queue file when it cannot be opened
+ */
+export async function openQueue(config: Config, logger: Logger): Promise<JobQueue> {
+  if (config.redisUrl) {
+    const { BullQueue } = await import('./queue/bullmq.js');
+    return BullQueue.open({
+      redisUrl: config.redisUrl,
+      prefix: `${config.redisNamespace}-jobs`,
+      partitions: config.queue.partitions,
+      concurrency: config.queue.concurrency,
+      lockDurationMs: config.queue.lockMs,
+      logger,
+    });
+  }
+  const { EmbeddedQueue } = await import('./queue/embedded.js');
+  return EmbeddedQueue.open({ dataDir: config.dataDir, concurrency: config.queue.concurrency, leaseMs: config.queue.lockMs, logger });
 }

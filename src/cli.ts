@@ -34,10 +34,15 @@ const program = new Command()
 program
   .command('serve')
   .description('Start the configured bots (Telegram, Discord, WhatsApp) and serve until stopped.')
-  .action(async () => {
-    const { serve, NoBotConfiguredError } = await import('./main.js');
+  .addOption(
+    new Option('--role <role>', 'all: receive updates and run jobs; ingress: receive and queue only; worker: run jobs only (both need REDIS_URL)')
+      .choices(['all', 'ingress', 'worker'])
+      .default('all'),
+  )
+  .action(async (options: { role: 'all' | 'ingress' | 'worker' }) => {
+    const { serve, NoBotConfiguredError, RoleError } = await import('./main.js');
     try {
-      const running = await serve(config());
+      const running = await serve(config(), { role: options.role });
       const shutdown = async (signal: string): Promise<void> => {
         running.app.logger.info({ signal }, 'shutting down');
         await running.stop();
@@ -46,7 +51,7 @@ program
       process.once('SIGINT', () => void shutdown('SIGINT'));
       process.once('SIGTERM', () => void shutdown('SIGTERM'));
     } catch (err) {
-      if (err instanceof NoBotConfiguredError) {
+      if (err instanceof NoBotConfiguredError || err instanceof RoleError) {
         process.stderr.write(`${err.message}\n`);
         process.exit(2);
       }
@@ -89,7 +94,7 @@ program
   .action(async (opts: { out: string; user: string }) => {
     const [{ buildApp }, { ConsoleChannel }, { checkAudioTools }] = await Promise.all([import('./app.js'), import('./bots/console.js'), import('./core/audio/index.js')]);
     await checkAudioTools();
-    const app = await buildApp(config());
+    const app = await buildApp(config(), { queue: false });
     const channel = new ConsoleChannel({ outDir: path.resolve(opts.out), prefix: 'chat', showActivity: true });
     app.engine.registerSender(channel);
     await app.engine.start();
@@ -136,7 +141,7 @@ program
   .action(async (words: string[], opts: { out: string; user: string }) => {
     const [{ buildApp }, { checkAudioTools }] = await Promise.all([import('./app.js'), import('./core/audio/index.js')]);
     await checkAudioTools();
-    const app = await buildApp(config());
+    const app = await buildApp(config(), { queue: false });
     try {
       const text = words.join(' ').trim();
       if (!text) throw new Error('Nothing to say: give the text to speak, e.g. voicetwin say "good morning"');
@@ -174,7 +179,7 @@ const broadcast = program
     };
     if (!request.text) throw new InvalidArgumentError('Give the announcement to send, e.g. voicetwin broadcast "The twin is back after maintenance."');
     const operatorKey = opts.operator ?? cfg.operators[0];
-    const app = await buildApp(cfg);
+    const app = await buildApp(cfg, { queue: false });
     try {
       if (request.dryRun) {
         const estimate = await app.broadcasts.estimate(request, operatorKey);
@@ -197,7 +202,7 @@ broadcast
   .argument('[id]', 'broadcast id (default: the running or the last one)')
   .action(async (id: string | undefined) => {
     const [{ buildApp }, { statusText }] = await Promise.all([import('./app.js'), import('./core/broadcast/index.js')]);
-    const app = await buildApp(config());
+    const app = await buildApp(config(), { queue: false });
     try {
       const status = await app.broadcasts.status(id);
       process.stdout.write(`${status ? statusText(status) : id ? `There is no broadcast with id "${id}".` : 'No broadcast has been sent yet.'}\n`);
@@ -213,7 +218,7 @@ broadcast
   .argument('[id]', 'broadcast id (default: the running one)')
   .action(async (id: string | undefined) => {
     const { buildApp } = await import('./app.js');
-    const app = await buildApp(config());
+    const app = await buildApp(config(), { queue: false });
     try {
       const status = await app.broadcasts.cancel(id);
       if (!status) {

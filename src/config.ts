@@ -60,6 +60,13 @@ export interface Config {
   operators: string[];
   /** Worker threads for Opus encoding/decoding and sample analysis (AUDIO_WORKERS); 0 = on the main thread. */
   audioWorkers: number;
+  /**
+   * The job queue: embedded SQLite by default, BullMQ when `REDIS_URL` is set.
+   * `concurrency` (QUEUE_CONCURRENCY, default TURN_CONCURRENCY): jobs this process runs at once;
+   * `partitions` (QUEUE_PARTITIONS, default 16): BullMQ partition queues for per-user order;
+   * `lockMs` (QUEUE_LOCK_MS, default 30000): how long a crashed process's job stays locked.
+   */
+  queue: { concurrency: number; partitions: number; lockMs: number };
 }
 
 type Env = Record<string, string | undefined>;
@@ -289,6 +296,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     operators: operators(env),
     audioWorkers: num(env, 'AUDIO_WORKERS', defaultAudioWorkerThreads(), z.number().int().min(0).max(16)),
+    queue: {
+      concurrency: num(env, 'QUEUE_CONCURRENCY', num(env, 'TURN_CONCURRENCY', 4, z.number().int().min(1).max(64)), z.number().int().min(1).max(64)),
+      partitions: num(env, 'QUEUE_PARTITIONS', 16, z.number().int().min(1).max(256)),
+      lockMs: num(env, 'QUEUE_LOCK_MS', 30_000, z.number().int().min(1000).max(600_000)),
+    },
   };
 }
 

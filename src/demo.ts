@@ -60,7 +60,7 @@ export async function runDemo(config: Config, options: DemoOptions): Promise<Dem
   };
   const app = await buildApp(
     { ...config, dataDir, redisUrl: undefined, log: { ...config.log, level: config.log.level === 'info' ? 'warn' : config.log.level } } as Config,
-    { observer, logger: createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, pretty: true }) },
+    { observer, queue: false, logger: createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, pretty: true }) },
   );
   await mkdir(options.outDir, { recursive: true });
   const channel = new ConsoleChannel({ outDir: options.outDir, prefix: 'reply', write, showActivity: false });

@@ -25,18 +25,37 @@ export const NO_BOT_MESSAGE = [
 ].join('\n');
 
 /**
+ * What a `serve` process does (`voicetwin serve --role`):
+ * - `all` (default): receives updates and runs jobs;
+ * - `ingress`: receives updates and stores them as jobs, runs none;
+ * - `worker`: runs jobs only, sending through the platforms' APIs (Telegram only: a Discord
+ *   gateway or WhatsApp Web session is held by one process, which must run its jobs).
+ */
+export type ServeRole = 'all' | 'ingress' | 'worker';
+
+/** The roles, for `--role` validation. */
+export const SERVE_ROLES: readonly ServeRole[] = ['all', 'ingress', 'worker'];
+
+/**
  * Starts the configured bots and resolves once they run. Returns a stop function.
  * @throws DependencyError when ffmpeg (or, offline, espeak-ng/pocketsphinx) is missing
+ * @throws RoleError when the role cannot serve the configured channels
  */
-export async function serve(config: Config): Promise<{ app: App; stop(): Promise<void> }> {
+export async function serve(config: Config, options: { role?: ServeRole } = {}): Promise<{ app: App; stop(): Promise<void> }> {
+  const role = options.role ?? 'all';
   const channels = enabledChannels(config);
   if (channels.length === 0) throw new NoBotConfiguredError();
+  if (role !== 'all' && !config.redisUrl) {
+    throw new RoleError(`--role ${role} shares work with other processes through Redis: set REDIS_URL (the embedded queue serves one process, --role all).`);
+  }
+  if (role === 'worker' && (config.discord || config.whatsapp)) {
+    throw new RoleError('--role worker runs Telegram jobs only: Discord and WhatsApp jobs run in the process that holds the gateway or WhatsApp session (--role all).');
+  }
   await checkAudioTools();
   const app = await buildApp(config);
   if (app.offline) await checkLocalTools();
   const log = app.logger;
-  log.info({ channels, storage: app.store.backend, offline: app.offline }, 'starting VoiceTwin');
-  await app.engine.start();
+  log.info({ channels, role, storage: app.store.backend, queue: app.queue?.engine, offline: app.offline }, 'starting VoiceTwin');
   const bots: RunningBot[] = [];
   try {
     if (config.telegram) {
@@ -48,6 +67,7 @@ export async function serve(config: Config): Promise<{ app: App; stop(): Promise
         logger: log.child({ channel: 'telegram' }),
         ...(t.apiRoot ? { apiRoot: t.apiRoot } : {}),
         selfHostedApi: t.selfHostedApi,
+        receive: role !== 'worker',
         ...(t.webhookUrl ? { webhook: { url: t.webhookUrl, port: t.webhookPort, ...(t.webhookSecret ? { secret: t.webhookSecret } : {}) } } : {}),
       });
       bots.push({ name: 'telegram', stop: () => bot.stop() });
@@ -82,8 +102,15 @@ export async function serve(config: Config): Promise<{ app: App; stop(): Promise
     await app.close();
     throw err;
   }
-  // Broadcasts resume (or start, when queued by `voicetwin broadcast`) once the senders exist.
-  await app.broadcasts.start();
+  // Jobs (those left by a crash first) and broadcasts run once the senders exist.
+  try {
+    await app.engine.start({ worker: role !== 'ingress' });
+  } catch (err) {
+    for (const b of bots) await b.stop().catch(() => undefined);
+    await app.close();
+    throw err;
+  }
+  if (role !== 'ingress') await app.broadcasts.start();
   const p = app.providers;
   log.info(
     { bots: bots.map((b) => b.name), providers: { stt: p.stt.name, chat: p.chat.name, tts: p.tts.name, cloner: p.cloner.name }, offline: app.offline },
@@ -92,10 +119,11 @@ export async function serve(config: Config): Promise<{ app: App; stop(): Promise
   return {
     app,
     async stop() {
-      await app.broadcasts.stop();
+      // Intake first (nothing new is accepted), then running jobs finish or return to the queue.
       for (const b of bots) {
         await b.stop().catch((err: unknown) => log.error({ err, bot: b.name }, 'bot stop failed'));
       }
+      await app.broadcasts.stop();
       await app.close();
       log.info('VoiceTwin stopped');
     },
@@ -108,4 +136,9 @@ export class NoBotConfiguredError extends Error {
   constructor() {
     super(NO_BOT_MESSAGE);
   }
+}
+
+/** `serve --role` cannot run with this configuration. */
+export class RoleError extends Error {
+  override readonly name = 'RoleError';
 }

@@ -8,15 +8,19 @@ import type { Logger } from './log.js';
 import { silentLogger } from './log.js';
 import { isUserInputError, UserInputError } from './errors.js';
 import type {
+  AudioRef,
   Channel,
   ChannelSender,
   CommandInfo,
   ConversationEngine,
   InboundAudio,
   InboundMessage,
+  MediaFetcher,
   OutboundReply,
   ReplyTarget,
 } from './types.js';
+import type { Job, JobQueue } from './jobs.js';
+import { OutboxTarget } from './outbox.js';
 import type { ClonedVoice, MemoryRecord, PcmAudio, Providers } from './providers.js';
 import type { Store, UserRecord, VoiceProfile } from './store/types.js';
 import { PERSONA_NAMES, PERSONAS, isPersonaName, renderSystemPrompt, type PersonaName } from './personas.js';
@@ -144,6 +148,26 @@ export interface EngineOptions {
   now?: () => number;
   /** Usage accounting and per-user daily budgets; none → unmetered. */
   usage?: UsageMeter;
+  /**
+   * The durable job queue: `submit` stores turns as jobs, and clone jobs run on it. Without one,
+   * `submit` handles messages in this process (tests, the terminal chat).
+   */
+  queue?: JobQueue;
+}
+
+/** Job kinds the engine runs. */
+export const JOB_KINDS = { turn: 'turn', clone: 'clone' } as const;
+
+/** What a `turn` job carries: the inbound message as plain data. */
+interface TurnJobData extends Record<string, unknown> {
+  message: InboundMessage;
+  /** Blob key of audio stored at intake, deleted when the job is done. */
+  inboxBlobKey?: string;
+}
+
+/** What a `clone` job carries. */
+interface CloneJobData extends Record<string, unknown> {
+  jobId: string;
 }
 
 /**
@@ -160,8 +184,12 @@ export class Engine implements ConversationEngine {
   readonly providers: Providers;
   private readonly logger: Logger;
   private readonly observer: (event: EngineEvent) => void;
-  private readonly queue: KeyedSerialQueue;
+  private readonly serial: KeyedSerialQueue;
   private readonly senders = new Map<Channel, ChannelSender>();
+  private readonly fetchers = new Map<Channel, MediaFetcher>();
+  /** Live reply targets of messages submitted in this process, used when this process runs the job. */
+  private readonly liveTargets = new Map<string, ReplyTarget>();
+  readonly queue: JobQueue | undefined;
   private readonly background = new Set<Promise<unknown>>();
   private readonly enrollment: Enrollment;
   readonly voice: VoiceRenderer;
@@ -176,7 +204,8 @@ export class Engine implements ConversationEngine {
     this.observer = options.observer ?? (() => undefined);
     this.now = options.now ?? Date.now;
     this.usage = options.usage;
-    this.queue = new KeyedSerialQueue(this.settings.turnConcurrency);
+    this.queue = options.queue;
+    this.serial = new KeyedSerialQueue(this.settings.turnConcurrency);
     this.voice = new VoiceRenderer({ store: this.store, tts: this.providers.tts, logger: this.logger, sampleRates: this.settings.voiceSampleRateHz });
     this.enrollment = new Enrollment({
       store: this.store,
@@ -189,7 +218,7 @@ export class Engine implements ConversationEngine {
       maxAudioBytes: this.settings.limits.maxAudioBytes,
       observer: (e) => this.observer(e),
       notify: (user, reply) => this.notify(user, reply),
-      track: (p) => this.track(p),
+      runClone: (jobId, userKey) => this.runClone(jobId, userKey),
       speak: (user, text, voice) => this.voice.render(user.key, text, voice, user.channel),
       receive: (audio, maxDurationSec) => this.receiveAudio(audio, maxDurationSec),
     });
@@ -221,8 +250,25 @@ export class Engine implements ConversationEngine {
     return this.settings.operators.includes(userKey);
   }
 
-  /** Resumes clone jobs left unfinished by a crash or restart. */
-  async start(): Promise<void> {
+  /** Registers how to fetch a channel's audio references (see {@link AudioRef}). */
+  registerMediaFetcher(channel: Channel, fetcher: MediaFetcher): void {
+    this.fetchers.set(channel, fetcher);
+  }
+
+  /**
+   * Starts running jobs: with a queue, registers the turn and clone handlers and starts the queue
+   * (which first recovers the jobs of a crashed process); without one, resumes clone jobs left
+   * unfinished by a crash or restart.
+   * @param options.worker false for an ingress-only process, which stores jobs but runs none
+   */
+  async start(options: { worker?: boolean } = {}): Promise<void> {
+    if (this.queue) {
+      if (options.worker === false) return;
+      this.queue.process<TurnJobData>(JOB_KINDS.turn, (job) => this.runTurnJob(job));
+      this.queue.process<CloneJobData>(JOB_KINDS.clone, (job) => this.enrollment.runCloneJob(job.data.jobId));
+      await this.queue.start();
+      return;
+    }
     const jobs = await this.store.jobs.listUnfinished();
     for (const job of jobs) {
       if (job.kind === 'clone' && job.userKey) {
@@ -232,39 +278,147 @@ export class Engine implements ConversationEngine {
     }
   }
 
-  /** Resolves when no background job (cloning, insights) is running. */
+  /** Resolves when no background work (queued or running jobs of this process, cloning, insights) is left. */
   async whenIdle(): Promise<void> {
+    for (;;) {
+      if (this.queue) await this.queue.whenIdle();
+      if (this.background.size === 0) return;
+      await Promise.allSettled([...this.background]);
+    }
+  }
+
+  /** Stops taking jobs; running ones finish within `graceMs` or return to the queue. */
+  async stop(graceMs?: number): Promise<void> {
+    if (this.queue) await this.queue.close(graceMs);
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
-  /** Waits for background work, then stops accepting it. */
-  async stop(): Promise<void> {
-    await this.whenIdle();
-  }
-
-  /** Handles one inbound message; see {@link ConversationEngine.handle}. */
+  /** Handles one inbound message in this process, to completion; see {@link ConversationEngine.handle}. */
   async handle(message: InboundMessage, target: ReplyTarget): Promise<void> {
     const userKey = `${message.channel}:${message.userId}`;
     const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id });
     // Queue first (synchronously, so arrival order is kept), then drop redeliveries.
-    await this.queue.run(userKey, async () => {
+    await this.serial.run(userKey, async () => {
       if (!(await this.store.dedupe.claim(message.id))) {
         log.info('duplicate inbound message dropped');
         this.observer({ type: 'duplicate', messageId: message.id });
         return;
       }
-      try {
-        await this.route(message, target, log);
-      } catch (err) {
-        if (isUserInputError(err)) {
-          log.info({ code: err.code, details: err.details }, 'user input refused');
-          await safeReply(target, { kind: 'error', text: err.userMessage }, log);
-        } else {
-          log.error({ err }, 'turn failed');
-          await safeReply(target, { kind: 'error', text: 'Sorry, something went wrong on my side. Nothing you stored was lost; please try again in a moment.' }, log);
-        }
-      }
+      await this.process(message, target, log, true);
     });
+  }
+
+  /**
+   * Stores the message as a durable `turn` job (see {@link ConversationEngine.submit}). Audio
+   * delivered as bytes is kept encrypted in the blob store until the job is done; audio behind a
+   * platform reference is fetched by the worker.
+   */
+  async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
+    if (!this.queue) {
+      await this.handle(message, target ?? this.senderTarget(message.channel, message.chatId));
+      return true;
+    }
+    const userKey = `${message.channel}:${message.userId}`;
+    const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id });
+    const { message: plain, inboxBlobKey } = await this.toPlain(message, userKey);
+    if (target) this.liveTargets.set(message.id, target);
+    let created: boolean;
+    try {
+      ({ created } = await this.queue.enqueue(JOB_KINDS.turn, { message: plain, ...(inboxBlobKey ? { inboxBlobKey } : {}) } satisfies TurnJobData, { id: message.id, key: userKey }));
+    } catch (err) {
+      this.liveTargets.delete(message.id);
+      if (inboxBlobKey) await this.store.blobs.delete(inboxBlobKey).catch(() => undefined);
+      throw err;
+    }
+    if (!created) {
+      if (inboxBlobKey) await this.store.blobs.delete(inboxBlobKey).catch(() => undefined);
+      log.info('duplicate inbound message dropped');
+      this.observer({ type: 'duplicate', messageId: message.id });
+    }
+    return created;
+  }
+
+  /** The message as JSON-safe data: audio bytes go to an encrypted inbox blob, closures are dropped. */
+  private async toPlain(message: InboundMessage, userKey: string): Promise<{ message: InboundMessage; inboxBlobKey?: string }> {
+    const audio = message.audio;
+    if (!audio) return { message };
+    const { bytes, download, ...rest } = audio;
+    if (audio.ref) return { message: { ...message, audio: rest } };
+    // No reference any process can use: keep the bytes (fetched now if need be) until the job is done.
+    checkDeclared(
+      { ...(audio.declaredSizeBytes !== undefined ? { sizeBytes: audio.declaredSizeBytes } : {}) },
+      { maxBytes: Math.min(this.settings.limits.maxAudioBytes, audio.platformMaxBytes ?? Infinity), maxDurationSec: Infinity },
+    );
+    const data = bytes ?? (download ? await download() : undefined);
+    if (!data) return { message: { ...message, audio: rest } };
+    const blobKey = await this.store.blobs.put(userKey, data, 'inbox');
+    const ref: AudioRef = { kind: 'blob', blobKey };
+    return { message: { ...message, audio: { ...rest, ref } }, inboxBlobKey: blobKey };
+  }
+
+  /** Runs one `turn` job: the message through {@link process}, replies through the outbox. */
+  private async runTurnJob(job: Job<TurnJobData>): Promise<void> {
+    const message = this.hydrate(job.data.message);
+    const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id, jobId: job.id, attempt: job.attempt });
+    const base = this.liveTargets.get(message.id) ?? this.senderTarget(message.channel, message.chatId);
+    const target = new OutboxTarget(this.store.kv, message.id, base, log);
+    const last = job.attempt >= job.maxAttempts;
+    try {
+      await this.process(message, target, log, last);
+    } finally {
+      if (last) this.liveTargets.delete(message.id);
+    }
+    this.liveTargets.delete(message.id);
+    if (job.data.inboxBlobKey) await this.store.blobs.delete(job.data.inboxBlobKey).catch((err: unknown) => log.warn({ err }, 'inbox audio not deleted'));
+  }
+
+  /** Gives a deserialised message's audio a `download` from its reference. */
+  private hydrate(message: InboundMessage): InboundMessage {
+    const ref = message.audio?.ref;
+    if (!message.audio || !ref) return message;
+    const download = async (): Promise<Buffer> => {
+      if (ref.kind === 'blob') return this.store.blobs.get(ref.blobKey);
+      const fetcher = this.fetchers.get(ref.channel);
+      if (!fetcher) throw new Error(`no media fetcher registered for ${ref.channel} in this process`);
+      return fetcher(ref);
+    };
+    return { ...message, audio: { ...message.audio, download } };
+  }
+
+  /** A reply target for a chat built from the channel's sender (any process, after a restart). */
+  private senderTarget(channel: Channel, chatId: string): ReplyTarget {
+    const sender = this.senders.get(channel);
+    if (!sender) throw new Error(`no sender registered for ${channel} in this process`);
+    if (sender.target) return sender.target(chatId);
+    return {
+      reply: (reply) => sender.send(chatId, reply),
+      activity: async () => undefined,
+      status: async (text) => {
+        await sender.send(chatId, { kind: 'status', text });
+        return (next) => sender.send(chatId, { kind: 'status', text: next });
+      },
+    };
+  }
+
+  /**
+   * Routes a message and answers every failure: user errors with their message; unexpected errors
+   * with an apology when `final` (otherwise they propagate, so the job is retried).
+   */
+  private async process(message: InboundMessage, target: ReplyTarget, log: Logger, final: boolean): Promise<void> {
+    try {
+      await this.route(message, target, log);
+    } catch (err) {
+      if (isUserInputError(err)) {
+        log.info({ code: err.code, details: err.details }, 'user input refused');
+        await safeReply(target, { kind: 'error', text: err.userMessage }, log);
+      } else if (!final) {
+        log.warn({ err }, 'turn failed; it will be retried');
+        throw err;
+      } else {
+        log.error({ err }, 'turn failed');
+        await safeReply(target, { kind: 'error', text: 'Sorry, something went wrong on my side. Nothing you stored was lost; please try again in a moment.' }, log);
+      }
+    }
   }
 
   private async route(message: InboundMessage, target: ReplyTarget, log: Logger): Promise<void> {
@@ -273,6 +427,10 @@ export class Engine implements ConversationEngine {
     if (message.command) return this.handleCommand(user, message, target, log);
     if (message.audio) {
       const profile = await this.store.profiles.get(user.key);
+      if (profile && profile.state !== 'consent' && profile.state !== 'collecting' && (await this.enrollment.isSample(user.key, message.id))) {
+        log.info('message was already taken as an enrollment sample by an earlier run');
+        return;
+      }
       if (profile && (profile.state === 'consent' || profile.state === 'collecting')) {
         return this.enrollment.acceptVoiceNote(user, profile, message, target);
       }
@@ -348,7 +506,7 @@ export class Engine implements ConversationEngine {
         return this.setPersona(user, args.toLowerCase(), target);
       }
       case 'remember':
-        return this.remember(user, args, target);
+        return this.remember(user, args, target, message.id);
       case 'memories':
         return target.reply({ kind: 'info', text: await this.memoriesText(user), ephemeral: true });
       case 'forget':
@@ -426,13 +584,15 @@ export class Engine implements ConversationEngine {
     await target.reply({ kind: 'info', text: `Your twin is now ${name}: ${PERSONAS[name].description}` });
   }
 
-  private async remember(user: UserRecord, text: string, target: ReplyTarget): Promise<void> {
+  private async remember(user: UserRecord, text: string, target: ReplyTarget, messageId: string): Promise<void> {
     const clean = text.trim();
     if (!clean) throw new UserInputError('EMPTY_TEXT', 'Tell me what to remember, for example: /remember my sister is called Ana.');
     if (clean.length > 500) throw new UserInputError('TEXT_TOO_LONG', 'A memory can be at most 500 characters. Try a shorter sentence.');
     const existing = await this.store.memories.list(user.key);
+    const stored = existing.find((m) => m.sourceMessageId === messageId);
+    if (stored) return target.reply({ kind: 'info', text: `I'll remember that (id ${stored.id}).` });
     if (isDuplicateMemory(clean, existing)) return target.reply({ kind: 'info', text: 'I already remember that.' });
-    const memory: MemoryRecord = { id: newMemoryId(existing), text: clean, createdAtMs: this.now(), source: 'explicit' };
+    const memory: MemoryRecord = { id: newMemoryId(existing), text: clean, createdAtMs: this.now(), source: 'explicit', sourceMessageId: messageId };
     await this.store.memories.add(user.key, memory);
     await target.reply({ kind: 'info', text: `I'll remember that (id ${memory.id}).` });
   }
@@ -548,9 +708,17 @@ export class Engine implements ConversationEngine {
     }
     t = performance.now();
     const now = this.now();
-    await this.store.history.append(user.key, { role: 'user', text: userText, atMs: now }, { role: 'twin', text: replyText, atMs: now });
-    const updated: UserRecord = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now };
-    await this.store.users.put(updated);
+    let updated: UserRecord = user;
+    // A re-run of the same job (after a crash) finds its turn already in the history: store it once.
+    if (!history.some((turn) => turn.messageId === message.id)) {
+      await this.store.history.append(
+        user.key,
+        { role: 'user', text: userText, atMs: now, messageId: message.id },
+        { role: 'twin', text: replyText, atMs: now, messageId: message.id },
+      );
+      updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now };
+      await this.store.users.put(updated);
+    }
     timings.storeMs += performance.now() - t;
     const heard = input === 'voice' ? `You said: "${userText}"\n\n` : '';
     if (note) {
@@ -698,6 +866,15 @@ export class Engine implements ConversationEngine {
       return;
     }
     await sender.send(user.address.chatId, reply);
+  }
+
+  /** Runs a persisted clone job: on the queue when there is one, else in the background here. */
+  private async runClone(jobId: string, userKey: string): Promise<void> {
+    if (this.queue) {
+      await this.queue.enqueue(JOB_KINDS.clone, { jobId } satisfies CloneJobData, { id: `clone:${jobId}`, key: `clone:${userKey}`, maxAttempts: 2 });
+      return;
+    }
+    this.track(this.enrollment.runCloneJob(jobId));
   }
 
   private track<T>(promise: Promise<T>): void {

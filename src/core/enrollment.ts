@@ -32,7 +32,8 @@ export interface EnrollmentDeps {
   cloneTimeoutSec: number;
   observer: (event: EngineEvent) => void;
   notify: (user: UserRecord, reply: OutboundReply) => Promise<void>;
-  track: (job: Promise<unknown>) => void;
+  /** Runs the persisted clone job `jobId` in the background (on the job queue when there is one). */
+  runClone: (jobId: string, userKey: string) => Promise<void>;
   speak: (user: UserRecord, text: string, voice: ClonedVoice) => Promise<RenderedVoice>;
   /** Checks, downloads and decodes inbound audio to 16 kHz mono PCM. */
   receive: (audio: InboundAudio, maxDurationSec: number) => Promise<PcmAudio>;
@@ -152,10 +153,20 @@ export class Enrollment {
     await target.reply({ kind: 'info', text: `Thank you. Now send the voice note reading: "${profile.consent.phrase}"` });
   }
 
+  /** True when the message `messageId` was stored as one of the user's enrollment samples. */
+  async isSample(userKey: string, messageId: string): Promise<boolean> {
+    return (await this.deps.store.samples.list(userKey)).some((s) => s.sourceMessageId === messageId);
+  }
+
   /** A voice note while enrolling: the spoken consent, or an enrollment sample. */
   async acceptVoiceNote(user: UserRecord, profile: VoiceProfile, message: InboundMessage, target: ReplyTarget): Promise<void> {
     if (message.forwarded) {
       throw new UserInputError('FORWARDED_SAMPLE', 'Forwarded voice notes cannot be used: I can only clone the voice of the person talking to me. Please record a new voice note yourself.');
+    }
+    const previous = (await this.deps.store.samples.list(user.key)).find((s) => s.sourceMessageId === message.id);
+    if (previous) {
+      // An earlier run of this job stored the sample; its reply part is in the outbox.
+      return target.reply({ kind: 'status', text: `Sample accepted: ${previous.speechSec.toFixed(1)} s of speech. ${this.collectingText(profile)}` });
     }
     const pcm = await this.deps.receive(message.audio!, this.deps.maxSampleAudioSec);
     const analysis = await analyseSampleOffThread(pcm);
@@ -246,7 +257,7 @@ export class Enrollment {
     } catch (err) {
       this.deps.logger.warn({ err }, 'could not send clone status message');
     }
-    this.deps.track(this.runCloneJob(job.id));
+    await this.deps.runClone(job.id, user.key);
   }
 
   /** Runs (or resumes) a persisted clone job to `ready` or `failed`, telling the user either way. */

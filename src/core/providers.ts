@@ -44,6 +44,8 @@ export interface ChatTurn {
   role: 'user' | 'twin';
   text: string;
   atMs: number;
+  /** The inbound message this turn answers (makes a re-run of the same job idempotent). */
+  messageId?: string;
 }
 
 /** A remembered fact about the user. */
@@ -53,6 +55,8 @@ export interface MemoryRecord {
   text: string;
   createdAtMs: number;
   source: 'explicit' | 'extracted';
+  /** The inbound message it came from (`/remember`), so a re-run of that job stores it once. */
+  sourceMessageId?: string;
 }
 
 /** Everything a chat model needs for one reply. */

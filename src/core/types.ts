@@ -15,6 +15,15 @@ export interface ChatAddress {
 }
 
 /**
+ * Where inbound audio can be fetched again by any process, as plain data: a platform file
+ * reference (`telegram` file id, a Discord CDN URL) or a blob in the store (audio the platform
+ * delivered as bytes, e.g. WhatsApp media, kept encrypted until the job has run).
+ */
+export type AudioRef =
+  | { kind: 'platform'; channel: Channel; fileId?: string; url?: string }
+  | { kind: 'blob'; blobKey: string };
+
+/**
  * Audio attached to an inbound message. Adapters fill in what the platform tells *before*
  * downloading (`declaredSizeBytes`, `declaredDurationSec`) so the engine can refuse early, and give
  * either the bytes or a `download` function the engine calls only after those checks pass.
@@ -24,6 +33,11 @@ export interface InboundAudio {
   bytes?: Buffer;
   /** Fetches the bytes; called at most once, after the size and duration checks. */
   download?: () => Promise<Buffer>;
+  /**
+   * A reference any process can fetch the bytes from (see {@link AudioRef}); what a queued job
+   * carries instead of `bytes` and `download`, which do not survive serialisation.
+   */
+  ref?: AudioRef;
   /** Size in bytes as reported by the platform (Telegram `file_size`, Discord `size`). */
   declaredSizeBytes?: number;
   /** Duration in seconds as reported by the platform (Telegram `duration`, Discord `duration_secs`). */
@@ -130,7 +144,16 @@ export interface ReplyTarget {
 export interface ChannelSender {
   readonly channel: Channel;
   send(chatId: string, reply: OutboundReply): Promise<void>;
+  /**
+   * A full {@link ReplyTarget} for a chat, built from plain data (chat actions and editable status
+   * messages included), so a job can answer from any process; absent when the channel can only
+   * `send` outside a live interaction.
+   */
+  target?(chatId: string): ReplyTarget;
 }
+
+/** Fetches the bytes of an {@link AudioRef} of a channel (getFile + download, a CDN URL…). */
+export type MediaFetcher = (ref: Extract<AudioRef, { kind: 'platform' }>) => Promise<Buffer>;
 
 /** A command the engine understands, for command menus (Telegram `setMyCommands`, Discord slash commands). */
 export interface CommandInfo {
@@ -156,8 +179,19 @@ export interface ConversationEngine {
    * short apology. Messages of one user are processed in order, different users concurrently.
    */
   handle(message: InboundMessage, target: ReplyTarget): Promise<void>;
+  /**
+   * Accepts a message for durable processing: resolves once it is stored as a job (so the adapter
+   * may acknowledge it to the platform), before it is processed. With no job queue configured it
+   * handles the message to completion like {@link handle}. `target` is used when this process runs
+   * the job; a job run elsewhere, or after a restart, answers through the channel's sender.
+   * @returns false when the message id was seen before (a redelivery), true otherwise
+   * @throws Error when the job cannot be stored (do not acknowledge the message then)
+   */
+  submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean>;
   /** Registers how to reach users of a channel outside a turn. */
   registerSender(sender: ChannelSender): void;
+  /** Registers how to fetch a channel's {@link AudioRef}s. */
+  registerMediaFetcher(channel: Channel, fetcher: MediaFetcher): void;
   /** Commands for menus, in display order. */
   readonly commands: readonly CommandInfo[];
 }

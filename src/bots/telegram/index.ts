@@ -2,9 +2,16 @@
  * The Telegram adapter: a grammY bot that maps updates to the engine's inbound messages and renders
  * its replies as native Telegram voice notes and messages.
  *
- * - Long polling with `@grammyjs/runner` (concurrent across chats, sequential within a chat), or a
- *   webhook server checking `X-Telegram-Bot-Api-Secret-Token`
- *   (https://core.telegram.org/bots/api#setwebhook).
+ * - Intake is at-least-once: every update is stored as a job (`engine.submit`) before it is
+ *   confirmed to Telegram. Long polling advances `getUpdates`' `offset` past an update only after
+ *   its job is stored (https://core.telegram.org/bots/api#getupdates: "An update is considered
+ *   confirmed as soon as getUpdates is called with an offset higher than its update_id"); a
+ *   webhook request is answered 200 only after the job is stored, so Telegram re-sends it
+ *   otherwise (https://core.telegram.org/bots/api#setwebhook, checking
+ *   `X-Telegram-Bot-Api-Secret-Token`).
+ * - The first sign of life (the chat action) is sent before the job is queued.
+ * - A 409 Conflict (another process polls with the same token) is logged as an error every time
+ *   and retried with backoff; polling never stops silently.
  * - Outbound calls go through a flood-control queue ({@link SendThrottle}) and
  *   `@grammyjs/auto-retry` (429 `retry_after`, 5xx).
  * - `apiRoot` points the bot at another Bot API server: a self-hosted `telegram-bot-api`
@@ -14,8 +21,8 @@ import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Bot, GrammyError, HttpError, webhookCallback, type Transformer } from 'grammy';
+import type { Update } from 'grammy/types';
 import { autoRetry } from '@grammyjs/auto-retry';
-import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
 import type { Logger } from '../../core/log.js';
 import type { CommandInfo, ConversationEngine } from '../../core/types.js';
 import { downloadTelegramFile } from './download.js';
@@ -65,8 +72,11 @@ export interface TelegramBotOptions {
   throttle?: SendThrottleOptions;
   /** Bounds of auto-retry: attempts after the first (default 5) and the longest `retry_after` honoured, s (default 300). */
   retry?: { maxRetryAttempts?: number; maxDelaySeconds?: number };
-  /** Most updates handled at once across chats (runner sink concurrency). Default 500. */
-  concurrency?: number;
+  /**
+   * Receive updates (polling or webhook). False for a worker-only process: the bot only sends
+   * (replies, media downloads) for jobs run here. Default true.
+   */
+  receive?: boolean;
   /** Time a webhook request waits for its update before answering 200 anyway, ms. Default 8000. */
   webhookResponseTimeoutMs?: number;
 }
@@ -75,8 +85,8 @@ export interface TelegramBotOptions {
 export interface TelegramBotHandle {
   /** The grammY bot (its `botInfo` is the getMe result). */
   bot: Bot;
-  /** `polling` or `webhook`. */
-  mode: 'polling' | 'webhook';
+  /** `polling`, `webhook`, or `send-only` (a worker process). */
+  mode: 'polling' | 'webhook' | 'send-only';
   /** The port the webhook server listens on (webhook mode only). */
   webhookPort?: number;
   /** Stops receiving updates and waits for the updates in progress to finish. */
@@ -139,53 +149,41 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
   );
   const renderer = new TelegramRenderer(bot.api, logger);
   const platformMaxBytes = options.selfHostedApi ? undefined : TELEGRAM_DOWNLOAD_LIMIT_BYTES;
-  const inFlight = new Set<Promise<unknown>>();
+  const download = (fileId: string) =>
+    downloadTelegramFile({ api: bot.api, apiRoot, token: options.token, fileId, maxBytes: platformMaxBytes, allowLocalPath: options.selfHostedApi === true });
 
   bot.catch((err) => logger.error({ err: err.error, updateId: err.ctx.update.update_id }, 'telegram update failed'));
-
-  // Track updates in progress so stop() can wait for them.
-  bot.use(async (ctx, next) => {
-    const task = next();
-    inFlight.add(task);
-    try {
-      await task;
-    } catch (err) {
-      logger.error({ err, updateId: ctx.update.update_id }, 'telegram update failed');
-    } finally {
-      inFlight.delete(task);
-    }
-  });
   // Stop the button's spinner at once, even while the chat's previous message is still being handled.
   bot.on('callback_query', async (ctx, next) => {
     await ctx.answerCallbackQuery().catch((err: unknown) => logger.debug({ err, updateId: ctx.update.update_id }, 'answerCallbackQuery failed'));
     await next();
   });
-  bot.use(sequentialize((ctx) => (ctx.chat ?? ctx.from)?.id.toString()));
   bot.use(async (ctx) => {
     const inbound = mapUpdate(ctx.update, {
       botUsername: ctx.me.username,
       nowMs: Date.now(),
       platformMaxBytes,
-      downloader: (fileId) => () =>
-        downloadTelegramFile({
-          api: bot.api,
-          apiRoot,
-          token: options.token,
-          fileId,
-          maxBytes: platformMaxBytes,
-          allowLocalPath: options.selfHostedApi === true,
-        }),
+      downloader: (fileId) => () => download(fileId),
     });
     if (!inbound) return;
     const log = logger.child({ chatId: inbound.chatId, updateId: ctx.update.update_id });
-    await options.engine.handle(inbound, renderer.target(inbound.chatId, log));
+    // First sign of life before the job is stored; not awaited, and never behind the send throttle.
+    if (!inbound.action) void renderer.activity(inbound.chatId, 'typing');
+    // Throws when the job cannot be stored: the update is then not confirmed and comes again.
+    await options.engine.submit(inbound, renderer.target(inbound.chatId, log));
   });
 
   await bot.init();
   options.engine.registerSender(renderer.sender());
-  const waitForUpdatesInProgress = async () => {
-    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-  };
+  options.engine.registerMediaFetcher('telegram', async (ref) => {
+    if (!ref.fileId) throw new Error('a Telegram audio reference needs a file id');
+    return download(ref.fileId);
+  });
+
+  if (options.receive === false) {
+    logger.info({ mode: 'send-only', username: bot.botInfo.username }, 'telegram bot ready to send (no update intake in this process)');
+    return { bot, mode: 'send-only', stop: async () => undefined };
+  }
 
   if (options.webhook) {
     const server = await startWebhook(bot, options.webhook, logger, options.webhookResponseTimeoutMs ?? 8000);
@@ -203,7 +201,6 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
       async stop() {
         server.close();
         server.closeIdleConnections();
-        await waitForUpdatesInProgress();
         logger.info('telegram bot stopped');
       },
     };
@@ -211,24 +208,99 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
 
   await bot.api.deleteWebhook({ drop_pending_updates: false });
   await setCommands(bot, options.engine, logger);
-  const runner: RunnerHandle = run(bot, {
-    runner: {
-      fetch: { timeout: options.pollingTimeoutSec ?? 30, allowed_updates: [...ALLOWED_UPDATES] },
-      silent: true,
-    },
-    sink: { concurrency: options.concurrency ?? 500 },
-  });
-  runner.task()?.catch((err: unknown) => logger.fatal({ err }, 'telegram polling stopped'));
+  const poller = new UpdatePoller(bot, logger, options.pollingTimeoutSec ?? 30);
+  poller.start();
   logger.info({ mode: 'polling', username: bot.botInfo.username }, 'telegram bot started');
   return {
     bot,
     mode: 'polling',
     async stop() {
-      if (runner.isRunning()) await runner.stop();
-      await waitForUpdatesInProgress();
+      await poller.stop();
       logger.info('telegram bot stopped');
     },
   };
+}
+
+/**
+ * Long polling that confirms an update only once it is handled (stored as a job): `offset` moves
+ * past an update after `handleUpdate` resolved for it. Updates are handed over one by one, in
+ * order; handling is only mapping and storing, so this stays fast.
+ *
+ * Errors: a 409 Conflict (another poller or a webhook) and network or 5xx errors are logged and
+ * retried with exponential backoff (1 s doubling to 30 s); a 401 stops polling with a fatal log
+ * (the token was revoked). An update whose handling throws (the store is down) is retried from
+ * the same offset after the backoff.
+ */
+class UpdatePoller {
+  #offset = 0;
+  #running = false;
+  #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+  /** Consecutive 409 Conflicts seen (for tests and logs). */
+  conflicts = 0;
+
+  constructor(
+    private readonly bot: Bot,
+    private readonly logger: Logger,
+    private readonly timeoutSec: number,
+  ) {}
+
+  start(): void {
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#abort.abort();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    let backoffMs = 1000;
+    const pause = async (): Promise<void> => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, backoffMs);
+        this.#abort.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+      backoffMs = Math.min(30_000, backoffMs * 2);
+    };
+    while (this.#running) {
+      let updates: Update[];
+      try {
+        updates = await this.bot.api.getUpdates({ offset: this.#offset, timeout: this.timeoutSec, allowed_updates: [...ALLOWED_UPDATES] }, this.#abort.signal as Parameters<Bot['api']['getUpdates']>[1]);
+      } catch (err) {
+        if (!this.#running) return;
+        if (err instanceof GrammyError && err.error_code === 401) {
+          this.logger.fatal({ errorCode: 401 }, 'telegram polling stopped: the bot token was refused (401)');
+          return;
+        }
+        if (err instanceof GrammyError && err.error_code === 409) {
+          this.conflicts++;
+          this.logger.error(
+            { errorCode: 409, retryInMs: backoffMs, conflicts: this.conflicts },
+            'telegram polling conflict (409): another process polls with this token or a webhook is set; retrying',
+          );
+        } else {
+          this.logger.warn({ err: err instanceof GrammyError ? err.description : err, retryInMs: backoffMs }, 'telegram getUpdates failed; retrying');
+        }
+        await pause();
+        continue;
+      }
+      backoffMs = 1000;
+      this.conflicts = 0;
+      for (const update of updates) {
+        try {
+          await this.bot.handleUpdate(update);
+        } catch (err) {
+          this.logger.error({ err, updateId: update.update_id, retryInMs: backoffMs }, 'telegram update not stored; it stays unconfirmed and is fetched again');
+          await pause();
+          break;
+        }
+        this.#offset = update.update_id + 1;
+      }
+    }
+  }
 }
 
 /** Fills the command menu; a refusal is logged, not fatal (the bot still answers typed commands). */

@@ -130,6 +130,8 @@ export function mapUpdate(update: Update, context: MapContext): InboundMessage |
 /** The audio of a message, with the sizes Telegram declares, or `undefined` when it has none. */
 function mapAudio(message: Message, context: MapContext): InboundAudio | undefined {
   const limit = context.platformMaxBytes === undefined ? {} : { platformMaxBytes: context.platformMaxBytes };
+  // The file id is what a job carries: any process can fetch it again with getFile.
+  const file = (fileId: string) => ({ download: context.downloader(fileId), ref: { kind: 'platform' as const, channel: 'telegram' as const, fileId } });
   const declared = (size: number | undefined, durationSec: number | undefined) => ({
     ...(size !== undefined ? { declaredSizeBytes: size } : {}),
     ...(durationSec !== undefined ? { declaredDurationSec: durationSec } : {}),
@@ -138,7 +140,7 @@ function mapAudio(message: Message, context: MapContext): InboundAudio | undefin
     const v = message.voice;
     return {
       isVoiceNote: true,
-      download: context.downloader(v.file_id),
+      ...file(v.file_id),
       ...declared(v.file_size, v.duration),
       declaredMime: v.mime_type ?? 'audio/ogg',
       ...limit,
@@ -148,7 +150,7 @@ function mapAudio(message: Message, context: MapContext): InboundAudio | undefin
     const a = message.audio;
     return {
       isVoiceNote: false,
-      download: context.downloader(a.file_id),
+      ...file(a.file_id),
       ...declared(a.file_size, a.duration),
       ...(a.mime_type ? { declaredMime: a.mime_type } : {}),
       ...(a.file_name ? { fileName: a.file_name } : {}),
@@ -159,7 +161,7 @@ function mapAudio(message: Message, context: MapContext): InboundAudio | undefin
     const n = message.video_note;
     return {
       isVoiceNote: false,
-      download: context.downloader(n.file_id),
+      ...file(n.file_id),
       ...declared(n.file_size, n.duration),
       declaredMime: 'video/mp4',
       ...limit,
@@ -169,7 +171,7 @@ function mapAudio(message: Message, context: MapContext): InboundAudio | undefin
   if (d) {
     return {
       isVoiceNote: false,
-      download: context.downloader(d.file_id),
+      ...file(d.file_id),
       ...declared(d.file_size, undefined),
       ...(d.mime_type ? { declaredMime: d.mime_type } : {}),
       ...(d.file_name ? { fileName: d.file_name } : {}),

@@ -112,7 +112,8 @@ export class TelegramRenderer {
     try {
       await this.api.sendChatAction(chatId, kind);
     } catch (err) {
-      this.logger.debug({ err, chatId, kind }, 'telegram chat action failed');
+      // The error's cause holds the request URL, which contains the token: log the message only.
+      this.logger.debug({ err: err instanceof Error ? err.message : String(err), chatId, kind }, 'telegram chat action failed');
     }
   }
 
@@ -164,7 +165,7 @@ export class TelegramRenderer {
 
   /** The {@link ChannelSender} for replies outside a turn (finished clones, broadcasts). */
   sender(): ChannelSender {
-    return { channel: 'telegram', send: (chatId, reply) => this.send(chatId, reply) };
+    return { channel: 'telegram', send: (chatId, reply) => this.send(chatId, reply), target: (chatId) => this.target(chatId) };
   }
 
   private async sendText(chatId: string, text: string, keyboard: InlineKeyboardMarkup | undefined): Promise<void> {

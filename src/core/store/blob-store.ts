@@ -31,7 +31,7 @@ import { DATA_KEY_BYTES } from './data-key.js';
 /** The kinds of blob the engine stores. */
 export type BlobKind = Parameters<BlobStore['put']>[2];
 
-const BLOB_KINDS: readonly BlobKind[] = ['sample', 'consent', 'reference', 'tts'];
+const BLOB_KINDS: readonly BlobKind[] = ['sample', 'consent', 'reference', 'tts', 'inbox'];
 const MAGIC = Buffer.from('VTB', 'latin1');
 const FORMAT_VERSION = 1;
 const IV_BYTES = 12;

@@ -156,7 +156,7 @@ export interface KeyValueRepository {
  */
 export interface BlobStore {
   /** @returns the blob key */
-  put(ownerKey: UserKey, bytes: Buffer, kind: 'sample' | 'consent' | 'reference' | 'tts'): Promise<string>;
+  put(ownerKey: UserKey, bytes: Buffer, kind: 'sample' | 'consent' | 'reference' | 'tts' | 'inbox'): Promise<string>;
   /** @throws Error when the blob is missing or fails authentication (tampered, wrong key) */
   get(blobKey: string): Promise<Buffer>;
   delete(blobKey: string): Promise<void>;

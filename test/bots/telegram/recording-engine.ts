@@ -36,6 +36,21 @@ export class RecordingEngine implements ConversationEngine {
     }
   }
 
+  private readonly chains = new Map<string, Promise<void>>();
+
+  /**
+   * Adapters submit messages; like an engine with a job queue, this one accepts them at once and
+   * handles them in the background, one chat's messages in order.
+   */
+  async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
+    if (!target) throw new Error('the test engine needs a live reply target');
+    const next = (this.chains.get(message.chatId) ?? Promise.resolve()).then(() => this.handle(message, target));
+    this.chains.set(message.chatId, next);
+    return true;
+  }
+
+  registerMediaFetcher(): void {}
+
   registerSender(sender: ChannelSender): void {
     this.sender = sender;
   }

@@ -32,6 +32,15 @@ export class RecordingEngine implements ConversationEngine {
     await this.behaviour(message, target);
   }
 
+  /** Adapters submit messages; this engine handles them at once, like an engine without a job queue. */
+  async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
+    if (!target) throw new Error('the test engine needs a live reply target');
+    await this.handle(message, target);
+    return true;
+  }
+
+  registerMediaFetcher(): void {}
+
   registerSender(sender: ChannelSender): void {
     this.senders.push(sender);
   }
