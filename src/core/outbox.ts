@@ -3,9 +3,15 @@
  * it is sent, so a job that runs again after a crash or a retry skips the parts already sent and
  * sends nothing twice (at most once per part; a part cut off mid-send by a crash is not repeated).
  *
+ * The record is written as late as possible: a target that sets `reportsDispatch` calls
+ * {@link beforeDispatch} right before its first platform request (after any send throttle has
+ * waited), so a crash can only lose a part in the few milliseconds between that write and the
+ * request; other targets get the record before `reply` is called.
+ *
  * Records live in the store's key-value repository (`outbox:<message id>:<part>`), with the
  * deduplication window as TTL, so any process running the job sees them.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from './log.js';
 import type { KeyValueRepository } from './store/types.js';
 import type { ChatActivity, OutboundReply, ReplyTarget } from './types.js';
@@ -19,6 +25,17 @@ export interface OutboxRecord {
   state: 'sending' | 'sent';
   kind: OutboundReply['kind'] | 'status';
   atMs: number;
+}
+
+const dispatch = new AsyncLocalStorage<() => Promise<void>>();
+
+/**
+ * Called by a platform adapter right before the HTTP request that delivers a reply (inside the
+ * send throttle): writes the outbox record of the part being sent, once. Outside an outbox send
+ * it does nothing.
+ */
+export async function beforeDispatch(): Promise<void> {
+  await dispatch.getStore()?.();
 }
 
 /**
@@ -66,9 +83,11 @@ export class OutboxTarget implements ReplyTarget {
       this.log.info({ part: this.#part - 1, state: existing.state }, 'reply part already sent by an earlier run; skipped');
       return false;
     }
-    await this.kv.set<OutboxRecord>(key, { state: 'sending', kind, atMs: Date.now() }, OUTBOX_TTL_MS);
+    let recorded: Promise<void> | undefined;
+    const record = (): Promise<void> => (recorded ??= this.kv.set<OutboxRecord>(key, { state: 'sending', kind, atMs: Date.now() }, OUTBOX_TTL_MS));
+    if (!this.base.reportsDispatch) await record();
     try {
-      await send();
+      await dispatch.run(record, send);
     } catch (err) {
       // The platform refused it: forget the record so a retry of the job may send it.
       await this.kv.delete(key).catch(() => undefined);

@@ -135,6 +135,11 @@ export interface ReplyTarget {
   activity(kind: ChatActivity): Promise<void>;
   /** Send a status message and return a function that edits it in place. */
   status(text: string): Promise<(text: string) => Promise<void>>;
+  /**
+   * True when this target calls the outbox's `beforeDispatch()` right before each platform request
+   * (so the outbox records a part at the last moment before it leaves).
+   */
+  readonly reportsDispatch?: boolean;
 }
 
 /**

@@ -174,6 +174,7 @@ export class BullQueue implements JobQueue {
         prefix: this.#options.prefix,
         concurrency: 1,
         lockDuration: this.#options.lockDurationMs,
+        stalledInterval: this.#options.lockDurationMs,
         // A job interrupted by crashes is retried a few times, then kept as failed.
         maxStalledCount: 4,
         autorun: false,

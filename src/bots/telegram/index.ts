@@ -77,7 +77,7 @@ export interface TelegramBotOptions {
    * (replies, media downloads) for jobs run here. Default true.
    */
   receive?: boolean;
-  /** Time a webhook request waits for its update before answering 200 anyway, ms. Default 8000. */
+  /** Time a webhook request may take to store its update as a job before it is answered 500 (Telegram then re-sends it), ms. Default 8000. */
   webhookResponseTimeoutMs?: number;
 }
 
@@ -318,8 +318,9 @@ async function startWebhook(bot: Bot, options: TelegramWebhookOptions, logger: L
   const path = options.path ?? (new URL(options.url).pathname || '/');
   const handle = webhookCallback(bot, 'http', {
     secretToken: options.secret,
-    // Answer 200 after the timeout and keep working, so Telegram does not resend a slow voice turn.
-    onTimeout: 'return',
+    // Handling is only storing the job. If that takes longer than the timeout, answer an error so
+    // Telegram delivers the update again rather than have it confirmed and maybe lost.
+    onTimeout: 'throw',
     timeoutMilliseconds: responseTimeoutMs,
   });
   const server = createServer((req, res) => {

@@ -160,6 +160,8 @@ export class TelegramRenderer {
       reply: (reply) => child.send(chatId, reply),
       activity: (kind) => child.activity(chatId, kind),
       status: (text) => child.status(chatId, text),
+      // The send throttle calls beforeDispatch() before each message request (throttle.ts).
+      reportsDispatch: true,
     };
   }
 

@@ -12,6 +12,7 @@
  * calls that must stay quick. This queue only touches the calls that send or edit messages.
  */
 import type { Transformer } from 'grammy';
+import { beforeDispatch } from '../../core/outbox.js';
 
 /** Methods that put a message in a chat (or change one) and therefore count against the limits. */
 export const THROTTLED_METHODS: ReadonlySet<string> = new Set([
@@ -118,6 +119,10 @@ export function throttleTransformer(throttle: SendThrottle): Transformer {
     if (!THROTTLED_METHODS.has(method) || (typeof chatId !== 'number' && typeof chatId !== 'string')) {
       return prev(method, payload, signal);
     }
-    return throttle.run(String(chatId), () => prev(method, payload, signal));
+    // Once the chat's turn has come, the outbox records the part, then the request leaves.
+    return throttle.run(String(chatId), async () => {
+      await beforeDispatch();
+      return prev(method, payload, signal);
+    });
   };
 }

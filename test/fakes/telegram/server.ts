@@ -12,7 +12,8 @@
  *   higher offset), `limit` (1–100), `timeout` (seconds) and `allowed_updates` (kept when omitted);
  *   409 while a webhook is set, and 409 "terminated by other getUpdates request" for an overlapping poll.
  * - `setWebhook`/`deleteWebhook`: with a webhook set, updates are POSTed to its URL with the
- *   `X-Telegram-Bot-Api-Secret-Token` header.
+ *   `X-Telegram-Bot-Api-Secret-Token` header; an update not answered 2XX is delivered again when
+ *   `webhookRetry` is set.
  * - `getFile` (400 "file is too big" above 20 MB) and the download at `GET /file/bot<token>/<file_path>`.
  * - `getMe`, `setMyCommands`/`getMyCommands` (command 1–32 chars of a–z, 0–9, _; description 1–256),
  *   `sendMessage` (1–4096 chars), `sendVoice`/`sendAudio` (caption ≤ 1024), `sendChatAction`,
@@ -115,6 +116,13 @@ export interface FakeTelegramOptions {
   botUsername?: string;
   /** The bot's user id. */
   botId?: number;
+  /**
+   * Repeat a webhook delivery that was not answered 2XX, as Telegram does ("In case of an
+   * unsuccessful request, we will repeat the request and give up after a reasonable amount of
+   * attempts", https://core.telegram.org/bots/api#setwebhook): every `intervalMs`, at most
+   * `maxAttempts` times in all. Off by default (one attempt).
+   */
+  webhookRetry?: { intervalMs: number; maxAttempts: number };
 }
 
 /** Someone who talks to the bot. */
@@ -180,7 +188,10 @@ export class FakeTelegramServer {
   private commands: unknown[] = [];
   private readonly listeners = new Set<() => void>();
 
+  private readonly webhookRetry: FakeTelegramOptions['webhookRetry'];
+
   private constructor(options: FakeTelegramOptions) {
+    this.webhookRetry = options.webhookRetry;
     this.token = options.token ?? `${options.botId ?? 7000001}:AAFakeTokenForTests_${randomBytes(6).toString('hex')}`;
     this.botUser = {
       id: options.botId ?? 7000001,
@@ -688,7 +699,7 @@ export class FakeTelegramServer {
   }
 
   /** POSTs one update to the webhook, as Telegram does (https://core.telegram.org/bots/api#setwebhook). */
-  private async deliverToWebhook(update: Update): Promise<void> {
+  private async deliverToWebhook(update: Update, attempt = 1): Promise<void> {
     const hook = this.webhook;
     if (!hook) return;
     let status: number;
@@ -708,6 +719,10 @@ export class FakeTelegramServer {
     }
     this.webhookDeliveries.push({ updateId: update.update_id, status });
     this.notify();
+    const retry = this.webhookRetry;
+    if ((status < 200 || status > 299) && retry && attempt < retry.maxAttempts) {
+      setTimeout(() => void this.deliverToWebhook(update, attempt + 1), retry.intervalMs).unref();
+    }
   }
 
   private setMyCommands(params: Record<string, unknown>): true {
