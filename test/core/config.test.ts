@@ -44,6 +44,18 @@ describe('loadConfig', () => {
     expect((caught as ConfigError).message).toContain(variable);
   });
 
+  it('resolves VOICETWIN_DATA_KEY_FILE, refusing a path inside the data dir or alongside VOICETWIN_DATA_KEY', () => {
+    const c = loadConfig({ VOICETWIN_DATA_KEY_FILE: 'secrets/data-key' }, '/srv/vt');
+    expect(c.dataKeyFile).toBe('/srv/vt/secrets/data-key');
+    expect(c.dataKey).toBeUndefined();
+    expect(loadConfig({ VOICETWIN_DATA_KEY_FILE: '/run/secrets/vt', VOICETWIN_DATA_DIR: '/srv/vt/data' }).dataKeyFile).toBe('/run/secrets/vt');
+    expect(() => loadConfig({ VOICETWIN_DATA_KEY_FILE: 'data/key' }, '/srv/vt')).toThrow(
+      /^VOICETWIN_DATA_KEY_FILE: \(\/srv\/vt\/data\/key\) lies inside the data directory \/srv\/vt\/data;.*VOICETWIN_DATA_KEY\./,
+    );
+    expect(() => loadConfig({ VOICETWIN_DATA_KEY_FILE: '/srv/vt/data', VOICETWIN_DATA_DIR: '/srv/vt/data' })).toThrow(ConfigError);
+    expect(() => loadConfig({ VOICETWIN_DATA_KEY_FILE: '/run/secrets/vt', VOICETWIN_DATA_KEY: 'a'.repeat(64) })).toThrow(/not both/);
+  });
+
   it('masks credentials of a bad Redis URL in the message', () => {
     expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).toThrow(/\*\*\*@host/);
     expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).not.toThrow(/hunter2/);
