@@ -10,6 +10,7 @@
  */
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 
 /** Mode of private directories. */
@@ -152,6 +153,17 @@ export async function securePrivateTree(root: string, logger?: Logger): Promise<
     );
   }
   return result;
+}
+
+/**
+ * Sets the process umask to 077, so that files created from now on by this process and by the
+ * programs it starts (Chromium writes some profile files with the umask's mode) are owner-only.
+ * Only the main thread may change it; elsewhere, and on Windows, this does nothing.
+ * @returns the previous umask, or undefined when it was not changed
+ */
+export function restrictUmask(): number | undefined {
+  if (!fileModesApply() || !isMainThread) return undefined;
+  return process.umask(GROUP_OTHER_BITS);
 }
 
 /** chmods `target` to `mode` when group/other bits are set; true when it did. */
