@@ -215,6 +215,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
   if (dataKey !== undefined && dataKeyFile !== undefined) {
     throw new ConfigError('VOICETWIN_DATA_KEY_FILE', 'set either VOICETWIN_DATA_KEY or VOICETWIN_DATA_KEY_FILE, not both');
   }
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  if (dataKey === undefined && dataKeyFile === undefined && redisUrl !== undefined) {
+    throw new ConfigError(
+      'VOICETWIN_DATA_KEY',
+      'REDIS_URL is set, so the data key must come from VOICETWIN_DATA_KEY or VOICETWIN_DATA_KEY_FILE (a key generated into the data dir is for the local SQLite default only). Generate one with: openssl rand -hex 32',
+    );
+  }
   if (dataKeyFile !== undefined && isInsideDir(dataKeyFile, dataDir)) {
     throw new ConfigError('VOICETWIN_DATA_KEY_FILE', keyFileInsideDataDirMessage(dataKeyFile, dataDir).replace(/^VOICETWIN_DATA_KEY_FILE /, ''));
   }
@@ -223,7 +230,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     dataDir,
     ...(dataKey !== undefined ? { dataKey } : {}),
     ...(dataKeyFile !== undefined ? { dataKeyFile } : {}),
-    ...optional('redisUrl', url(env, 'REDIS_URL', ['redis:', 'rediss:'])),
+    ...optional('redisUrl', redisUrl),
     redisNamespace: namespace(env),
     log: { level: logLevel, pretty: bool(env, 'LOG_PRETTY', false) },
     limits: {

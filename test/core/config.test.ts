@@ -56,6 +56,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ VOICETWIN_DATA_KEY_FILE: '/run/secrets/vt', VOICETWIN_DATA_KEY: 'a'.repeat(64) })).toThrow(/not both/);
   });
 
+  it('requires a configured data key with Redis', () => {
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(/^VOICETWIN_DATA_KEY: REDIS_URL is set, so the data key must come from VOICETWIN_DATA_KEY or VOICETWIN_DATA_KEY_FILE/);
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', VOICETWIN_DATA_KEY: 'a'.repeat(64) }).redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', VOICETWIN_DATA_KEY_FILE: '/run/secrets/vt' }).dataKeyFile).toBe('/run/secrets/vt');
+  });
+
   it('masks credentials of a bad Redis URL in the message', () => {
     expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).toThrow(/\*\*\*@host/);
     expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).not.toThrow(/hunter2/);

@@ -63,7 +63,10 @@ export function parseDataKey(value: string, source: string = DATA_KEY_ENV): Buff
  */
 export type DataKeySource = 'env' | 'key-file' | 'data-dir' | 'generated';
 
-/** A data key file that lies inside the data directory. */
+/**
+ * The data key would come from inside the data directory where that is refused: a
+ * `VOICETWIN_DATA_KEY_FILE` inside it, or the data directory's key file with Redis.
+ */
 export class DataKeyLocationError extends Error {
   override readonly name = 'DataKeyLocationError';
 }
@@ -101,8 +104,8 @@ export function keyFileInsideDataDirMessage(keyFile: string, dataDir: string): s
  *   data directory differs from the configured key
  * @returns the key (32 bytes) and its source
  * @throws Error naming `VOICETWIN_DATA_KEY` (or the key file's path) and the expected form when
- *   the value is malformed; DataKeyLocationError when `keyFile` lies inside the data directory;
- *   Error when no key is configured and `allowDataDirKey` is false; FileModeError when the data
+ *   the value is malformed; DataKeyLocationError when `keyFile` lies inside the data directory,
+ *   or when no key is configured and `allowDataDirKey` is false; FileModeError when the data
  *   directory's key file is readable by others and not ours to fix; Error when a key file cannot
  *   be read or written
  */
@@ -138,7 +141,7 @@ export async function loadDataKey(options: {
   }
 
   if (options.allowDataDirKey === false) {
-    throw new Error(
+    throw new DataKeyLocationError(
       `No data key is configured. With REDIS_URL the records live outside this machine, and a key kept in ${keyPath} ` +
         `is not allowed: set ${DATA_KEY_ENV} (generate one with: openssl rand -hex 32) or ${DATA_KEY_FILE_ENV} ` +
         `(a file outside the data directory, mode 0600). If ${keyPath} already holds the key your data was written with, ` +
