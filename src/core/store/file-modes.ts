@@ -85,11 +85,18 @@ export async function ensurePrivateFile(file: string): Promise<boolean> {
 /**
  * Creates `file` empty with mode 0600 if it does not exist, so that whatever opens it later (SQLite,
  * which also gives its `-wal` and `-shm` files the database file's mode) finds a private file.
- * An existing file is made 0600.
+ * An existing file is made 0600; a directory in its place is left alone.
  * @throws FileModeError when an existing file is reachable by others and not ours to fix
  */
 export async function createPrivateFile(file: string): Promise<void> {
-  const handle = await fs.open(file, 'a', PRIVATE_FILE_MODE);
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, 'a', PRIVATE_FILE_MODE);
+  } catch (err) {
+    // Not a file (a directory in its place): left to whatever opens it, which names the problem.
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR') return;
+    throw err;
+  }
   await handle.close();
   await ensurePrivateFile(file);
 }
