@@ -20,7 +20,7 @@ import { createLogger, type Logger } from '../../src/core/log.js';
 import type { Providers } from '../../src/core/providers.js';
 import { createStore } from '../../src/core/store/index.js';
 import type { Store } from '../../src/core/store/types.js';
-import type { ChannelSender, ConversationEngine, InboundMessage, ReplyTarget } from '../../src/core/types.js';
+import type { Channel, ChannelSender, ConversationEngine, InboundMessage, ReplyTarget } from '../../src/core/types.js';
 import { FakeDiscord, OPTION_TYPE } from '../fakes/discord/server.js';
 import { FakeTelegramServer, TELEGRAM_ERRORS } from '../fakes/telegram/server.js';
 import { FakeWhatsAppClient } from '../fakes/whatsapp/fake-client.js';
@@ -99,6 +99,22 @@ class CountingEngine implements ConversationEngine {
     } finally {
       this.finished += 1;
     }
+  }
+  /** Engines with a durable intake: without a job queue, `submit` handles the message to completion. */
+  async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
+    const intake = this.engine as unknown as { submit?: (m: InboundMessage, t?: ReplyTarget) => Promise<boolean> };
+    if (!intake.submit) {
+      await this.handle(message, target!);
+      return true;
+    }
+    try {
+      return await intake.submit.call(this.engine, message, target);
+    } finally {
+      this.finished += 1;
+    }
+  }
+  registerMediaFetcher(channel: Channel, fetcher: unknown): void {
+    (this.engine as unknown as { registerMediaFetcher?: (c: Channel, f: unknown) => void }).registerMediaFetcher?.call(this.engine, channel, fetcher);
   }
   registerSender(sender: ChannelSender): void {
     this.sender = sender;
