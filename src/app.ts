@@ -49,7 +49,7 @@ export async function buildApp(
     const err = audioWorkersError();
     if (err) logger.warn({ err }, 'audio worker threads unavailable; voice notes are encoded on the main thread');
   });
-  const { key } = await loadDataKey({ dataDir: config.dataDir, ...(config.dataKey ? { envValue: config.dataKey } : {}), logger });
+  const { key } = await loadDataKey({ dataDir: config.dataDir, envValue: config.dataKey, keyFile: config.dataKeyFile, allowDataDirKey: !config.redisUrl, logger });
   const store = await createStore({
     backend: config.redisUrl ? 'redis' : 'sqlite',
     dataDir: config.dataDir,

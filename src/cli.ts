@@ -11,6 +11,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { isPersonaName, PERSONA_NAMES, type PersonaName } from './core/personas.js';
 import { DependencyError, isUserInputError } from './core/errors.js';
 import type { InboundMessage } from './core/types.js';
+import { DataKeyLocationError, FileModeError } from './core/store/index.js';
 import type { BroadcastAudience, BroadcastVoiceMode } from './core/broadcast/index.js';
 
 loadDotenv({ quiet: true });
@@ -238,6 +239,7 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`Configuration error: ${err.message}\n`);
   else if (err instanceof DependencyError) process.stderr.write(`Missing dependency: ${err.message}\n`);
   else if (isUserInputError(err)) process.stderr.write(`${err.userMessage}\n`);
+  else if (err instanceof FileModeError || err instanceof DataKeyLocationError) process.stderr.write(`voicetwin: ${err.message}\n`);
   else process.stderr.write(`voicetwin: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -9,6 +9,7 @@ import type { Channel } from './core/types.js';
 import { PERSONA_NAMES, type PersonaName } from './core/personas.js';
 import type { EngineLimits, EngineSettings } from './core/engine.js';
 import { defaultAudioWorkerThreads } from './core/audio/workers.js';
+import { isInsideDir, keyFileInsideDataDirMessage } from './core/store/data-key.js';
 
 /** A configuration problem; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -28,8 +29,13 @@ export type ProviderName = (typeof PROVIDER_NAMES)[number];
 /** The validated configuration. Durations in seconds, sizes in bytes. */
 export interface Config {
   dataDir: string;
-  /** VOICETWIN_DATA_KEY as given (hex or base64 of 32 bytes); undefined → key file in the data dir. */
+  /** VOICETWIN_DATA_KEY as given (hex or base64 of 32 bytes). */
   dataKey?: string;
+  /**
+   * VOICETWIN_DATA_KEY_FILE resolved to an absolute path outside the data dir. With neither this
+   * nor `dataKey`, the key lives in `<dataDir>/data.key` (SQLite only; warned about at every start).
+   */
+  dataKeyFile?: string;
   redisUrl?: string;
   /** Key prefix in Redis, so several deployments can share one server (REDIS_NAMESPACE). */
   redisNamespace: string;
@@ -209,12 +215,29 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     throw new ConfigError('LOG_LEVEL', `expected fatal, error, warn, info, debug, trace or silent, got "${logLevel}"`);
   }
 
+  const dataDir = path.resolve(cwd, str(env, 'VOICETWIN_DATA_DIR') ?? './data');
   const dataKey = str(env, 'VOICETWIN_DATA_KEY');
+  const dataKeyFileRaw = str(env, 'VOICETWIN_DATA_KEY_FILE');
+  const dataKeyFile = dataKeyFileRaw === undefined ? undefined : path.resolve(cwd, dataKeyFileRaw);
+  if (dataKey !== undefined && dataKeyFile !== undefined) {
+    throw new ConfigError('VOICETWIN_DATA_KEY_FILE', 'set either VOICETWIN_DATA_KEY or VOICETWIN_DATA_KEY_FILE, not both');
+  }
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  if (dataKey === undefined && dataKeyFile === undefined && redisUrl !== undefined) {
+    throw new ConfigError(
+      'VOICETWIN_DATA_KEY',
+      'REDIS_URL is set, so the data key must come from VOICETWIN_DATA_KEY or VOICETWIN_DATA_KEY_FILE (a key generated into the data dir is for the local SQLite default only). Generate one with: openssl rand -hex 32',
+    );
+  }
+  if (dataKeyFile !== undefined && isInsideDir(dataKeyFile, dataDir)) {
+    throw new ConfigError('VOICETWIN_DATA_KEY_FILE', keyFileInsideDataDirMessage(dataKeyFile, dataDir).replace(/^VOICETWIN_DATA_KEY_FILE /, ''));
+  }
 
   return {
-    dataDir: path.resolve(cwd, str(env, 'VOICETWIN_DATA_DIR') ?? './data'),
+    dataDir,
     ...(dataKey !== undefined ? { dataKey } : {}),
-    ...optional('redisUrl', url(env, 'REDIS_URL', ['redis:', 'rediss:'])),
+    ...(dataKeyFile !== undefined ? { dataKeyFile } : {}),
+    ...optional('redisUrl', redisUrl),
     redisNamespace: namespace(env),
     log: { level: logLevel, pretty: bool(env, 'LOG_PRETTY', false) },
     limits: {

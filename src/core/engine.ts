@@ -538,7 +538,7 @@ export class Engine implements ConversationEngine {
           }
           return operatorCommand.run({ user, message, args, target, log });
         }
-        log.info({ command: rawName }, 'unknown command');
+        log.info({ commandChars: rawName.length }, 'unknown command'); // what the user typed is message text: not logged
         throw new UserInputError('UNKNOWN_COMMAND', `I don't know the command /${rawName}. Send /help to see what I can do.`);
       }
     }

@@ -44,6 +44,24 @@ describe('loadConfig', () => {
     expect((caught as ConfigError).message).toContain(variable);
   });
 
+  it('resolves VOICETWIN_DATA_KEY_FILE, refusing a path inside the data dir or alongside VOICETWIN_DATA_KEY', () => {
+    const c = loadConfig({ VOICETWIN_DATA_KEY_FILE: 'secrets/data-key' }, '/srv/vt');
+    expect(c.dataKeyFile).toBe('/srv/vt/secrets/data-key');
+    expect(c.dataKey).toBeUndefined();
+    expect(loadConfig({ VOICETWIN_DATA_KEY_FILE: '/run/secrets/vt', VOICETWIN_DATA_DIR: '/srv/vt/data' }).dataKeyFile).toBe('/run/secrets/vt');
+    expect(() => loadConfig({ VOICETWIN_DATA_KEY_FILE: 'data/key' }, '/srv/vt')).toThrow(
+      /^VOICETWIN_DATA_KEY_FILE: \(\/srv\/vt\/data\/key\) lies inside the data directory \/srv\/vt\/data;.*VOICETWIN_DATA_KEY\./,
+    );
+    expect(() => loadConfig({ VOICETWIN_DATA_KEY_FILE: '/srv/vt/data', VOICETWIN_DATA_DIR: '/srv/vt/data' })).toThrow(ConfigError);
+    expect(() => loadConfig({ VOICETWIN_DATA_KEY_FILE: '/run/secrets/vt', VOICETWIN_DATA_KEY: 'a'.repeat(64) })).toThrow(/not both/);
+  });
+
+  it('requires a configured data key with Redis', () => {
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(/^VOICETWIN_DATA_KEY: REDIS_URL is set, so the data key must come from VOICETWIN_DATA_KEY or VOICETWIN_DATA_KEY_FILE/);
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', VOICETWIN_DATA_KEY: 'a'.repeat(64) }).redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', VOICETWIN_DATA_KEY_FILE: '/run/secrets/vt' }).dataKeyFile).toBe('/run/secrets/vt');
+  });
+
   it('masks credentials of a bad Redis URL in the message', () => {
     expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).toThrow(/\*\*\*@host/);
     expect(() => loadConfig({ REDIS_URL: 'http://user:hunter2@host' })).not.toThrow(/hunter2/);

@@ -11,6 +11,8 @@ import path from 'node:path';
 import wwebjs from 'whatsapp-web.js';
 import type { Message, MessageMedia, MessageSendOptions } from 'whatsapp-web.js';
 import { DependencyError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { ensurePrivateDir, ensurePrivateFile, restrictUmask, securePrivateTree } from '../../core/store/file-modes.js';
 
 /** A chat as the adapter uses it (whatsapp-web.js `Chat`: https://docs.wwebjs.dev/Chat.html). */
 export interface WhatsAppChatLike {
@@ -115,6 +117,29 @@ export function whatsAppPaths(dataDir: string): WhatsAppPaths {
     webCacheDir: path.join(dataDir, 'whatsapp-web-cache'),
     qrPngPath: path.join(dataDir, 'whatsapp-qr.png'),
   };
+}
+
+/** `LocalAuth`'s profile folder inside the session dir (its `session` name without a client id). */
+export const LOCAL_AUTH_PROFILE_DIR = 'session';
+
+/**
+ * Makes what the WhatsApp client keeps on disk owner-only before it starts: the data dir, the
+ * session dir (the linked account's Chromium profile: whoever copies it is logged in as that
+ * number) and the web cache folders 0700 with every file below 0600, the QR PNG 0600. The profile
+ * folder is created 0700 here so that `LocalAuth` finds it private. Chromium creates some profile
+ * files with the process umask (under the usual 022: `Last Version`, `Variations`,
+ * `DevToolsActivePort` 0644), and so does the library's web cache, so the process umask is set to
+ * 077 (see `restrictUmask`).
+ * @throws FileModeError when an entry is reachable by others and not ours to fix
+ */
+export async function secureWhatsAppFiles(dataDir: string, logger?: Logger): Promise<void> {
+  const paths = whatsAppPaths(dataDir);
+  restrictUmask();
+  await ensurePrivateDir(dataDir);
+  await ensurePrivateDir(path.join(paths.sessionDir, LOCAL_AUTH_PROFILE_DIR));
+  await securePrivateTree(paths.sessionDir, logger);
+  await securePrivateTree(paths.webCacheDir, logger);
+  await ensurePrivateFile(paths.qrPngPath);
 }
 
 /**

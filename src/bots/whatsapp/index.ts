@@ -4,7 +4,6 @@
  * {@link OutboundReply}s as WhatsApp messages — voice notes as push-to-talk (`ptt`) bubbles.
  * It maps; the engine decides. See docs/whatsapp.md for linking, the session and the risks.
  */
-import { mkdir } from 'node:fs/promises';
 import type { Message } from 'whatsapp-web.js';
 import type { Logger } from '../../core/log.js';
 import {
@@ -16,7 +15,7 @@ import {
   type OutboundReply,
   type ReplyTarget,
 } from '../../core/types.js';
-import { createWhatsAppClient, whatsAppPaths, type WhatsAppChatLike, type WhatsAppClientLike } from './client.js';
+import { createWhatsAppClient, secureWhatsAppFiles, whatsAppPaths, type WhatsAppChatLike, type WhatsAppClientLike } from './client.js';
 import { WhatsAppConnection, type ReconnectBackoff, type WhatsAppConnectionState } from './connection.js';
 import { DEFAULT_COMMAND_PREFIXES, mapWhatsAppMessage } from './mapping.js';
 import { DEFAULT_MIN_SEND_INTERVAL_MS, SendPacer } from './pacing.js';
@@ -85,7 +84,7 @@ export async function startWhatsAppBot(options: WhatsAppBotOptions): Promise<Wha
   // The composition root may already have bound the channel; bind it once.
   const logger = options.logger.bindings().channel === 'whatsapp' ? options.logger : options.logger.child({ channel: 'whatsapp' });
   const paths = whatsAppPaths(options.dataDir);
-  await mkdir(options.dataDir, { recursive: true });
+  await secureWhatsAppFiles(options.dataDir, logger);
   const client = options.client ?? createWhatsAppClient({ dataDir: options.dataDir, chromiumPath: options.chromiumPath });
   const pacer = new SendPacer(options.minSendIntervalMs ?? DEFAULT_MIN_SEND_INTERVAL_MS);
   const choices = new PendingChoices();

@@ -21,9 +21,11 @@ export function renderQrForTerminal(payload: string): Promise<string> {
  */
 export async function writeQrPng(payload: string, pngPath: string): Promise<number> {
   const png = await QRCode.toBuffer(payload, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 400 });
-  await mkdir(path.dirname(pngPath), { recursive: true });
+  await mkdir(path.dirname(pngPath), { recursive: true, mode: 0o700 });
   const tmp = `${pngPath}.${process.pid}.tmp`;
-  await writeFile(tmp, png, { mode: 0o600 });
+  // A temporary file left by a crash keeps its mode when overwritten: start from a new one.
+  await rm(tmp, { force: true });
+  await writeFile(tmp, png, { mode: 0o600, flag: 'wx' });
   await rename(tmp, pngPath);
   return png.length;
 }

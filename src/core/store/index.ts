@@ -7,6 +7,7 @@ export { createStore, maskUrl, DEFAULT_DEDUPE_TTL_MS, DEFAULT_HISTORY_MAX_TURNS,
 export type { CreateStoreOptions, StoreBackend } from './keyv-store.js';
 export { EncryptedBlobStore, createBlobStore, parseBlobKey, BlobIntegrityError, BlobNotFoundError } from './blob-store.js';
 export type { BlobKind } from './blob-store.js';
-export { loadDataKey, parseDataKey, DATA_KEY_BYTES, DATA_KEY_ENV, DATA_KEY_FILE } from './data-key.js';
+export { loadDataKey, parseDataKey, isInsideDir, DataKeyLocationError, DATA_KEY_BYTES, DATA_KEY_ENV, DATA_KEY_FILE, DATA_KEY_FILE_ENV } from './data-key.js';
+export { securePrivateTree, ensurePrivateDir, ensurePrivateFile, createPrivateFile, FileModeError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js';
 export type { DataKeySource } from './data-key.js';
 export { KeyedLock } from './keyed-lock.js';

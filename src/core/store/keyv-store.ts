@@ -35,7 +35,6 @@
  * assume a single VoiceTwin process per store.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Keyv } from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
@@ -44,6 +43,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { ChatTurn, MemoryRecord } from '../providers.js';
 import { EncryptedBlobStore } from './blob-store.js';
 import { DATA_KEY_BYTES } from './data-key.js';
+import { createPrivateFile, securePrivateTree } from './file-modes.js';
 import { KeyedLock } from './keyed-lock.js';
 import type {
   BlobStore,
@@ -89,7 +89,7 @@ const DATA_KEY_CHECK_LABEL = 'voicetwin data key check v1';
 export interface CreateStoreOptions {
   /** `sqlite` (default without `redisUrl`), `redis` (default with `redisUrl`) or `memory` (tests). */
   backend?: StoreBackend;
-  /** Data directory: holds `voicetwin.sqlite` and `blobs/`; created (mode 0700) when missing. */
+  /** Data directory: holds `voicetwin.sqlite` and `blobs/`; created when missing, made 0700 with every file in it 0600 (see `file-modes.ts`). */
   dataDir: string;
   /** `redis://[user:password@]host:port[/db]` or `rediss://…`; required for the redis backend. */
   redisUrl?: string;
@@ -127,7 +127,7 @@ export async function createStore(options: CreateStoreOptions): Promise<Store> {
     throw new Error(`historyMaxTurns must be a positive integer (got ${String(historyMaxTurns)})`);
   }
   if (!options.dataDir) throw new Error('createStore needs a dataDir');
-  await fs.mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  await securePrivateTree(options.dataDir, logger);
 
   const opened = await openBackend(backend, options, logger);
   const store = new KeyvStore({
@@ -194,6 +194,7 @@ async function openBackend(backend: StoreBackend, options: CreateStoreOptions, l
 
   if (backend === 'sqlite') {
     const file = path.resolve(options.dataDir, SQLITE_FILE);
+    await createPrivateFile(file); // SQLite gives its -wal and -shm files the database file's mode
     const sqlite = new KeyvSqlite({ uri: `sqlite://${file}`, table: SQLITE_TABLE, busyTimeout: SQLITE_BUSY_TIMEOUT_MS });
     const keyv = new Keyv({ store: sqlite, namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
     keyv.on('error', onError);

@@ -2,7 +2,7 @@
  * The WhatsApp adapter against a fake whatsapp-web.js client that emits the library's own
  * `Message` structures built from raw WhatsApp Web data (test/fakes/whatsapp).
  */
-import { stat, readFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import wwebjs from 'whatsapp-web.js';
@@ -318,6 +318,35 @@ describe('connection life', () => {
     expect(states).toEqual(['starting', 'authenticated', 'ready']);
     expect(logs.lines.some((l) => l.event === 'change_state' && l.waState === 'CONNECTED')).toBe(true);
     expect(client.qrPayloads).toHaveLength(0);
+  });
+
+  it('makes the data dir, a session and web cache left readable by others, and the QR PNG owner-only at start-up', async () => {
+    const data = await tempDataDir();
+    const session = path.join(data.dir, 'whatsapp-session', 'session', 'Default', 'IndexedDB');
+    await mkdir(session, { recursive: true, mode: 0o755 });
+    await mkdir(path.join(data.dir, 'whatsapp-web-cache'), { mode: 0o755 });
+    await writeFile(path.join(session, '000003.log'), 'linked account keys', { mode: 0o644 });
+    await writeFile(path.join(data.dir, 'whatsapp-web-cache', '2.3000.html'), '<html>', { mode: 0o644 });
+    const pngPath = path.join(data.dir, 'whatsapp-qr.png');
+    await writeFile(`${pngPath}.${process.pid}.tmp`, 'left by a crash', { mode: 0o644 });
+    // Earlier starts restricted the umask: set the open modes explicitly.
+    for (const dir of [data.dir, path.join(data.dir, 'whatsapp-session'), path.join(data.dir, 'whatsapp-session', 'session'), session, path.join(data.dir, 'whatsapp-web-cache')]) await chmod(dir, 0o755);
+    for (const file of [path.join(session, '000003.log'), path.join(data.dir, 'whatsapp-web-cache', '2.3000.html'), `${pngPath}.${process.pid}.tmp`]) await chmod(file, 0o644);
+    const client = new FakeWhatsAppClient({ startup: 'qr' });
+    const logs = captureLogs();
+    const bot = await startWhatsAppBot({ engine: new RecordingEngine(), logger: logs.logger, dataDir: data.dir, client, qrOutput: null, reconnect: { initialDelayMs: 20, maxDelayMs: 80 } });
+    running.push({ bot, remove: data.remove });
+    await waitUntil(() => bot.state === 'qr', 'qr state');
+    await waitUntil(() => logs.lines.some((l) => l.qrPngPath === pngPath), 'the QR PNG');
+    const reachable: string[] = [];
+    for (const entry of ['', ...(await readdir(data.dir, { recursive: true }))]) {
+      const stats = await lstat(path.join(data.dir, entry));
+      if ((stats.mode & 0o077) !== 0) reachable.push(`${entry || '.'} ${(stats.mode & 0o777).toString(8)}`);
+      else expect({ entry, mode: (stats.mode & 0o777).toString(8) }).toEqual({ entry, mode: stats.isDirectory() ? '700' : '600' });
+    }
+    expect(reachable).toEqual([]);
+    expect(await readFile(path.join(session, '000003.log'), 'utf8')).toBe('linked account keys');
+    expect(logs.lines.some((l) => l.level === 40 && /readable by other users/.test(String(l.msg)))).toBe(true);
   });
 
   it('writes the QR as a PNG and to the terminal, never to the logs, and removes it once linked', async () => {

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import wwebjs from 'whatsapp-web.js';
@@ -30,6 +30,16 @@ async function chromiumProcessesUsing(dir: string): Promise<number> {
     if ((err as { code?: unknown }).code === 1) return 0; // pgrep exits 1 when nothing matches
     throw err; // pgrep missing (procps) or broken: do not pass silently
   }
+}
+
+/** Entries under `root` (root included, symbolic links skipped) with any group or other permission bit. */
+async function entriesReachableByOthers(root: string): Promise<string[]> {
+  const open: string[] = [];
+  for (const entry of ['', ...(await readdir(root, { recursive: true }))]) {
+    const stats = await lstat(path.join(root, entry));
+    if (!stats.isSymbolicLink() && (stats.mode & 0o077) !== 0) open.push(`${entry || '.'} ${(stats.mode & 0o777).toString(8)}`);
+  }
+  return open;
 }
 
 const WEB_VERSION = (wwebjs as unknown as { DefaultOptions: { webVersion: string } }).DefaultOptions.webVersion;
@@ -118,6 +128,10 @@ describe.skipIf(!haveChromium && !process.env.CI)('WhatsApp client start-up with
       expect(qrPayloads[0]).toMatch(/^2@[A-Za-z0-9+/=]+,[A-Za-z0-9+/=]{44},[A-Za-z0-9+/=]{44},[A-Za-z0-9+/=]+,CHROME$/);
       const png = await readFile(paths.qrPngPath);
       expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
+      // Chromium's profile (the linked session), the web cache and the QR code: owner-only.
+      const open = await entriesReachableByOthers(data.dir);
+      expect(open).toEqual([]);
+      expect(existsSync(path.join(paths.sessionDir, 'session', 'Local State'))).toBe(true);
       expect(logs.text()).not.toContain(qrPayloads[0]!);
 
       // What WhatsApp Web does after a successful scan; the library then emits `authenticated`.

@@ -200,6 +200,7 @@ export class FakeDiscord {
   private readonly voiceRejected = new Set<string>();
   private readonly attachmentsRejected = new Set<string>();
   private readonly dmBlocked = new Set<string>();
+  private readonly channelFailures = new Map<string, { status: number; code: number; message: string }>();
   private readonly expiredTokens = new Set<string>();
   private readonly heartbeatIntervalMs: number;
   private readonly ackDeadlineMs: number;
@@ -283,6 +284,14 @@ export class FakeDiscord {
   /** Messages to this user's DM channel fail with 50007 "Cannot send messages to this user". */
   blockDirectMessages(userId: string): void {
     this.dmBlocked.add(userId);
+  }
+
+  /**
+   * Every message created in this channel (channel messages, not interaction responses) fails with
+   * the given error after the request was read, e.g. `{ status: 400, code: 50035, message: 'Invalid Form Body' }`.
+   */
+  failMessagesIn(channelId: string, error: { status: number; code: number; message: string }): void {
+    this.channelFailures.set(channelId, error);
   }
 
   /** The DM channel id between the bot and `userId` (created on first use). */
@@ -855,6 +864,8 @@ export class FakeDiscord {
       const recipient = channel.recipients?.[0]?.id;
       if (recipient && this.dmBlocked.has(recipient)) throw new ApiError(403, 50007, 'Cannot send messages to this user');
     }
+    const failure = this.channelFailures.get(channelId);
+    if (failure) throw new ApiError(failure.status, failure.code, failure.message);
     const body = (call.json ?? {}) as Record<string, unknown>;
     validateMessageBody(body, call.files);
     if (call.files.length) this.checkUploadsAllowed(channelId);

@@ -149,6 +149,11 @@ export class FakeWhatsAppClient extends EventEmitter implements WhatsAppClientLi
   readonly sent: SentRecord[] = [];
   /** Chats for which `sendMessage` resolves to `undefined`, as the library does for unknown chats. */
   readonly unknownChats = new Set<string>();
+  /**
+   * When set, every `sendMessage` rejects with the error it returns, as when the page's
+   * `window.WWebJS.sendMessage` throws inside puppeteer's evaluate.
+   */
+  sendFailure: (() => Error) | undefined;
   initializeCalls = 0;
   destroyCalls = 0;
   /** The QR payloads emitted, in order. */
@@ -196,6 +201,7 @@ export class FakeWhatsAppClient extends EventEmitter implements WhatsAppClientLi
 
   async sendMessage(chatId: string, content: string | InstanceType<typeof wwebjs.MessageMedia>, options: MessageSendOptions = {}): Promise<Message | undefined> {
     if (!this.info) throw new TypeError("Cannot read properties of null (reading 'evaluate')");
+    if (this.sendFailure) throw this.sendFailure();
     if (this.unknownChats.has(chatId)) return undefined;
     const isMedia = content instanceof wwebjs.MessageMedia;
     const type = isMedia ? (options.sendAudioAsVoice ? 'ptt' : 'audio') : 'chat';
