@@ -25,6 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import sqlite3 from 'sqlite3';
 import { silentLogger, type Logger } from '../core/log.js';
+import { createPrivateFile } from '../core/store/file-modes.js';
 import {
   PermanentJobError,
   latencySummary,
@@ -172,6 +173,8 @@ export class EmbeddedQueue implements JobQueue {
     const file = path.join(options.dataDir, QUEUE_FILE);
     let db: Db;
     try {
+      // Created owner-only before SQLite opens it, so its -wal and -shm files inherit the mode.
+      await createPrivateFile(file);
       db = await Db.open(file);
     } catch (err) {
       throw new Error(`Cannot open the job queue file ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -199,7 +202,6 @@ export class EmbeddedQueue implements JobQueue {
       CREATE INDEX IF NOT EXISTS jobs_key_state ON jobs(key, state, seq);
       CREATE INDEX IF NOT EXISTS jobs_state_seq ON jobs(state, seq);
     `);
-    await fs.chmod(file, 0o600).catch(() => undefined);
     return new EmbeddedQueue(db, options);
   }
 
