@@ -315,7 +315,11 @@ export class Engine implements ConversationEngine {
    */
   async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
     if (!this.queue) {
-      await this.handle(message, target ?? this.senderTarget(message.channel, message.chatId));
+      try {
+        await this.handle(message, target ?? this.senderTarget(message.channel, message.chatId));
+      } finally {
+        await settle(target, this.logger);
+      }
       return true;
     }
     const userKey = `${message.channel}:${message.userId}`;
@@ -331,6 +335,8 @@ export class Engine implements ConversationEngine {
       throw err;
     }
     if (!created) {
+      this.liveTargets.delete(message.id);
+      await settle(target, log);
       if (inboxBlobKey) await this.store.blobs.delete(inboxBlobKey).catch(() => undefined);
       log.info('duplicate inbound message dropped');
       this.observer({ type: 'duplicate', messageId: message.id });
@@ -360,15 +366,23 @@ export class Engine implements ConversationEngine {
   private async runTurnJob(job: Job<TurnJobData>): Promise<void> {
     const message = this.hydrate(job.data.message);
     const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id, jobId: job.id, attempt: job.attempt });
-    const base = this.liveTargets.get(message.id) ?? this.senderTarget(message.channel, message.chatId);
+    const live = this.liveTargets.get(message.id);
+    const base = live ?? this.senderTarget(message.channel, message.chatId);
     const target = new OutboxTarget(this.store.kv, message.id, base, log);
     const last = job.attempt >= job.maxAttempts;
+    let retrying = false;
     try {
       await this.process(message, target, log, last);
+    } catch (err) {
+      retrying = true;
+      throw err;
     } finally {
-      if (last) this.liveTargets.delete(message.id);
+      // The live target stays for a retry in this process; otherwise the handling is over.
+      if (!retrying) {
+        this.liveTargets.delete(message.id);
+        await settle(live, log);
+      }
     }
-    this.liveTargets.delete(message.id);
     if (job.data.inboxBlobKey) await this.store.blobs.delete(job.data.inboxBlobKey).catch((err: unknown) => log.warn({ err }, 'inbox audio not deleted'));
   }
 
@@ -380,7 +394,7 @@ export class Engine implements ConversationEngine {
       if (ref.kind === 'blob') return this.store.blobs.get(ref.blobKey);
       const fetcher = this.fetchers.get(ref.channel);
       if (!fetcher) throw new Error(`no media fetcher registered for ${ref.channel} in this process`);
-      return fetcher(ref);
+      return fetcher(ref, message.audio?.declaredSizeBytes);
     };
     return { ...message, audio: { ...message.audio, download } };
   }
@@ -881,6 +895,16 @@ export class Engine implements ConversationEngine {
     const p = promise.catch((err: unknown) => this.logger.error({ err }, 'background job failed'));
     this.background.add(p);
     void p.finally(() => this.background.delete(p));
+  }
+}
+
+/** Calls a target's `settle` hook, if any; a failure is logged, never thrown. */
+async function settle(target: ReplyTarget | undefined, log: Logger): Promise<void> {
+  if (!target?.settle) return;
+  try {
+    await target.settle();
+  } catch (err) {
+    log.warn({ err }, 'reply target could not be settled');
   }
 }
 

@@ -140,6 +140,11 @@ export interface ReplyTarget {
    * (so the outbox records a part at the last moment before it leaves).
    */
   readonly reportsDispatch?: boolean;
+  /**
+   * Called once when the message this target answers is completely handled (its job finished, or
+   * failed for good): resolve a deferred interaction, clear a "recording…" presence.
+   */
+  settle?(): Promise<void>;
 }
 
 /**
@@ -157,8 +162,11 @@ export interface ChannelSender {
   target?(chatId: string): ReplyTarget;
 }
 
-/** Fetches the bytes of an {@link AudioRef} of a channel (getFile + download, a CDN URL…). */
-export type MediaFetcher = (ref: Extract<AudioRef, { kind: 'platform' }>) => Promise<Buffer>;
+/**
+ * Fetches the bytes of an {@link AudioRef} of a channel (getFile + download, a CDN URL…).
+ * `declaredSizeBytes` is the size the platform announced, when known (a larger body is refused).
+ */
+export type MediaFetcher = (ref: Extract<AudioRef, { kind: 'platform' }>, declaredSizeBytes?: number) => Promise<Buffer>;
 
 /** A command the engine understands, for command menus (Telegram `setMyCommands`, Discord slash commands). */
 export interface CommandInfo {

@@ -31,7 +31,7 @@ import type { Logger } from '../../core/log.js';
 import type { ConversationEngine, InboundMessage } from '../../core/types.js';
 import { EPHEMERAL_COMMANDS, buildSlashCommands, commandContent } from './commands.js';
 import { directMessageToInbound, displayNameOf, downloadAttachment, interactionInboundId } from './mapping.js';
-import { parseButtonCustomId, type Surface } from './render.js';
+import { DEFAULT_UPLOAD_LIMIT_BYTES, parseButtonCustomId, type Surface } from './render.js';
 import { ChannelSurface, DirectMessageSender, InteractionSurface, SurfaceReplyTarget } from './targets.js';
 
 export { buildSlashCommands } from './commands.js';
@@ -110,16 +110,18 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
   };
   const download = (a: Attachment) => () => downloadAttachment(a.url, a.size);
 
-  /** Runs one inbound message through the engine; an unexpected failure still gets an apology. */
+  /**
+   * Stores one inbound message as a job (after the interaction was deferred); the engine settles
+   * the target when the job is over. If it cannot be stored, the user gets an apology at once.
+   */
   const run = async (inbound: InboundMessage, surface: Surface, reqLog: Logger, typing?: () => Promise<void>): Promise<void> => {
     const target = new SurfaceReplyTarget(surface, inbound.userId, reqLog, typing);
     try {
-      await engine.handle(inbound, target);
+      await engine.submit(inbound, target);
     } catch (err) {
-      reqLog.error({ err }, 'engine failed to handle a message');
+      reqLog.error({ err }, 'message could not be accepted');
       await target.reply({ kind: 'error', text: APOLOGY }).catch((e: unknown) => reqLog.error({ err: e }, 'apology could not be sent'));
-    } finally {
-      if (surface instanceof InteractionSurface) await surface.settle();
+      await target.settle();
     }
   };
 
@@ -178,6 +180,10 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
   });
 
   engine.registerSender(new DirectMessageSender(client, log));
+  engine.registerMediaFetcher('discord', async (ref, declaredSizeBytes) => {
+    if (!ref.url) throw new Error('a Discord audio reference needs the attachment URL');
+    return downloadAttachment(ref.url, declaredSizeBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES);
+  });
 
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const ready = once(client, Events.ClientReady, { signal: AbortSignal.timeout(readyTimeoutMs) });

@@ -34,7 +34,14 @@ export function displayNameOf(user: User, memberNickname?: string | null): strin
  * @param download fetches the bytes; called by the engine at most once, after its checks
  */
 export function attachmentAudio(attachment: Attachment, isVoiceNote: boolean, download: () => Promise<Buffer>): InboundAudio {
-  const audio: InboundAudio = { isVoiceNote, declaredSizeBytes: attachment.size, fileName: attachment.name, download };
+  const audio: InboundAudio = {
+    isVoiceNote,
+    declaredSizeBytes: attachment.size,
+    fileName: attachment.name,
+    download,
+    // The CDN URL is what a job carries; a worker fetches it again (signed, valid for some hours).
+    ref: { kind: 'platform', channel: 'discord', url: attachment.url },
+  };
   if (typeof attachment.duration === 'number' && Number.isFinite(attachment.duration)) audio.declaredDurationSec = attachment.duration;
   if (attachment.contentType) audio.declaredMime = attachment.contentType;
   return audio;

@@ -168,6 +168,11 @@ export class SurfaceReplyTarget implements ReplyTarget {
     private readonly typing?: () => Promise<void>,
   ) {}
 
+  /** Resolves a deferred interaction that got no answer (see {@link InteractionSurface.settle}). */
+  async settle(): Promise<void> {
+    if (this.surface instanceof InteractionSurface) await this.surface.settle();
+  }
+
   async reply(reply: OutboundReply): Promise<void> {
     this.replies += 1;
     await deliverReply(this.surface, reply, this.ownerId, this.log);

@@ -158,13 +158,14 @@ export async function startWhatsAppBot(options: WhatsAppBotOptions): Promise<Wha
       'WhatsApp message received',
     );
     const target = new WhatsAppTurnTarget(client, sender, inbound.chatId, mapped.isGroup ? message.id._serialized : undefined, log);
+    // First sign of life before the job is stored; the engine settles the target when it is done.
+    void target.activity(inbound.audio ? 'record_voice' : 'typing');
     try {
-      await options.engine.handle(inbound, target);
+      await options.engine.submit(inbound, target);
     } catch (err) {
-      log.error({ err }, 'the engine failed on a WhatsApp message');
+      log.error({ err }, 'WhatsApp message could not be accepted');
       await sender.send(inbound.chatId, { kind: 'error', text: APOLOGY }).catch((sendErr: unknown) => log.error({ err: sendErr }, 'could not send the apology'));
-    } finally {
-      await target.finish();
+      await target.settle();
     }
   };
 
@@ -249,6 +250,8 @@ class WhatsAppTurnTarget implements ReplyTarget {
 
   /** Shows "recording…" (voice activities) or "typing…", refreshed until a reply is sent. Never throws. */
   async activity(kind: ChatActivity): Promise<void> {
+    // Already shown and being refreshed (the adapter's first sign of life): nothing to send.
+    if (this.activityKind === kind && this.activityTimer) return;
     this.activityKind = kind;
     if (!this.activityTimer) {
       this.activityStartedAtMs = Date.now();
@@ -264,6 +267,11 @@ class WhatsAppTurnTarget implements ReplyTarget {
   async status(text: string): Promise<(text: string) => Promise<void>> {
     this.stopActivityRefresh();
     return this.sender.sendEditable(this.chatId, text);
+  }
+
+  /** Clears the presence when the message's job is over (called by the engine). */
+  async settle(): Promise<void> {
+    await this.finish();
   }
 
   /** Ends the turn: stops the indicator (clearing it if no reply did). */

@@ -40,7 +40,11 @@ export class RecordingEngine implements ConversationEngine {
   /** Adapters submit messages; this engine handles them at once, like an engine without a job queue. */
   async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
     if (!target) throw new Error('the test engine needs a live reply target');
-    await this.handle(message, target);
+    try {
+      await this.handle(message, target);
+    } finally {
+      await target.settle?.();
+    }
     return true;
   }
 
