@@ -144,6 +144,14 @@ export const FLITE_NATURAL: Record<FlitePreviewVoice, { medianF0Hz: number; syll
 export const RATE_STRETCH_EXPONENT = -0.5;
 
 /**
+ * Shortest duration stretch the fit uses (fastest speech). Faster than this flite stops being
+ * intelligible: round-trip word error rate on the bench sentences, slt at 212 Hz: 24% at 0.66,
+ * 34% at 0.6, 56% at 0.51; awb: 32% at 0.6. The syllable rate measured there (slt 0.66: 4.9 per
+ * second) already covers fast readers (LibriSpeech 2412: 5.0).
+ */
+export const FIT_MIN_DURATION_STRETCH = 0.66;
+
+/**
  * The flite voice for a speaker with median F0 `f0Hz` (Hz): `awb` below
  * {@link VARIANT_SPLIT_F0_HZ}, else `slt` — the same split as the espeak-ng variants. Both follow
  * a pitch target from 85 to 300 Hz with a round-trip word error rate of 5–13%, so the split

@@ -11,9 +11,9 @@ import { analyseSample, wavToPcm } from '../../core/audio/index.js';
 import { DependencyError, ProviderError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { CloneSample, ClonedVoice, VoiceCloner } from '../../core/providers.js';
-import { FLITE_NATURAL, fliteVoiceForF0, pitchForF0, RATE_STRETCH_EXPONENT, speedForSyllableRate, variantForF0, type EspeakVariant, type FlitePreviewVoice } from './calibration.js';
+import { FIT_MIN_DURATION_STRETCH, FLITE_NATURAL, fliteVoiceForF0, pitchForF0, RATE_STRETCH_EXPONENT, speedForSyllableRate, variantForF0, type EspeakVariant, type FlitePreviewVoice } from './calibration.js';
 import { LOCAL_PROVIDER, type EspeakVoiceParams } from './espeak.js';
-import { DURATION_STRETCH_MAX, DURATION_STRETCH_MIN, F0_TARGET_MAX_HZ, F0_TARGET_MIN_HZ, runFlite, type FliteVoiceParams } from './flite.js';
+import { DURATION_STRETCH_MAX, F0_TARGET_MAX_HZ, F0_TARGET_MIN_HZ, runFlite, type FliteVoiceParams } from './flite.js';
 import { offlineTtsEngine, type OfflineTtsEngine } from './synthesizer.js';
 
 /** Default seconds of enrollment speech before the preview voice is made. */
@@ -115,9 +115,9 @@ export interface FliteFit {
  * it with `analyseSample` and corrects: the pitch target by the F0 ratio, the stretch by a secant
  * step in log-log space (the first step assumes the exponent). Stops when F0 is within 2% and the
  * rate within 3%, or after `maxRounds`; returns the best round (smallest error relative to the 5% /
- * 10% goals). Settings are clamped to flite's bounds, and the measured rate saturates near 5.5
- * syllables/s (slt at stretch 0.4), so very fast speakers stay slower; the fit stops early when
- * the settings stop moving.
+ * 10% goals). The stretch stays at or above {@link FIT_MIN_DURATION_STRETCH} (faster flite speech
+ * is no longer intelligible) and the pitch target within flite's bounds, so very fast speakers
+ * stay a little slower; the fit stops early when the settings stop moving.
  *
  * @param synthesize speaks text with flite settings and returns a 16-bit PCM WAV
  * @throws whatever `synthesize` throws; the abort reason when `signal` aborts between rounds;
@@ -131,7 +131,7 @@ export async function fitFliteVoice(
   const fliteVoice = fliteVoiceForF0(target.medianF0Hz);
   const natural = FLITE_NATURAL[fliteVoice];
   let f0TargetHz = clamp(target.medianF0Hz, F0_TARGET_MIN_HZ, F0_TARGET_MAX_HZ);
-  let durationStretch = clamp(Math.pow(target.syllableRatePerSec / natural.syllableRatePerSec, 1 / RATE_STRETCH_EXPONENT), DURATION_STRETCH_MIN, DURATION_STRETCH_MAX);
+  let durationStretch = clamp(Math.pow(target.syllableRatePerSec / natural.syllableRatePerSec, 1 / RATE_STRETCH_EXPONENT), FIT_MIN_DURATION_STRETCH, DURATION_STRETCH_MAX);
   let best: (FliteFit & { score: number }) | undefined;
   let previous: { stretch: number; rate: number } | undefined;
   const maxRounds = options.maxRounds ?? 5;
@@ -152,7 +152,7 @@ export async function fitFliteVoice(
       if (measured < -0.15 && measured > -1.5) exponent = measured;
     }
     previous = { stretch: params.durationStretch, rate: analysis.syllableRatePerSec };
-    durationStretch = clamp(params.durationStretch * Math.exp(Math.log(target.syllableRatePerSec / analysis.syllableRatePerSec) / exponent), DURATION_STRETCH_MIN, DURATION_STRETCH_MAX);
+    durationStretch = clamp(params.durationStretch * Math.exp(Math.log(target.syllableRatePerSec / analysis.syllableRatePerSec) / exponent), FIT_MIN_DURATION_STRETCH, DURATION_STRETCH_MAX);
     // Settings pinned at a bound (a speaker faster or slower than flite can measure): stop.
     if (Math.abs(durationStretch - params.durationStretch) < 0.005 && Math.abs(f0TargetHz / params.f0TargetHz - 1) < 0.01) break;
   }

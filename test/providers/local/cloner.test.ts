@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { analyseSample } from '../../../src/core/audio/analysis.js';
 import { ProviderError } from '../../../src/core/errors.js';
 import type { CloneSample, ClonedVoice, PcmAudio } from '../../../src/core/providers.js';
-import { expectedF0Hz, pitchForF0, speedForSyllableRate, variantForF0 } from '../../../src/providers/local/calibration.js';
+import { expectedF0Hz, FIT_MIN_DURATION_STRETCH, pitchForF0, speedForSyllableRate, variantForF0 } from '../../../src/providers/local/calibration.js';
 import { FIT_TEXT, OfflinePreviewCloner, type PreviewVoiceParams } from '../../../src/providers/local/cloner.js';
 import { LocalSpeechSynthesizer } from '../../../src/providers/local/synthesizer.js';
 import { makeSpeechWav, toPcm } from '../../helpers/audio.js';
@@ -61,14 +61,14 @@ describe('calibration tables', () => {
 
 describe('OfflinePreviewCloner on generated speakers', () => {
   // Two synthetic "speakers" with known settings within the range of ordinary speech (about
-  // 95 Hz and 3.6 syllables/s; 215 Hz and 5 syllables/s): a low slow voice and a high fast one.
+  // 85 Hz and 3.8 syllables/s; 210 Hz and 4.8 syllables/s): a low slow voice and a high fast one.
   const lowSlow = [
     toPcm(makeSpeechWav('My name is Sam and I grew up near the coast, where the wind never stops.', { voice: 'en-us+m1', pitch: 40, speedWpm: 140 })),
     toPcm(makeSpeechWav('Every morning I walk the dog before breakfast and listen to the radio.', { voice: 'en-us+m1', pitch: 40, speedWpm: 140 })),
   ];
   const highFast = [
-    toPcm(makeSpeechWav('My name is Alex and I grew up in the city, where nothing is ever quiet.', { voice: 'en-us+f2', pitch: 60, speedWpm: 190 })),
-    toPcm(makeSpeechWav('Every evening I cook something new and call my sister for a chat.', { voice: 'en-us+f2', pitch: 60, speedWpm: 190 })),
+    toPcm(makeSpeechWav('My name is Alex and I grew up in the city, where nothing is ever quiet.', { voice: 'en-us+f2', pitch: 60, speedWpm: 170 })),
+    toPcm(makeSpeechWav('Every evening I cook something new and call my sister for a chat.', { voice: 'en-us+f2', pitch: 60, speedWpm: 170 })),
   ];
 
   it('labels the voice honestly as an approximation with a stable id', async () => {
@@ -102,6 +102,13 @@ describe('OfflinePreviewCloner on generated speakers', () => {
     expect(REPLY_TEXT).not.toBe(FIT_TEXT);
     await expectMatched('low slow', await cloner.clone({ userId: 'u', samples: samples(lowSlow) }));
     await expectMatched('high fast', await cloner.clone({ userId: 'u', samples: samples(highFast) }));
+  });
+
+  it('keeps a very fast speaker intelligible: the duration stretch stops at its floor', async () => {
+    const veryFast = [toPcm(makeSpeechWav('My name is Alex and I grew up in the city, where nothing is ever quiet.', { voice: 'en-us+f2', pitch: 60, speedWpm: 280 }))];
+    const params = (await cloner.clone({ userId: 'u', samples: samples(veryFast) })).params as unknown as PreviewVoiceParams;
+    expect(params.speakerSyllableRatePerSec).toBeGreaterThan(5.5);
+    expect(params.durationStretch).toBe(FIT_MIN_DURATION_STRETCH);
   });
 
   it('makes an espeak-ng voice when flite is missing or the engine is espeak-ng', async () => {
