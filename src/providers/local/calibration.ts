@@ -127,9 +127,9 @@ function clampRound(value: number, min: number, max: number): number {
 export type FlitePreviewVoice = 'awb' | 'slt';
 
 /**
- * What each preview voice does at its own settings, speaking the fit text (cloner.ts) with
- * flite 2.2: median F0 of voiced speech, Hz, and syllable nuclei per second of speech, measured
- * with `analyseSample` like the speakers. Starting points of the fit; measured 2026-11.
+ * What each preview voice does at its own settings with flite 2.2: median F0 of voiced speech, Hz,
+ * and syllable nuclei per second of speech, measured with `analyseSample` like the speakers
+ * (2026-11; the rate varies by about ±10% with the text spoken). Only the fit's starting points.
  */
 export const FLITE_NATURAL: Record<FlitePreviewVoice, { medianF0Hz: number; syllableRatePerSec: number }> = {
   awb: { medianF0Hz: 131, syllableRatePerSec: 4.1 },
