@@ -1,11 +1,12 @@
 # VoiceTwin: Debian-based Node 20 image with the system tools the voice pipeline needs.
 FROM node:20-bookworm-slim
 
-# ffmpeg/ffprobe: audio pipeline; espeak-ng + pocketsphinx: offline voice and speech-to-text;
+# ffmpeg/ffprobe: audio pipeline; flite (+ espeak-ng for other languages and as fallback) and
+# pocketsphinx: offline voice and speech-to-text;
 # chromium: WhatsApp Web client; python3/make/g++: build the sqlite3 and @discordjs/opus native modules.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ffmpeg espeak-ng pocketsphinx pocketsphinx-en-us chromium ca-certificates python3 make g++ \
+      ffmpeg flite espeak-ng pocketsphinx pocketsphinx-en-us chromium ca-certificates python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 
 ENV NODE_ENV=production \

@@ -7,7 +7,9 @@
  *    history and store writes, decoding the synthesised audio, joining, Opus encoding. Per stage
  *    p50/p95 ms, and the overhead (total minus provider time) p95 against the 100 ms goal.
  * 2. Throughput: chat turns per second over several users at once with the same providers.
- * 3. Offline stack: a few turns with the real pocketsphinx / template / espeak-ng providers.
+ * 3. Offline stack: a few turns with the real pocketsphinx / template / flite providers, and the
+ *    offline voice itself (bench/offline-voice.ts): round-trip word error rate per engine, F0 and
+ *    rate matching on real speakers, synthesis real-time factor.
  * 4. Peak RSS of the process (KiB → MiB).
  */
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -176,6 +178,7 @@ async function main(): Promise<void> {
       machine: { node: process.version, platform: process.platform, arch: process.arch },
       pipeline: SECTIONS.has('pipeline') ? await benchPipeline(dir, note, ttsWav) : 'skipped',
       offlineStack: SECTIONS.has('offline') ? await benchOffline(dir, note) : 'skipped',
+      offlineVoice: SECTIONS.has('offline') ? await optionalBench('./offline-voice.js', 'benchOfflineVoice') : 'skipped',
       audio: SECTIONS.has('audio') ? await optionalBench('./audio.js', 'benchAudio') : 'skipped',
       store: SECTIONS.has('store') ? await optionalBench('./store.js', 'benchStore') : 'skipped',
       telegram: SECTIONS.has('telegram') ? await optionalBench('./telegram.js', 'benchTelegram') : 'skipped',

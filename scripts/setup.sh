@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs what VoiceTwin needs on a Debian/Ubuntu machine: system packages (ffmpeg, espeak-ng,
-# pocketsphinx with its US English model, sox, Redis for the Redis tests, Chromium for WhatsApp)
+# Installs what VoiceTwin needs on a Debian/Ubuntu machine: system packages (ffmpeg, flite and
+# espeak-ng for the offline voice, pocketsphinx with its US English model, sox, Redis for the Redis tests, Chromium for WhatsApp)
 # and the npm packages. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(ffmpeg espeak-ng pocketsphinx pocketsphinx-en-us sox redis-server chromium procps ca-certificates python3 make g++)
+packages=(ffmpeg flite espeak-ng pocketsphinx pocketsphinx-en-us sox redis-server chromium procps ca-certificates python3 make g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

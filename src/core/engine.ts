@@ -119,7 +119,7 @@ export const COMMANDS: readonly CommandInfo[] = [
 const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say' };
 
 /** Label attached to replies spoken by a voice that only approximates the user. */
-export const APPROXIMATION_NOTE = 'Offline preview voice: an espeak-ng approximation of your pitch and pace, not a neural clone.';
+export const APPROXIMATION_NOTE = 'Offline preview voice: a flite synthetic voice set to your pitch and pace, not a neural clone.';
 
 /** What an operator command receives. */
 export interface OperatorCommandContext {

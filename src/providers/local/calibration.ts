@@ -1,4 +1,8 @@
 /**
+ * Offline voice calibration. The flite preview voice is fitted per speaker at clone time (see
+ * cloner.ts, {@link fitFliteVoice}); this module holds the starting points of that fit and the
+ * espeak-ng tables used for the espeak-ng fallback settings every preview voice also carries.
+ *
  * How espeak-ng's `-p` (pitch, 0–99) and `-s` (speed, words per minute) translate into what a
  * listener measures, so the offline preview voice can be matched to a speaker.
  *
@@ -117,4 +121,42 @@ function interpolate(table: ReadonlyArray<readonly [number, number]>, x: number)
 
 function clampRound(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, Math.round(value)));
+}
+
+/** A flite voice the preview voice is made from (flite.ts): `awb` (male) or `slt` (female). */
+export type FlitePreviewVoice = 'awb' | 'slt';
+
+/**
+ * What each preview voice does at its own settings with flite 2.2: median F0 of voiced speech, Hz,
+ * and syllable nuclei per second of speech, measured with `analyseSample` like the speakers
+ * (2026-11; the rate varies by about ±10% with the text spoken). Only the fit's starting points.
+ */
+export const FLITE_NATURAL: Record<FlitePreviewVoice, { medianF0Hz: number; syllableRatePerSec: number }> = {
+  awb: { medianF0Hz: 131, syllableRatePerSec: 4.1 },
+  slt: { medianF0Hz: 172, syllableRatePerSec: 3.5 },
+};
+
+/**
+ * How the measured syllable rate answers flite's `duration_stretch`: rate ∝ stretch^(−0.5)
+ * (rms: stretch 0.8 → ×1.11, 1.3 → ×0.86 on the bench sentences), not ∝ stretch^(−1), because the
+ * nucleus detector merges syllables as speech gets faster. Used for the fit's first step.
+ */
+export const RATE_STRETCH_EXPONENT = -0.5;
+
+/**
+ * Shortest duration stretch the fit uses (fastest speech). Faster than this flite stops being
+ * intelligible: round-trip word error rate on the bench sentences, slt at 212 Hz: 24% at 0.66,
+ * 34% at 0.6, 56% at 0.51; awb: 32% at 0.6. The syllable rate measured there (slt 0.66: 4.9 per
+ * second) already covers fast readers (LibriSpeech 2412: 5.0).
+ */
+export const FIT_MIN_DURATION_STRETCH = 0.66;
+
+/**
+ * The flite voice for a speaker with median F0 `f0Hz` (Hz): `awb` below
+ * {@link VARIANT_SPLIT_F0_HZ}, else `slt` — the same split as the espeak-ng variants. Both follow
+ * a pitch target from 85 to 300 Hz with a round-trip word error rate of 5–13%, so the split
+ * chooses the timbre (male or female vocal tract) nearest the speaker, not the reachable pitch.
+ */
+export function fliteVoiceForF0(f0Hz: number): FlitePreviewVoice {
+  return f0Hz < VARIANT_SPLIT_F0_HZ ? 'awb' : 'slt';
 }

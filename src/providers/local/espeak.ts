@@ -206,6 +206,15 @@ function wavDataOffset(wav: Buffer): number | undefined {
   return undefined;
 }
 
+/**
+ * True when `wav` is a RIFF/WAVE with 16-bit PCM samples reaching at least 1% of full scale
+ * somewhere (flite and espeak-ng write digital silence for text with nothing to say).
+ */
+export function isAudibleWav(wav: Buffer): boolean {
+  const offset = wavDataOffset(wav);
+  return offset !== undefined && hasAudibleSamples(wav, offset);
+}
+
 /** True when the 16-bit PCM samples from `dataStart` on reach at least 1% of full scale somewhere. */
 function hasAudibleSamples(wav: Buffer, dataStart: number): boolean {
   for (let i = dataStart; i + 1 < wav.length; i += 2) {

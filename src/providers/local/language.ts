@@ -160,18 +160,25 @@ export function keyPhrase(text: string, boost: ReadonlySet<string> = new Set()):
   if (possessive) {
     const first = possessive[1]!;
     const second = possessive[2];
-    if (!STOP_WORDS.has(first.toLowerCase()) && first.toLowerCase() !== 'own') {
-      // "my new job" keeps the adjective; "my girlfriend left" stops at the noun.
-      const useSecond = second && MODIFIERS.has(first.toLowerCase()) && !STOP_WORDS.has(second.toLowerCase());
-      return `your ${first}${useSecond ? ` ${second}` : ''}`;
+    const firstLower = first.toLowerCase();
+    const secondIsNoun = second !== undefined && !STOP_WORDS.has(second.toLowerCase()) && isNounLike(second) && !second.toLowerCase().endsWith('ing');
+    if (MODIFIERS.has(firstLower)) {
+      // "my new job" keeps the adjective; "my best" alone is no topic.
+      if (secondIsNoun) return `your ${first} ${second}`;
+    } else if (!STOP_WORDS.has(firstLower) && firstLower !== 'own') {
+      // "my girlfriend left" stops at the noun; "my stupid car" drops the other adjective.
+      if (isNounLike(first) && !TIME_WORDS.has(firstLower)) return `your ${first}`;
+      if (secondIsNoun && !TIME_WORDS.has(second!.toLowerCase())) return `your ${second}`;
     }
   }
   const about = /\babout\s+((?:the|a|an|this|that|our|my)\s+)?([\p{L}'-]{3,})/iu.exec(text);
-  if (about && !STOP_WORDS.has(about[2]!.toLowerCase())) {
+  if (about && !STOP_WORDS.has(about[2]!.toLowerCase()) && isNounLike(about[2]!) && !/ing$/i.test(about[2]!) && !TIME_WORDS.has(about[2]!.toLowerCase())) {
     const det = about[1]?.trim().toLowerCase();
     return `${det ? `${swapPerson(det)} ` : ''}${about[2]}`;
   }
-  const candidates = contentWords(text).filter((w) => !NEGATIVE_WORDS.has(w) && !POSITIVE_WORDS.has(w) && !VERBS.has(w));
+  // The fallback only takes words that can head a noun phrase: no adjectives, adverbs or past
+  // participles ("the established"), no time words ("with this weekend").
+  const candidates = contentWords(text).filter((w) => !NEGATIVE_WORDS.has(w) && !POSITIVE_WORDS.has(w) && !VERBS.has(w) && !TIME_WORDS.has(w) && isNounLike(w));
   if (candidates.length === 0) return undefined;
   let best = candidates[0]!;
   let bestScore = -Infinity;
@@ -182,9 +189,44 @@ export function keyPhrase(text: string, boost: ReadonlySet<string> = new Set()):
       bestScore = score;
     }
   }
-  // Keep the article the user gave the word ("a joke"), else say "the".
+  // A gerund is a noun phrase on its own ("cooking"); other words keep the article the user gave
+  // them ("a joke"), else get "the".
+  if (best.endsWith('ing') && best.length > 5) return best;
   const article = new RegExp(`\\b(a|an|the|this|that|our)\\s+${best}\\b`, 'i').exec(text)?.[1]?.toLowerCase();
   return `${article ? swapPerson(article) : 'the'} ${best}`;
+}
+
+/** Time expressions: a reply cannot handle them like a thing ("take this weekend one step at a time"). */
+const TIME_WORDS = new Set(
+  ('weekend weekends week weeks month months year years day days morning mornings evening evenings afternoon afternoons night nights ' +
+    'summer winter spring autumn fall monday tuesday wednesday thursday friday saturday sunday tonight lately recently').split(' '),
+);
+
+/** Common adjectives and adverbs without a telling suffix, which never head a topic. */
+const NOT_NOUNS = new Set(
+  ('stupid pretty busy sunny noisy crazy easy lazy silly funny healthy heavy ready sorry tiny windy rainy cloudy messy weird strange ' +
+    'nice sure able late early real whole different important possible impossible honest quiet loud free full empty alright enough ' +
+    'quite rather huge big small little large long short high low young old new same other certain normal serious perfect ' +
+    'expensive cheap simple special single entire again already almost soon away together alone decide understand remember forget ' +
+    'believe manage handle finish choose').split(' '),
+);
+
+/** Real nouns with an adjective-like ending, kept by {@link isNounLike}. */
+const SUFFIX_NOUNS = new Set(
+  ('family bed shed need seed speed feed weed reed breed table vegetable cable fable stable olive relative detective executive ' +
+    'motive objective initiative perspective archive handful reply supply assembly rally bully jelly belly holly ally').split(' '),
+);
+
+/**
+ * True when `word` can plausibly head a noun phrase: not in a list of common adjectives, adverbs
+ * and verbs, and without an adjective, adverb or participle ending (`-ed`, `-ly`, `-ous`, `-ful`,
+ * `-ive`, `-able`, `-ible`, `-less`), except listed nouns with such endings (`family`, `bed`).
+ */
+export function isNounLike(word: string): boolean {
+  const w = word.toLowerCase().replace(/'s$/, '');
+  if (SUFFIX_NOUNS.has(w)) return true;
+  if (NOT_NOUNS.has(w)) return false;
+  return !/(?:.{2}ed|ly|ous|ful|ive|able|ible|less)$/.test(w);
 }
 
 /** Adjectives that stay with the noun after "my" ("my new job"). */

@@ -1,5 +1,5 @@
 /**
- * Running the offline tools (espeak-ng, pocketsphinx_continuous) as child processes over pipes,
+ * Running the offline tools (flite, espeak-ng, pocketsphinx_continuous) as child processes over pipes,
  * with their own install hints. Built on `runTool` from the audio pipeline (timeout, abort,
  * output cap, SIGKILL on either); this module only maps its errors to provider errors.
  */
@@ -10,14 +10,19 @@ import { DependencyError, ProviderError } from '../../core/errors.js';
 export const ESPEAK_INSTALL_HINT =
   'install espeak-ng: `apt-get install espeak-ng` on Debian/Ubuntu, `apk add espeak-ng` on Alpine, `brew install espeak-ng` on macOS; or set ESPEAK_NG_PATH';
 
+/** Install hint for flite (Debian/Ubuntu package `flite`, in Debian main; it bundles the voices used here). */
+export const FLITE_INSTALL_HINT =
+  'install flite: `apt-get install flite` on Debian/Ubuntu (it includes the rms, slt and awb voices), `brew install flite` on macOS; or set FLITE_PATH';
+
 /** Install hint for pocketsphinx_continuous and its US English model (Debian packages `pocketsphinx`, `pocketsphinx-en-us`). */
 export const POCKETSPHINX_INSTALL_HINT =
   'install pocketsphinx and its US English model: `apt-get install pocketsphinx pocketsphinx-en-us` on Debian/Ubuntu; ' +
   'or set POCKETSPHINX_PATH to the binary and POCKETSPHINX_MODEL_DIR to a model folder holding en-us/, en-us.lm.bin and cmudict-en-us.dict';
 
-/** Binary paths: `ESPEAK_NG_PATH` / `POCKETSPHINX_PATH` from the environment, else found on PATH. */
-export function localToolPaths(): { espeak: string; pocketsphinx: string } {
+/** Binary paths: `FLITE_PATH` / `ESPEAK_NG_PATH` / `POCKETSPHINX_PATH` from the environment, else found on PATH. */
+export function localToolPaths(): { flite: string; espeak: string; pocketsphinx: string } {
   return {
+    flite: process.env.FLITE_PATH || 'flite',
     espeak: process.env.ESPEAK_NG_PATH || 'espeak-ng',
     pocketsphinx: process.env.POCKETSPHINX_PATH || 'pocketsphinx_continuous',
   };

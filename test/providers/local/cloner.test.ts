@@ -2,28 +2,40 @@ import { describe, expect, it } from 'vitest';
 import { analyseSample } from '../../../src/core/audio/analysis.js';
 import { ProviderError } from '../../../src/core/errors.js';
 import type { CloneSample, ClonedVoice, PcmAudio } from '../../../src/core/providers.js';
-import { expectedF0Hz, pitchForF0, speedForSyllableRate, variantForF0 } from '../../../src/providers/local/calibration.js';
-import { EspeakPreviewCloner, type PreviewVoiceParams } from '../../../src/providers/local/cloner.js';
-import { EspeakSpeechSynthesizer } from '../../../src/providers/local/espeak.js';
+import { expectedF0Hz, FIT_MIN_DURATION_STRETCH, pitchForF0, speedForSyllableRate, variantForF0 } from '../../../src/providers/local/calibration.js';
+import { FIT_TEXT, OfflinePreviewCloner, type PreviewVoiceParams } from '../../../src/providers/local/cloner.js';
+import { LocalSpeechSynthesizer } from '../../../src/providers/local/synthesizer.js';
 import { makeSpeechWav, toPcm } from '../../helpers/audio.js';
 import { describeIfSpeech, readSpeech } from '../../helpers/speech.js';
 
-const cloner = new EspeakPreviewCloner();
-const tts = new EspeakSpeechSynthesizer();
+const cloner = new OfflinePreviewCloner({ engine: 'flite' });
+const tts = new LocalSpeechSynthesizer({ engine: 'flite' });
 
-/** A reply long enough for a stable pitch measurement (about 8 s). */
+/** A reply long enough for stable pitch and rate measurements (about 17 s); other words than the fit text. */
 const REPLY_TEXT =
   'Thanks for telling me about your day. It sounds like the meeting went better than you expected, and I am glad. ' +
-  'Tomorrow you could take a short walk before work and see how that feels.';
+  'Tomorrow you could take a short walk before work and see how that feels. ' +
+  'I remember that your sister lives near the river, so maybe you could visit her on Sunday. ' +
+  'Cooking dinner with friends is a lovely way to relax after a busy week. Let me know what you decide.';
 
 function samples(pcms: PcmAudio[]): CloneSample[] {
   return pcms.map((pcm, i) => ({ id: `s${i}`, pcm, speechSec: analyseSample(pcm).speechSec }));
 }
 
-/** Median F0 (Hz) of `voice` speaking REPLY_TEXT, measured the same way as the speaker. */
-async function voiceF0Hz(voice: ClonedVoice): Promise<number> {
+/** Median F0 (Hz) and syllable rate of `voice` speaking REPLY_TEXT, measured the same way as the speaker. */
+async function voiceTraits(voice: ClonedVoice): Promise<{ f0Hz: number; rate: number }> {
   const out = await tts.synthesize({ text: REPLY_TEXT, voice });
-  return analyseSample(toPcm(out.bytes, 16000)).medianF0Hz!;
+  const analysis = analyseSample(toPcm(out.bytes, 16000));
+  return { f0Hz: analysis.medianF0Hz!, rate: analysis.syllableRatePerSec };
+}
+
+/** Asserts that `voice` speaks REPLY_TEXT within 5% of the speaker's F0 and 10% of their rate. */
+async function expectMatched(name: string, voice: ClonedVoice): Promise<void> {
+  const params = voice.params as unknown as PreviewVoiceParams;
+  const { f0Hz, rate } = await voiceTraits(voice);
+  const where = `${name}: speaker ${params.speakerF0Hz} Hz ${params.speakerSyllableRatePerSec} syl/s, voice ${f0Hz.toFixed(1)} Hz ${rate.toFixed(2)} syl/s`;
+  expect(Math.abs(f0Hz / params.speakerF0Hz - 1), where).toBeLessThan(0.05);
+  expect(Math.abs(rate / params.speakerSyllableRatePerSec - 1), where).toBeLessThan(0.1);
 }
 
 describe('calibration tables', () => {
@@ -47,49 +59,69 @@ describe('calibration tables', () => {
   });
 });
 
-describe('EspeakPreviewCloner on generated speakers', () => {
-  // Two synthetic "speakers" with known settings: a low slow voice and a high fast one.
+describe('OfflinePreviewCloner on generated speakers', () => {
+  // Two synthetic "speakers" with known settings within the range of ordinary speech (about
+  // 85 Hz and 3.8 syllables/s; 210 Hz and 4.8 syllables/s): a low slow voice and a high fast one.
   const lowSlow = [
-    toPcm(makeSpeechWav('My name is Sam and I grew up near the coast, where the wind never stops.', { voice: 'en-us+m1', pitch: 25, speedWpm: 130 })),
-    toPcm(makeSpeechWav('Every morning I walk the dog before breakfast and listen to the radio.', { voice: 'en-us+m1', pitch: 25, speedWpm: 130 })),
+    toPcm(makeSpeechWav('My name is Sam and I grew up near the coast, where the wind never stops.', { voice: 'en-us+m1', pitch: 40, speedWpm: 140 })),
+    toPcm(makeSpeechWav('Every morning I walk the dog before breakfast and listen to the radio.', { voice: 'en-us+m1', pitch: 40, speedWpm: 140 })),
   ];
   const highFast = [
-    toPcm(makeSpeechWav('My name is Alex and I grew up in the city, where nothing is ever quiet.', { voice: 'en-us+f2', pitch: 70, speedWpm: 230 })),
-    toPcm(makeSpeechWav('Every evening I cook something new and call my sister for a chat.', { voice: 'en-us+f2', pitch: 70, speedWpm: 230 })),
+    toPcm(makeSpeechWav('My name is Alex and I grew up in the city, where nothing is ever quiet.', { voice: 'en-us+f2', pitch: 60, speedWpm: 170 })),
+    toPcm(makeSpeechWav('Every evening I cook something new and call my sister for a chat.', { voice: 'en-us+f2', pitch: 60, speedWpm: 170 })),
   ];
 
   it('labels the voice honestly as an approximation with a stable id', async () => {
     const voice = await cloner.clone({ userId: 'u1', samples: samples(lowSlow) });
     const params = voice.params as unknown as PreviewVoiceParams;
     expect(voice).toMatchObject({ provider: 'local', approximate: true });
-    expect(voice.voiceId).toMatch(/^espeak:[0-9a-f]{12}$/);
-    expect(voice.label).toBe(`offline preview voice (espeak-ng, ${Math.round(params.speakerF0Hz)} Hz, ${params.speedWpm} wpm) — an approximation, not a neural clone`);
+    expect(voice.voiceId).toMatch(/^flite:[0-9a-f]{12}$/);
+    expect(voice.label).toBe(
+      `offline preview voice (flite ${params.fliteVoice}, ${Math.round(params.speakerF0Hz)} Hz, ${params.speakerSyllableRatePerSec.toFixed(1)} syllables/s) — an approximation, not a neural clone`,
+    );
     expect((await cloner.clone({ userId: 'u1', samples: samples(lowSlow) })).voiceId).toBe(voice.voiceId);
     expect((await cloner.clone({ userId: 'u2', samples: samples(lowSlow) })).voiceId).not.toBe(voice.voiceId);
     expect(cloner.minSpeechSec).toBe(20);
-    expect(new EspeakPreviewCloner({ minSpeechSec: 8 }).minSpeechSec).toBe(8);
+    expect(new OfflinePreviewCloner({ minSpeechSec: 8 }).minSpeechSec).toBe(8);
   });
 
-  it('follows pitch and rate: lower and slower speaker → lower pitch, male variant, fewer wpm', async () => {
+  it('chooses the voice by pitch: lower speaker → male awb, higher → female slt, each with espeak-ng fallback settings', async () => {
     const low = (await cloner.clone({ userId: 'u', samples: samples(lowSlow) })).params as unknown as PreviewVoiceParams;
     const high = (await cloner.clone({ userId: 'u', samples: samples(highFast) })).params as unknown as PreviewVoiceParams;
+    expect(low.fliteVoice).toBe('awb');
+    expect(high.fliteVoice).toBe('slt');
+    expect(low.f0TargetHz!).toBeLessThan(high.f0TargetHz!);
+    // The faster speaker gets the shorter durations.
+    expect(high.durationStretch!).toBeLessThan(low.durationStretch!);
     expect(low.espeakVoice).toBe('en-us+m3');
     expect(high.espeakVoice).toBe('en-us+f3');
-    expect(low.speakerF0Hz).toBeLessThan(high.speakerF0Hz);
     expect(low.speedWpm).toBeLessThan(high.speedWpm);
-    // The chosen rate lands near the rate the samples were spoken at (same engine, other variant).
-    expect(low.speedWpm).toBeGreaterThan(130 * 0.75);
-    expect(low.speedWpm).toBeLessThan(130 * 1.25);
-    expect(high.speedWpm).toBeGreaterThan(230 * 0.75);
-    expect(high.speedWpm).toBeLessThan(230 * 1.25);
   });
 
-  it('speaks at the measured pitch of each speaker (within ±25%)', async () => {
-    for (const pcms of [lowSlow, highFast]) {
-      const voice = await cloner.clone({ userId: 'u', samples: samples(pcms) });
-      const target = (voice.params as unknown as PreviewVoiceParams).speakerF0Hz;
-      const actual = await voiceF0Hz(voice);
-      expect(Math.abs(actual - target) / target, `speaker ${target} Hz, voice ${actual} Hz`).toBeLessThan(0.25);
+  it('speaks other text than the fit text within 5% of each speaker’s F0 and 10% of their syllable rate', async () => {
+    expect(REPLY_TEXT).not.toBe(FIT_TEXT);
+    await expectMatched('low slow', await cloner.clone({ userId: 'u', samples: samples(lowSlow) }));
+    await expectMatched('high fast', await cloner.clone({ userId: 'u', samples: samples(highFast) }));
+  });
+
+  it('keeps a very fast speaker intelligible: the duration stretch stops at its floor', async () => {
+    const veryFast = [toPcm(makeSpeechWav('My name is Alex and I grew up in the city, where nothing is ever quiet.', { voice: 'en-us+f2', pitch: 60, speedWpm: 280 }))];
+    const params = (await cloner.clone({ userId: 'u', samples: samples(veryFast) })).params as unknown as PreviewVoiceParams;
+    expect(params.speakerSyllableRatePerSec).toBeGreaterThan(5.5);
+    expect(params.durationStretch).toBe(FIT_MIN_DURATION_STRETCH);
+  });
+
+  it('makes an espeak-ng voice when flite is missing or the engine is espeak-ng', async () => {
+    for (const other of [new OfflinePreviewCloner({ engine: 'flite', fliteBinaryPath: '/nonexistent/flite' }), new OfflinePreviewCloner({ engine: 'espeak-ng' })]) {
+      const voice = await other.clone({ userId: 'u', samples: samples(lowSlow) });
+      const params = voice.params as unknown as PreviewVoiceParams;
+      expect(voice.voiceId).toMatch(/^espeak:[0-9a-f]{12}$/);
+      expect(voice.label).toBe(`offline preview voice (espeak-ng, ${Math.round(params.speakerF0Hz)} Hz, ${params.speedWpm} wpm) — an approximation, not a neural clone`);
+      expect(params.fliteVoice).toBeUndefined();
+      // espeak-ng still follows the pitch within its calibration's reach.
+      const out = await new LocalSpeechSynthesizer({ engine: 'espeak-ng' }).synthesize({ text: REPLY_TEXT, voice });
+      const f0 = analyseSample(toPcm(out.bytes, 16000)).medianF0Hz!;
+      expect(Math.abs(f0 / params.speakerF0Hz - 1)).toBeLessThan(0.25);
     }
   });
 
@@ -101,35 +133,34 @@ describe('EspeakPreviewCloner on generated speakers', () => {
   });
 });
 
-describeIfSpeech('EspeakPreviewCloner on real speakers', () => {
+describeIfSpeech('OfflinePreviewCloner on real speakers', () => {
   const lj = ['LJ001-0001', 'LJ001-0004', 'LJ001-0005', 'LJ001-0006', 'LJ001-0009', 'LJ001-0011'].map((id) => toPcm(readSpeech(`coqui-tts-ljspeech/${id}.wav`)));
   const libriMale = ['0001', '0003', '0009'].map((id) => toPcm(readSpeech(`resemblyzer-librispeech/2033-164914-${id}.flac`)));
+  const libriFemale = ['0001', '0003', '0009'].map((id) => toPcm(readSpeech(`resemblyzer-librispeech/1998-15444-${id}.flac`)));
   const jfk = [toPcm(readSpeech('openai-whisper/jfk.flac'))];
 
-  it('gives a male LibriSpeech reader (2033) a lower, male-variant voice than the female LJSpeech reader', async () => {
+  it('gives a male LibriSpeech reader (2033) the male voice at a lower pitch than the female LJSpeech reader', async () => {
     const male = (await cloner.clone({ userId: 'm', samples: samples(libriMale) })).params as unknown as PreviewVoiceParams;
     const female = (await cloner.clone({ userId: 'f', samples: samples(lj) })).params as unknown as PreviewVoiceParams;
-    expect(male.espeakVoice).toBe('en-us+m3');
-    expect(female.espeakVoice).toBe('en-us+f3');
+    expect(male.fliteVoice).toBe('awb');
+    expect(female.fliteVoice).toBe('slt');
     expect(male.speakerF0Hz).toBeLessThan(female.speakerF0Hz);
-    expect(expectedF0Hz(male.espeakVoice, male.pitch)).toBeLessThan(expectedF0Hz(female.espeakVoice, female.pitch));
+    expect(male.f0TargetHz!).toBeLessThan(female.f0TargetHz!);
   });
 
-  it('matches JFK, LJSpeech and LibriSpeech 2033 in pitch within ±25%', async () => {
-    for (const [name, pcms] of [['jfk', jfk], ['lj', lj], ['2033', libriMale]] as const) {
-      const voice = await cloner.clone({ userId: name, samples: samples([...pcms]) });
-      const target = (voice.params as unknown as PreviewVoiceParams).speakerF0Hz;
-      const actual = await voiceF0Hz(voice);
-      expect(Math.abs(actual - target) / target, `${name}: speaker ${target} Hz, voice ${actual} Hz`).toBeLessThan(0.25);
+  it('matches JFK, LJSpeech and LibriSpeech 2033 and 1998 within 5% in F0 and 10% in rate on other text', async () => {
+    for (const [name, pcms] of [['jfk', jfk], ['lj', lj], ['2033', libriMale], ['1998', libriFemale]] as const) {
+      await expectMatched(name, await cloner.clone({ userId: name, samples: samples([...pcms]) }));
     }
   });
 
-  it('measures the JFK clip as high-pitched (declaimed outdoors, about 234 Hz) and slow', async () => {
+  it('measures the JFK clip as high-pitched (declaimed outdoors, about 234 Hz) and slower than LJSpeech', async () => {
     // The inaugural clip is shouted: its median F0 is above LJSpeech's, so by pitch it gets the
-    // higher variant. Slower delivery than LJSpeech shows up as fewer words per minute.
+    // higher voice. Slower delivery shows up as a longer duration stretch.
     const jfkParams = (await cloner.clone({ userId: 'jfk', samples: samples(jfk) })).params as unknown as PreviewVoiceParams;
     const ljParams = (await cloner.clone({ userId: 'lj', samples: samples(lj) })).params as unknown as PreviewVoiceParams;
     expect(jfkParams.speakerF0Hz).toBeGreaterThan(200);
-    expect(jfkParams.speedWpm).toBeLessThan(ljParams.speedWpm);
+    expect(jfkParams.speakerSyllableRatePerSec).toBeLessThan(ljParams.speakerSyllableRatePerSec);
+    expect(jfkParams.durationStretch!).toBeGreaterThan(ljParams.durationStretch!);
   });
 });

@@ -15,6 +15,25 @@ describe('createLocalProviders', () => {
     expect(createLocalProviders().cloner.minSpeechSec).toBe(20);
   });
 
+  it('speaks English with flite by default and with espeak-ng when OFFLINE_TTS or the option says so', async () => {
+    const rate = async (engine?: 'flite' | 'espeak-ng'): Promise<number> => {
+      const out = await createLocalProviders(engine ? { engine } : {}).tts.synthesize({ text: 'Hello there.' });
+      return out.bytes.readUInt32LE(24);
+    };
+    expect(await rate()).toBe(16000);
+    expect(await rate('espeak-ng')).toBe(22050);
+    const saved = process.env.OFFLINE_TTS;
+    try {
+      process.env.OFFLINE_TTS = 'espeak-ng';
+      expect(await rate()).toBe(22050);
+      process.env.OFFLINE_TTS = 'festival';
+      expect(() => createLocalProviders()).toThrow(/OFFLINE_TTS must be flite or espeak-ng/);
+    } finally {
+      if (saved === undefined) delete process.env.OFFLINE_TTS;
+      else process.env.OFFLINE_TTS = saved;
+    }
+  });
+
   it('uses the configured pocketsphinx model folder', async () => {
     const providers = createLocalProviders({ pocketsphinxModelDir: '/nonexistent/model' });
     await expect(providers.stt.transcribe({ samples: new Int16Array(1600).fill(1000), sampleRateHz: 16000 })).rejects.toBeInstanceOf(DependencyError);
@@ -24,14 +43,22 @@ describe('createLocalProviders', () => {
 describe('checkLocalTools', () => {
   const saved = { ...process.env };
   afterEach(() => {
-    process.env.ESPEAK_NG_PATH = saved.ESPEAK_NG_PATH;
-    process.env.POCKETSPHINX_PATH = saved.POCKETSPHINX_PATH;
-    if (saved.ESPEAK_NG_PATH === undefined) delete process.env.ESPEAK_NG_PATH;
-    if (saved.POCKETSPHINX_PATH === undefined) delete process.env.POCKETSPHINX_PATH;
+    for (const name of ['ESPEAK_NG_PATH', 'POCKETSPHINX_PATH', 'FLITE_PATH'] as const) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
   });
 
-  it('passes with espeak-ng, pocketsphinx_continuous and the model installed', async () => {
-    await expect(checkLocalTools()).resolves.toBeUndefined();
+  it('passes with flite, espeak-ng, pocketsphinx_continuous and the model installed', async () => {
+    await expect(checkLocalTools()).resolves.toEqual({ flite: true });
+  });
+
+  it('reports a missing flite with a warning instead of failing (espeak-ng is the fallback)', async () => {
+    process.env.FLITE_PATH = '/nonexistent/flite';
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (message: unknown) => void warnings.push(String(message)) } as unknown as typeof silentLogger;
+    await expect(checkLocalTools({ logger })).resolves.toEqual({ flite: false });
+    expect(warnings.join('\n')).toMatch(/falls back to espeak-ng.*apt-get install flite/);
   });
 
   it('names the missing tool and how to install it', async () => {
