@@ -22,7 +22,9 @@
  * partition run first.
  *
  * Each process runs one worker per partition and at most `concurrency` jobs at once (a local
- * semaphore), so adding processes adds capacity.
+ * semaphore). When its slots are full it pauses its workers locally (`Worker.pause(true)`), so it
+ * does not take jobs it cannot start while other processes have room: adding processes adds
+ * capacity.
  */
 import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job as BullJob } from 'bullmq';
@@ -72,6 +74,11 @@ class Semaphore {
   constructor(size: number) {
     this.#free = size;
   }
+  /** Slots free now. */
+  get free(): number {
+    return this.#free;
+  }
+
   async acquire(): Promise<void> {
     if (this.#free > 0) {
       this.#free--;
@@ -103,6 +110,7 @@ export class BullQueue implements JobQueue {
   readonly #slots: Semaphore;
   readonly #active = new Set<Promise<unknown>>();
   #started = false;
+  #paused = false;
 
   private constructor(connection: Redis, options: BullQueueOptions) {
     this.#connection = connection;
@@ -190,6 +198,7 @@ export class BullQueue implements JobQueue {
     const handler = this.#handlers.get(envelope.kind);
     if (!handler) throw new UnrecoverableError(`no handler for jobs of kind "${envelope.kind}" in this process`);
     await this.#slots.acquire();
+    if (this.#slots.free === 0) this.#pauseFetching();
     const job: Job = {
       id: bullJob.id ?? '',
       kind: envelope.kind,
@@ -209,7 +218,19 @@ export class BullQueue implements JobQueue {
     } finally {
       this.#active.delete(run);
       this.#slots.release();
+      if (this.#paused && this.#slots.free > 0) this.#resumeFetching();
     }
+  }
+
+  /** Stops this process's workers from taking new jobs (jobs already taken still run). */
+  #pauseFetching(): void {
+    this.#paused = true;
+    for (const w of this.#workers) void w.pause(true).catch(() => undefined);
+  }
+
+  #resumeFetching(): void {
+    this.#paused = false;
+    for (const w of this.#workers) w.resume();
   }
 
   async stats(): Promise<JobKindStats[]> {
