@@ -111,6 +111,14 @@ export async function serve(config: Config, options: { role?: ServeRole } = {}):
     throw err;
   }
   if (role !== 'ingress') await app.broadcasts.start();
+  // Queue depth, failures and latency per kind, once a minute (also `voicetwin status`).
+  const metricsTimer = setInterval(() => {
+    void app.queue
+      ?.stats()
+      .then((kinds) => log.info({ queue: app.queue?.engine, kinds }, 'job queue metrics'))
+      .catch((err: unknown) => log.warn({ err }, 'job queue metrics unavailable'));
+  }, 60_000);
+  metricsTimer.unref();
   const p = app.providers;
   log.info(
     { bots: bots.map((b) => b.name), providers: { stt: p.stt.name, chat: p.chat.name, tts: p.tts.name, cloner: p.cloner.name }, offline: app.offline },
@@ -119,6 +127,7 @@ export async function serve(config: Config, options: { role?: ServeRole } = {}):
   return {
     app,
     async stop() {
+      clearInterval(metricsTimer);
       // Intake first (nothing new is accepted), then running jobs finish or return to the queue.
       for (const b of bots) {
         await b.stop().catch((err: unknown) => log.error({ err, bot: b.name }, 'bot stop failed'));
