@@ -12,6 +12,8 @@ import { BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
 import { audioWorkersError, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
 import type { JobQueue } from './core/jobs.js';
+import path from 'node:path';
+import { checkSharedBlobVolume } from './core/store/blob-volume.js';
 
 /** A built application: the engine and what it runs on. */
 export interface App {
@@ -57,6 +59,14 @@ export async function buildApp(
     dataKey: key,
     logger,
   });
+  if (config.redisUrl) {
+    try {
+      await checkSharedBlobVolume(path.join(config.dataDir, 'blobs'), store.kv);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   let queue: JobQueue | undefined;
   if (options.queue !== false) {
     try {

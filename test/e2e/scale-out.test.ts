@@ -37,10 +37,10 @@ describe.skipIf(!(await redisAvailable()))('three processes on one Redis', () =>
     const namespace = `vt-scale-${randomBytes(4).toString('hex')}`;
     const logFile = path.join(tmpdir(), `${namespace}.log`);
     const log = createWriteStream(logFile);
+    // One data dir for all: with Redis the encrypted audio blobs must be on one shared volume.
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'voicetwin-scale-'));
+    dataDirs.push(dataDir);
     const start = async (role: 'all' | 'worker'): Promise<ChildProcess> => {
-      // Each process has its own data dir: with Redis nothing may depend on one host's disk.
-      const dataDir = await mkdtemp(path.join(tmpdir(), 'voicetwin-scale-'));
-      dataDirs.push(dataDir);
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'src/cli.ts'), 'serve', '--role', role], {
         cwd: REPO,
         env: {
