@@ -8,6 +8,39 @@ import { enabledChannels } from './config.js';
 import { buildApp, type App } from './app.js';
 import { checkAudioTools } from './core/audio/index.js';
 import { checkLocalTools } from './providers/local/index.js';
+import type { HttpServer } from './http/server.js';
+
+/**
+ * Starts the HTTP server of `app.config.http` with health checks of the store and the queue.
+ * @throws Error when the port cannot be bound (EADDRINUSE…)
+ */
+export async function startHttp(app: App): Promise<HttpServer> {
+  const { createHttpServer } = await import('./http/server.js');
+  const queue = app.queue;
+  const server = await createHttpServer({
+    settings: app.config.http,
+    logger: app.logger,
+    health: {
+      store: async () => {
+        await app.store.kv.get('health:probe');
+      },
+      ...(queue
+        ? {
+            queue: async () => {
+              await queue.stats();
+            },
+          }
+        : {}),
+    },
+  });
+  try {
+    await server.listen();
+  } catch (err) {
+    await server.close().catch(() => undefined);
+    throw err;
+  }
+  return server;
+}
 
 /** A running bot. */
 interface RunningBot {
@@ -53,13 +86,21 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
   if (role === 'worker' && (config.discord || config.whatsapp)) {
     throw new RoleError('--role worker runs Telegram jobs only: Discord and WhatsApp jobs run in the process that holds the gateway or WhatsApp session (--role all).');
   }
+  if (config.telegram?.webhookUrl && (!config.http.enabled || role === 'worker')) {
+    throw new RoleError('TELEGRAM_WEBHOOK_URL is set: the webhook is served by the HTTP server, which runs with HTTP_ENABLED=true in a process with --role all or ingress.');
+  }
   await checkAudioTools();
   const app = await buildApp(config, options.providers ? { providers: options.providers } : {});
   if (app.offline) await checkLocalTools();
   const log = app.logger;
   log.info({ channels, role, storage: app.store.backend, queue: app.queue?.engine, offline: app.offline }, 'starting VoiceTwin');
   const bots: RunningBot[] = [];
+  let http: HttpServer | undefined;
   try {
+    if (config.http.enabled && role !== 'worker') {
+      http = await startHttp(app);
+      bots.push({ name: 'http', stop: () => http!.close() });
+    }
     if (config.telegram) {
       const { startTelegramBot } = await import('./bots/telegram/index.js');
       const t = config.telegram;
@@ -70,7 +111,7 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
         ...(t.apiRoot ? { apiRoot: t.apiRoot } : {}),
         selfHostedApi: t.selfHostedApi,
         receive: role !== 'worker',
-        ...(t.webhookUrl ? { webhook: { url: t.webhookUrl, port: t.webhookPort, ...(t.webhookSecret ? { secret: t.webhookSecret } : {}) } } : {}),
+        ...(t.webhookUrl && http ? { webhook: { url: t.webhookUrl, mount: (route) => http!.mountWebhook(route), ...(t.webhookSecret ? { secret: t.webhookSecret } : {}) } } : {}),
       });
       bots.push({ name: 'telegram', stop: () => bot.stop() });
     }
