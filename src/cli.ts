@@ -44,6 +44,7 @@ program
     const { serve, NoBotConfiguredError, RoleError } = await import('./main.js');
     try {
       const running = await serve(config(), { role: options.role });
+      if (running.signIn) process.stdout.write(`${(await import('./main.js')).signInMessage(running.signIn)}\n`);
       const shutdown = async (signal: string): Promise<void> => {
         running.app.logger.info({ signal }, 'shutting down');
         await running.stop();

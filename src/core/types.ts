@@ -82,6 +82,12 @@ export interface InboundMessage {
   forwarded?: boolean;
   /** BCP-47 language hint from the platform (Telegram `language_code`), optional. */
   languageCode?: string;
+  /**
+   * The person this message acts for, when the sender authenticated as someone known on another
+   * channel (an API key created in a Telegram chat acts for `telegram:42`); default
+   * `<channel>:<userId>`. Replies still go back through this message's channel.
+   */
+  personKey?: string;
 }
 
 /**
