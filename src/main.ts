@@ -65,7 +65,7 @@ interface RunningBot {
 
 /** How to configure a bot, printed by `serve` when none is configured. */
 export const NO_BOT_MESSAGE = [
-  'No bot is configured, so there is nothing to serve.',
+  'No bot is configured and the HTTP server is off (HTTP_ENABLED=false) or this is not --role all, so there is nothing to serve.',
   'Set at least one of these (in the environment or in .env; see .env.example):',
   '  TELEGRAM_BOT_TOKEN=123456:ABC…          (from @BotFather)',
   '  DISCORD_TOKEN=… and DISCORD_APPLICATION_ID=…',
