@@ -18,7 +18,8 @@ import { AudioUrlSigner } from './audio-urls.js';
 import { HttpProblem } from './problem.js';
 import { bearerToken, JSON_BODY_LIMIT_BYTES } from './server.js';
 import { openApiDocument, referencePage, registerRoutes, route, type ApiRoute, type AuthedRequest } from './openapi.js';
-import { WebSender, WebTurnTarget } from './web-channel.js';
+import { WebSender, WebTurnTarget, type WebReply } from './web-channel.js';
+import multipart from '@fastify/multipart';
 
 /** Options of {@link registerApi}. */
 export interface ApiOptions {
@@ -73,6 +74,46 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
   const store = engine.store;
   const base = (req: FastifyRequest): string => options.publicUrl ?? `${req.protocol}://${req.host}`;
   const turnTimeoutMs = options.turnTimeoutMs ?? 120_000;
+  /** Runs one message through the engine on the web channel; resolves with its replies. */
+  const runTurn = async (userKey: string, partial: Partial<InboundMessage>, baseUrl: string): Promise<{ id: string; replies: WebReply[] }> => {
+    const id = randomUUID();
+    const [channel, ...rest] = userKey.split(':');
+    const personId = channel === 'web' ? rest.join(':') : userKey;
+    const message: InboundMessage = { id: `web:turn:${id}`, channel: 'web', chatId: personId, userId: personId, personKey: userKey, receivedAtMs: Date.now(), ...partial };
+    const target = new WebTurnTarget(userKey, store.blobs, signer, baseUrl);
+    await engine.submit(message, target);
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([target.done.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), turnTimeoutMs)))]);
+    clearTimeout(timer);
+    if (!finished) throw new HttpProblem(504, 'TURN_TIMEOUT', 'Your twin is taking too long to answer; the reply will arrive as a notice (GET /v1/notices).');
+    return { id, replies: target.replies };
+  };
+  const voiceState = async (userKey: string): Promise<z.infer<typeof VoiceSchema>> => {
+    const p = await store.profiles.get(userKey);
+    if (!p) return { state: 'none', speechSec: 0 };
+    return {
+      state: p.state,
+      speechSec: p.speechSec,
+      requiredSpeechSec: p.requiredSpeechSec,
+      ...(p.voice ? { voiceLabel: p.voice.label, approximate: p.voice.approximate ?? false } : {}),
+      ...(p.failureReason ? { failureReason: p.failureReason } : {}),
+    };
+  };
+  /** The uploaded `audio` file and text fields of a multipart request (none when not multipart). */
+  const upload = async (req: FastifyRequest): Promise<{ audio?: Buffer; fields: Record<string, string> }> => {
+    if (!req.isMultipart()) return { fields: {} };
+    const fields: Record<string, string> = {};
+    let audio: Buffer | undefined;
+    for await (const part of req.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'audio' || audio) throw new HttpProblem(400, 'VALIDATION', 'Send one file, in the field "audio".');
+        audio = await part.toBuffer();
+      } else fields[part.fieldname] = String(part.value);
+    }
+    return { ...(audio ? { audio } : {}), fields };
+  };
+  const asVoiceNote = (audio: Buffer): InboundMessage['audio'] => ({ bytes: audio, declaredSizeBytes: audio.length, isVoiceNote: true });
+  const EnrollResponse = z.object({ replies: z.array(ReplySchema), voice: VoiceSchema });
   const routes = [
     route({
       method: 'post',
@@ -140,10 +181,7 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
       audioBody: true,
       responses: { 200: { description: 'The replies', schema: TurnResponse } },
       handler: async ({ req, body, userKey }) => {
-        const id = randomUUID();
-        const [channel, ...rest] = userKey.split(':');
-        const personId = channel === 'web' ? rest.join(':') : userKey;
-        const message: InboundMessage = { id: `web:turn:${id}`, channel: 'web', chatId: personId, userId: personId, personKey: userKey, receivedAtMs: Date.now() };
+        const message: Partial<InboundMessage> = {};
         if (Buffer.isBuffer(body)) {
           message.audio = { bytes: body, declaredSizeBytes: body.length, isVoiceNote: true, ...(req.headers['content-type'] ? { declaredMime: req.headers['content-type'] } : {}) };
         } else {
@@ -156,13 +194,7 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
           } else if (b.text) message.text = b.text;
           else throw new HttpProblem(400, 'VALIDATION', 'Send text, an action, or audio.');
         }
-        const target = new WebTurnTarget(userKey, store.blobs, signer, base(req));
-        await engine.submit(message, target);
-        let timer: NodeJS.Timeout | undefined;
-        const finished = await Promise.race([target.done.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), turnTimeoutMs)))]);
-        clearTimeout(timer);
-        if (!finished) throw new HttpProblem(504, 'TURN_TIMEOUT', 'Your twin is taking too long to answer; the reply will arrive as a notice (GET /v1/notices).');
-        return { id, replies: target.replies };
+        return runTurn(userKey, message, base(req));
       },
     }),
     route({
@@ -305,6 +337,49 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
       },
     }),
     route({
+      method: 'post',
+      path: '/v1/voice/consent',
+      operationId: 'giveConsent',
+      summary: 'Consent to cloning: without a file, starts enrollment and returns the phrase to read; then multipart with the recording of the phrase (field audio) and confirm=true (typed confirmation, needed with the offline recogniser)',
+      tag: 'voice',
+      auth: true,
+      multipart: { fields: { confirm: '"true": I agree to have my voice cloned (the typed confirmation)' } },
+      responses: { 200: { description: "The engine's replies and the voice profile", schema: EnrollResponse } },
+      handler: async ({ req, userKey }) => {
+        const { audio, fields } = await upload(req);
+        const replies: WebReply[] = [];
+        const profile = await store.profiles.get(userKey);
+        if (!audio && fields.confirm !== 'true') {
+          replies.push(...(await runTurn(userKey, { command: { name: 'enroll', args: '' } }, base(req))).replies);
+        } else {
+          if (profile?.state !== 'consent') throw new HttpProblem(409, 'NO_CONSENT', 'There is no consent waiting: POST /v1/voice/consent without a file first, to get the phrase.');
+          if (audio) replies.push(...(await runTurn(userKey, { audio: asVoiceNote(audio) }, base(req))).replies);
+          if (fields.confirm === 'true' && (await store.profiles.get(userKey))?.state === 'consent') {
+            replies.push(...(await runTurn(userKey, { action: 'consent:agree' }, base(req))).replies);
+          }
+        }
+        return { replies, voice: await voiceState(userKey) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/v1/voice/samples',
+      operationId: 'addVoiceSample',
+      summary: 'An enrollment sample (multipart, field audio): checked for speech, loudness and noise, then stored encrypted; cloning starts when enough speech is collected',
+      tag: 'voice',
+      auth: true,
+      multipart: { fields: {} },
+      responses: { 200: { description: "The engine's replies and the voice profile", schema: EnrollResponse } },
+      handler: async ({ req, userKey }) => {
+        const { audio } = await upload(req);
+        if (!audio) throw new HttpProblem(400, 'VALIDATION', 'Send the sample as multipart/form-data, in the field "audio".');
+        const profile = await store.profiles.get(userKey);
+        if (profile?.state !== 'collecting') throw new HttpProblem(409, 'NOT_COLLECTING', profile?.state === 'consent' ? 'Consent first: POST /v1/voice/consent.' : 'Samples are taken while enrollment collects them: start with POST /v1/voice/consent.');
+        const { replies } = await runTurn(userKey, { audio: asVoiceNote(audio) }, base(req));
+        return { replies, voice: await voiceState(userKey) };
+      },
+    }),
+    route({
       method: 'get',
       path: '/v1/voice',
       operationId: 'getVoice',
@@ -312,17 +387,7 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
       tag: 'voice',
       auth: true,
       responses: { 200: { description: 'The profile', schema: VoiceSchema } },
-      handler: async ({ userKey }) => {
-        const p = await store.profiles.get(userKey);
-        if (!p) return { state: 'none', speechSec: 0 };
-        return {
-          state: p.state,
-          speechSec: p.speechSec,
-          requiredSpeechSec: p.requiredSpeechSec,
-          ...(p.voice ? { voiceLabel: p.voice.label, approximate: p.voice.approximate ?? false } : {}),
-          ...(p.failureReason ? { failureReason: p.failureReason } : {}),
-        };
-      },
+      handler: async ({ userKey }) => voiceState(userKey),
     }),
     route({
       method: 'delete',
@@ -403,6 +468,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
     keyGenerator: (req) => `key:${(req as AuthedRequest).apiKeyId ?? req.ip}`,
     errorResponseBuilder: (_req, context) => new HttpProblem(429, 'RATE_LIMITED', `Too many requests with this API key: at most ${context.max} per minute. Retry after ${Math.ceil(context.ttl / 1000)} s.`),
   });
+  await app.register(multipart, { limits: { fileSize: maxAudioBytes, files: 1, fields: 5, fieldSize: 1024, parts: 6 }, throwFileSizeLimit: true });
   const routes = apiRoutes(options, signer, web);
   registerRoutes(app, routes, { authenticate: [authenticate, perKey], audioBodyLimitBytes: maxAudioBytes, jsonBodyLimitBytes: JSON_BODY_LIMIT_BYTES });
   const doc = openApiDocument(routes, {

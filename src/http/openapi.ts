@@ -41,6 +41,8 @@ export interface ApiRoute<B = unknown, Q = unknown> {
   body?: z.ZodType<B>;
   /** Accepts a raw audio body (any `audio/*` or `application/octet-stream`) up to `MAX_AUDIO_BYTES`; with `body` too, either. */
   audioBody?: boolean;
+  /** Accepts `multipart/form-data` with one audio file field `audio` (and small text fields), read by the handler. */
+  multipart?: { fields: Record<string, string> };
   query?: z.ZodType<Q>;
   responses: Record<number, RouteResponse>;
   handler(ctx: RouteContext<B, Q>): Promise<unknown>;
@@ -83,11 +85,14 @@ export function registerRoutes(
           // A JSON body on a route that also takes audio keeps the JSON limit.
           const declared = Number(req.headers['content-length']);
           if (r.audioBody && isJson(req) && declared > options.jsonBodyLimitBytes) throw new HttpProblem(413, 'BODY_TOO_LARGE', 'A JSON body may be at most 1 MB.');
+          // Multipart bodies are streamed to the handler: refuse an announced oversize one unread.
+          if (r.multipart && declared > options.audioBodyLimitBytes + 64 * 1024) throw new HttpProblem(413, 'BODY_TOO_LARGE', 'The upload is larger than MAX_AUDIO_BYTES.');
         },
       ],
       handler: async (req, reply) => {
         let body: unknown;
-        if (r.audioBody && Buffer.isBuffer(req.body)) body = req.body;
+        if (r.multipart) body = undefined;
+        else if (r.audioBody && Buffer.isBuffer(req.body)) body = req.body;
         else if (r.body) body = parse(r.body, req.body ?? {}, 'body');
         else if (r.audioBody) throw new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the audio as the request body with an audio/* Content-Type.');
         const query = r.query ? parse(r.query, req.query ?? {}, 'query') : {};
@@ -142,6 +147,14 @@ export function openApiDocument(routes: ApiRoute<never, never>[] | ApiRoute[], i
     const content: Record<string, unknown> = {};
     if (r.body) content['application/json'] = { schema: toSchema(r.body, 'input') };
     if (r.audioBody) content['audio/*'] = { schema: { type: 'string', contentMediaType: 'audio/*' } };
+    if (r.multipart) {
+      content['multipart/form-data'] = {
+        schema: {
+          type: 'object',
+          properties: { audio: { type: 'string', contentMediaType: 'audio/*', description: 'the recording' }, ...Object.fromEntries(Object.entries(r.multipart.fields).map(([k, d]) => [k, { type: 'string', description: d }])) },
+        },
+      };
+    }
     const responses: Record<string, unknown> = {};
     for (const [status, res] of Object.entries(r.responses)) {
       const c: Record<string, unknown> = {};
@@ -155,7 +168,7 @@ export function openApiDocument(routes: ApiRoute<never, never>[] | ApiRoute[], i
       summary: r.summary,
       tags: [r.tag],
       ...(params.length || queryParams.length ? { parameters: [...params, ...queryParams] } : {}),
-      ...(Object.keys(content).length ? { requestBody: { required: true, content } } : {}),
+      ...(Object.keys(content).length ? { requestBody: { required: !r.multipart, content } } : {}),
       responses,
       security: r.auth ? [{ apiKey: [] }] : [],
     };

@@ -14,7 +14,7 @@ import { registerApi } from '../../src/http/api.js';
 import { silentLogger } from '../../src/core/log.js';
 import { ConsoleChannel } from '../../src/bots/console.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
-import { makeSpeechWav } from '../helpers/audio.js';
+import { makeSpeechWav, SAMPLE_SENTENCES, toOggOpus } from '../helpers/audio.js';
 import { OpenApiChecker, TEST_HTTP_SETTINGS } from './helpers.js';
 
 /** Response bodies, checked against the OpenAPI document rather than typed here. */
@@ -183,6 +183,34 @@ describe('REST API', () => {
     expect((await call('DELETE', '/v1/voice')).status).toBe(404);
     expect(api.checked).toBeGreaterThan(20);
   });
+
+  it('enrolls over HTTP: consent phrase, spoken consent with typed confirmation, a sample', async () => {
+    const enrollKey = (await app.engine.apiKeys.create('web:enroller')).key;
+    const form = (audio?: Buffer, fields: Record<string, string> = {}): FormData => {
+      const f = new FormData();
+      for (const [k, v] of Object.entries(fields)) f.append(k, v);
+      if (audio) f.append('audio', new Blob([new Uint8Array(audio)], { type: 'audio/ogg' }), 'clip.ogg');
+      return f;
+    };
+    const post = async (docPath: string, body?: FormData) => {
+      const res = await fetch(`${base}${docPath}`, { method: 'POST', headers: auth(enrollKey), ...(body ? { body } : {}) });
+      return { status: res.status, json: (await api.check('POST', docPath, res)).json as Json };
+    };
+    const early = await post('/v1/voice/samples', form(toOggOpus(makeSpeechWav('too early'))));
+    expect(early.status).toBe(409);
+    const started = await post('/v1/voice/consent');
+    expect(started.status).toBe(200);
+    expect(started.json.voice.state).toBe('consent');
+    const phrase = /"(I agree[^"]+)"/.exec(started.json.replies.map((r: { text?: string }) => r.text ?? '').join('\n'))?.[1] ?? 'I agree that VoiceTwin may clone my voice.';
+    const consent = await post('/v1/voice/consent', form(toOggOpus(makeSpeechWav(phrase)), { confirm: 'true' }));
+    expect(consent.status).toBe(200);
+    expect(consent.json.voice.state, JSON.stringify(consent.json.replies)).toBe('collecting');
+    const sample = await post('/v1/voice/samples', form(toOggOpus(makeSpeechWav(SAMPLE_SENTENCES))));
+    expect(sample.status).toBe(200);
+    expect(sample.json.voice.speechSec).toBeGreaterThan(0);
+    const big = await post('/v1/voice/samples', form(Buffer.alloc(450_000)));
+    expect(big.status).toBe(413);
+  }, 120_000);
 
   it('limits requests per API key with 429 and Retry-After', async () => {
     const limited = await createHttpServer({
