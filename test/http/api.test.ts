@@ -120,6 +120,8 @@ describe('REST API', () => {
     const { bytes } = await api.check('GET', '/v1/audio/{id}', audio);
     expect(audio.status).toBe(200);
     expect(bytes!.subarray(0, 4).toString()).toBe('OggS');
+    // The link does not reveal whose audio it is.
+    expect(Buffer.from(/\/v1\/audio\/([\w-]+)/.exec(answer.audio!.url)![1]!, 'base64url').toString('latin1')).not.toContain('web:tester');
     // A tampered signature or an expired link is refused.
     const tampered = await fetch(answer.audio!.url.replace(/sig=./, 'sig=A'));
     expect(tampered.status).toBe(403);
