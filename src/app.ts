@@ -11,7 +11,7 @@ import type { Providers } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
 import { BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
-import { audioWorkersError, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
+import { audioWorkersError, closeAudioWorkers, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
 import type { JobQueue } from './core/jobs.js';
 import path from 'node:path';
 import { checkSharedBlobVolume } from './core/store/blob-volume.js';
@@ -160,6 +160,8 @@ export async function buildApp(
       await broadcasts.stop();
       await engine.stop();
       closeProviders();
+      // Encodings in flight finish before the threads stop (a thread killed inside libopus aborts the process).
+      await closeAudioWorkers();
       await store.close();
     },
   };

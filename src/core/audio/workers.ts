@@ -154,9 +154,13 @@ export function analyseSampleOffThread(pcm: PcmAudio): Promise<SampleAnalysis> {
   );
 }
 
-/** Stops the workers (they restart on next use). Safe to call at any time. */
+/**
+ * Stops the workers once their running tasks are done (they restart on next use). Safe to call at
+ * any time. Graceful on purpose: terminating a thread inside a native libopus call aborts the
+ * whole process ("napi_throw" fatal error).
+ */
 export async function closeAudioWorkers(): Promise<void> {
   const p = pool;
   pool = undefined;
-  if (p) await p.destroy();
+  if (p) await p.close();
 }
