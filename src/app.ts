@@ -60,7 +60,7 @@ export async function buildApp(
   let queue: JobQueue | undefined;
   if (options.queue !== false) {
     try {
-      queue = await openQueue(config, logger);
+      queue = await openQueue(config, logger, key);
     } catch (err) {
       await store.close();
       throw err;
@@ -153,10 +153,11 @@ export async function buildApp(
 
 /**
  * Opens the job queue the config asks for: BullMQ on `REDIS_URL` (keys prefixed with
- * `<REDIS_NAMESPACE>-jobs`), else the embedded SQLite queue in the data directory.
+ * `<REDIS_NAMESPACE>-jobs`), else the embedded SQLite queue in the data directory. With `dataKey`
+ * (32 bytes) every job's data is stored sealed with it.
  * @throws Error naming the Redis URL or the queue file when it cannot be opened
  */
-export async function openQueue(config: Config, logger: Logger): Promise<JobQueue> {
+export async function openQueue(config: Config, logger: Logger, dataKey?: Buffer): Promise<JobQueue> {
   if (config.redisUrl) {
     const { BullQueue } = await import('./queue/bullmq.js');
     return BullQueue.open({
@@ -166,8 +167,9 @@ export async function openQueue(config: Config, logger: Logger): Promise<JobQueu
       concurrency: config.queue.concurrency,
       lockDurationMs: config.queue.lockMs,
       logger,
+      ...(dataKey ? { dataKey } : {}),
     });
   }
   const { EmbeddedQueue } = await import('./queue/embedded.js');
-  return EmbeddedQueue.open({ dataDir: config.dataDir, concurrency: config.queue.concurrency, leaseMs: config.queue.lockMs, logger });
+  return EmbeddedQueue.open({ dataDir: config.dataDir, concurrency: config.queue.concurrency, leaseMs: config.queue.lockMs, logger, ...(dataKey ? { dataKey } : {}) });
 }

@@ -858,7 +858,7 @@ export class Engine implements ConversationEngine {
     if (p?.voice?.approximate) lines.push(APPROXIMATION_NOTE);
     lines.push(`Persona: ${user.persona}. Text with voice replies: ${user.sendTextWithVoice ? 'on' : 'off'}.`);
     lines.push(
-      `Stored: ${summary.samples.length} samples, ${summary.historyTurns} conversation turns, ${summary.memories.length} memories (storage: ${this.store.backend}, audio encrypted at rest).`,
+      `Stored: ${summary.samples.length} samples, ${summary.historyTurns} conversation turns, ${summary.memories.length} memories (storage: ${this.store.backend}, encrypted at rest).`,
     );
     lines.push(`Providers: speech-to-text ${this.providers.stt.name}, chat ${this.providers.chat.name}, voice ${this.providers.tts.name}.`);
     if (this.usage) {

@@ -28,6 +28,7 @@ import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../core/log.js';
+import { RecordCipher } from '../core/store/record-cipher.js';
 import {
   PermanentJobError,
   latencySummary,
@@ -57,12 +58,20 @@ export interface BullQueueOptions {
   /** How long finished jobs are kept (deduplication window), ms. Default 7 days. */
   retentionMs?: number;
   logger?: Logger;
+  /**
+   * The 32-byte data key: each job's data (which carries the inbound message, its text included)
+   * is stored sealed with it, the job id as associated data. Without it data is stored as JSON.
+   */
+  dataKey?: Buffer;
 }
 
 interface Envelope {
   kind: string;
   key: string;
-  data: JobData;
+  /** Plain data (no data key, or written before sealing). */
+  data?: JobData;
+  /** The data sealed with the data key, the job id as associated data (see `record-cipher.ts`). */
+  sealed?: string;
 }
 
 /** A counting semaphore for the per-process concurrency limit. */
@@ -99,7 +108,8 @@ export class BullQueue implements JobQueue {
   readonly #workers: Worker[] = [];
   readonly #handlers = new Map<string, JobHandler>();
   readonly #log: Logger;
-  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl'>>;
+  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl' | 'dataKey'>>;
+  readonly #cipher: RecordCipher | undefined;
   readonly #slots: Semaphore;
   readonly #active = new Set<Promise<unknown>>();
   #started = false;
@@ -107,6 +117,7 @@ export class BullQueue implements JobQueue {
   private constructor(connection: Redis, options: BullQueueOptions) {
     this.#connection = connection;
     this.#log = (options.logger ?? silentLogger).child({ component: 'queue', engine: 'bullmq' });
+    this.#cipher = options.dataKey ? new RecordCipher(options.dataKey) : undefined;
     this.#options = {
       prefix: options.prefix ?? 'voicetwin-jobs',
       partitions: options.partitions ?? 16,
@@ -150,7 +161,9 @@ export class BullQueue implements JobQueue {
     // BullMQ ignores an add whose id exists; the look-up only tells the caller which happened.
     const existing = await queue.getJob(options.id);
     if (existing) return { id: options.id, created: false };
-    const envelope: Envelope = { kind, key: options.key, data };
+    const envelope: Envelope = this.#cipher
+      ? { kind, key: options.key, sealed: this.#cipher.seal(`queue-job:${options.id}`, data) }
+      : { kind, key: options.key, data };
     await queue.add(kind, envelope, {
       jobId: options.id,
       attempts: options.maxAttempts ?? 5,
@@ -185,16 +198,31 @@ export class BullQueue implements JobQueue {
     }
   }
 
+  /**
+   * A job's data from its envelope: sealed (opened with the data key) or plain.
+   * @throws UnrecoverableError when the data cannot be decrypted (wrong key, tampered, or no key)
+   */
+  #openData(id: string, envelope: Envelope): JobData {
+    if (envelope.sealed === undefined) return envelope.data ?? {};
+    if (!this.#cipher) throw new UnrecoverableError(`job ${id} holds sealed data and the queue was opened without the data key`);
+    try {
+      return this.#cipher.open<JobData>(`queue-job:${id}`, envelope.sealed);
+    } catch (err) {
+      throw new UnrecoverableError(err instanceof Error ? err.message : String(err));
+    }
+  }
+
   async #run(bullJob: BullJob): Promise<void> {
     const envelope = bullJob.data as Envelope;
     const handler = this.#handlers.get(envelope.kind);
     if (!handler) throw new UnrecoverableError(`no handler for jobs of kind "${envelope.kind}" in this process`);
+    const data = this.#openData(bullJob.id ?? '', envelope);
     await this.#slots.acquire();
     const job: Job = {
       id: bullJob.id ?? '',
       kind: envelope.kind,
       key: envelope.key,
-      data: envelope.data,
+      data,
       attempt: bullJob.attemptsMade + 1,
       maxAttempts: bullJob.opts.attempts ?? 1,
       enqueuedAtMs: bullJob.timestamp,
