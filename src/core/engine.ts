@@ -540,7 +540,7 @@ export class Engine implements ConversationEngine {
         return target.reply({
           kind: 'info',
           ephemeral: true,
-          text: 'This deletes everything I store about you: your voice samples, your cloned voice, your conversation and your memories. It cannot be undone.',
+          text: 'This deletes everything I store about you: your voice samples, your cloned voice, your conversation, your memories and your usage records. It cannot be undone.',
           buttons: [[{ label: 'Delete everything', data: 'delete:confirm' }, { label: 'Keep my data', data: 'delete:cancel' }]],
         });
       default: {
@@ -820,11 +820,20 @@ export class Engine implements ConversationEngine {
         this.logger.warn({ err, userKey: user.key }, 'provider voice deletion failed; local data is deleted anyway');
       }
     }
-    await this.store.deleteUser(user.key);
+    // Queued and finished jobs keyed by the person: their turns (which carry the messages) and clone jobs.
+    let messageIds: string[] = [];
+    if (this.queue?.forget) {
+      try {
+        messageIds = await this.queue.forget([user.key, `clone:${user.key}`]);
+      } catch (err) {
+        this.logger.warn({ err, userKey: user.key }, 'could not delete the queued jobs of a deleted user');
+      }
+    }
+    await this.store.deleteUser(user.key, { messageIds });
     await target.reply({
       kind: 'info',
       ephemeral: true,
-      text: `Deleted: ${summary.samples.length} voice samples, ${voice ? 'your cloned voice, ' : ''}${summary.historyTurns} conversation turns, ${summary.memories.length} memories. Send /start whenever you want to begin again.`,
+      text: `Deleted: ${summary.samples.length} voice samples, ${voice ? 'your cloned voice, ' : ''}${summary.historyTurns} conversation turns, ${summary.memories.length} memories, your usage records and queued messages. Send /start whenever you want to begin again.`,
     });
   }
 

@@ -240,6 +240,30 @@ export class BullQueue implements JobQueue {
     }
   }
 
+  /**
+   * Deletes the jobs whose key is one of `keys` from their partitions (waiting, delayed, finished
+   * and failed; an active job is locked by its worker and is left to expire with the finished
+   * jobs). Walks the partitions' job lists: meant for rare calls such as a person's deletion.
+   * @returns the ids deleted
+   */
+  async forget(keys: readonly string[]): Promise<string[]> {
+    const wanted = new Set(keys);
+    const deleted: string[] = [];
+    for (const queue of new Set(keys.map((k) => this.#queueFor(k)))) {
+      const jobs = await queue.getJobs(['wait', 'delayed', 'prioritized', 'completed', 'failed']);
+      for (const job of jobs) {
+        if (!job?.id || !wanted.has((job.data as Envelope).key)) continue;
+        try {
+          await job.remove();
+          deleted.push(job.id);
+        } catch (err) {
+          this.#log.warn({ err, jobId: job.id }, 'could not remove a job of a deleted person');
+        }
+      }
+    }
+    return deleted;
+  }
+
   async stats(): Promise<JobKindStats[]> {
     const byKind = new Map<string, JobKindStats>();
     const latencies = new Map<string, number[]>();

@@ -456,6 +456,23 @@ export class EmbeddedQueue implements JobQueue {
     }
   }
 
+  /**
+   * Deletes every job whose key is one of `keys` (running ones included: their end is then not
+   * recorded), zeroing the deleted rows (`secure_delete`) and truncating the WAL.
+   * @returns the ids deleted
+   */
+  async forget(keys: readonly string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const marks = keys.map(() => '?').join(',');
+    const ids = await this.#db.serial(async () => {
+      const rows = await this.#db.all<{ id: string }>(`SELECT id FROM jobs WHERE key IN (${marks})`, [...keys]);
+      await this.#db.run(`DELETE FROM jobs WHERE key IN (${marks})`, [...keys]);
+      return rows.map((r) => r.id);
+    }, true);
+    await this.#checkpoint();
+    return ids;
+  }
+
   async stats(): Promise<JobKindStats[]> {
     const counts = await this.#db.serial(() =>
       this.#db.all<{ kind: string; state: Row['state']; n: number }>(`SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state`),

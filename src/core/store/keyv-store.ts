@@ -953,9 +953,13 @@ class KeyvStore implements Store {
 
   /**
    * Deletes every blob and record of the user: samples, history, memories, profile, the user's
-   * jobs, the user record and its index entry. Idempotent; a partial failure can be retried.
+   * jobs, the user record and its index entry, their daily usage records (`kv:usage:<day>:<userKey>`)
+   * and the outbox records of `options.messageIds`. On SQLite deleted rows are zeroed
+   * (`secure_delete`) and the WAL is truncated afterwards, so the person's rows leave the `-wal`
+   * file too. Idempotent; a partial failure can be retried.
+   * @param options.messageIds inbound message ids of the user whose outbox records go too
    */
-  deleteUser(key: UserKey): Promise<void> {
+  deleteUser(key: UserKey, options: { messageIds?: readonly string[] } = {}): Promise<void> {
     return this.#gate.run(async () => {
       checkUserKey(key);
       const repos = this.#repos;
@@ -963,8 +967,23 @@ class KeyvStore implements Store {
       await Promise.all([repos.samples.deleteAll(key), repos.history.deleteAll(key), repos.memories.deleteAll(key), repos.profiles.delete(key)]);
       await repos.jobs.deleteForUser(key);
       await repos.users.delete(key);
-      this.#logger.info({ blobCount }, 'deleted all data of a user');
+      const usagePrefix = this.#records.key('kv:usage:');
+      const usageKeys = await this.#rawKeys(usagePrefix, (rest) => /^\d{4}-\d{2}-\d{2}:/.test(rest) && rest.slice(11) === key);
+      const outboxKeys: string[] = [];
+      for (const id of options.messageIds ?? []) outboxKeys.push(...(await this.#rawKeys(this.#records.key(`kv:outbox:${id}:`), () => true)));
+      for (const full of [...usageKeys, ...outboxKeys]) await this.#keyv.delete(full);
+      await this.#checkpoint();
+      this.#logger.info({ blobCount, usageRecords: usageKeys.length, outboxRecords: outboxKeys.length }, 'deleted all data of a user');
     });
+  }
+
+  /** Full keys starting with `prefix` whose remainder passes `match`. */
+  async #rawKeys(prefix: string, match: (rest: string) => boolean): Promise<string[]> {
+    const keys = new Set<string>();
+    for await (const rows of this.#raw.scan(prefix)) {
+      for (const row of rows) if (match(row.key.slice(prefix.length))) keys.add(row.key);
+    }
+    return [...keys];
   }
 
   /** Waits for calls in flight, then closes the backend connection. Idempotent. */

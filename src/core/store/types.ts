@@ -189,7 +189,10 @@ export interface Store {
   blobs: BlobStore;
   /** Everything stored for a user. */
   summarize(key: UserKey): Promise<UserDataSummary>;
-  /** Deletes every record and blob of a user. */
-  deleteUser(key: UserKey): Promise<void>;
+  /**
+   * Deletes every record and blob of a user, their usage records and the outbox records of
+   * `options.messageIds` (their inbound messages); SQLite zeroes deleted rows and truncates its WAL.
+   */
+  deleteUser(key: UserKey, options?: { messageIds?: readonly string[] }): Promise<void>;
   close(): Promise<void>;
 }
