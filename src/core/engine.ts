@@ -31,6 +31,7 @@ import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
+import { DOCUMENT_LIMIT_BYTES, buildPersonalExport } from './export.js';
 
 /** Limits on what the engine accepts and says. */
 export interface EngineLimits {
@@ -111,6 +112,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'forget', description: 'Forget one memory, or all of them', args: '<id|all>' },
   { name: 'text', description: 'Send the text with each voice reply, or not', args: '<on|off>' },
   { name: 'stop', description: 'Stop receiving announcements' },
+  { name: 'export', description: 'Get a copy of everything stored about you (a zip file)' },
   { name: 'delete', description: 'Delete all your data and your cloned voice' },
   { name: 'help', description: 'What you can do' },
 ];
@@ -536,6 +538,8 @@ export class Engine implements ConversationEngine {
       case 'stop':
         await this.store.users.put({ ...user, optedOut: true, updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: 'You will no longer receive announcements. Send /start to receive them again. Your twin still answers you.' });
+      case 'export':
+        return this.exportEverything(user, target, log);
       case 'delete':
         return target.reply({
           kind: 'info',
@@ -808,6 +812,35 @@ export class Engine implements ConversationEngine {
         log.warn({ err }, 'insight failed');
       }
     }
+  }
+
+  /**
+   * `/export`: sends the person a ZIP of everything stored about them (see `export.ts`). When the
+   * archive with audio is over the channel's document limit, an archive without audio is sent and
+   * the reply says so; when even that is too large, the reply says that instead.
+   */
+  private async exportEverything(user: UserRecord, target: ReplyTarget, log: Logger): Promise<void> {
+    const limit = DOCUMENT_LIMIT_BYTES[user.channel];
+    await target.activity('typing');
+    const deps = { store: this.store, now: this.now, ...(this.usage ? { usage: this.usage } : {}) };
+    let built = await buildPersonalExport(deps, user.key);
+    let note = '';
+    if (built.bytes.length > limit && built.audioFiles > 0) {
+      const fullBytes = built.bytes.length;
+      built = await buildPersonalExport(deps, user.key, { includeAudio: false });
+      note = ` The ${built.document.samples.length} voice samples and the consent recording are left out: with them the file is ${(fullBytes / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send.`;
+    }
+    log.info({ sizeBytes: built.bytes.length, audioFiles: built.audioFiles, historyTurns: built.document.history.length }, 'personal data export built');
+    if (built.bytes.length > limit) {
+      throw new UserInputError('EXPORT_TOO_LARGE', `Your export is ${(built.bytes.length / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send. Send /forget all to make it smaller, or ask the operator for it.`);
+    }
+    const d = built.document;
+    await target.reply({
+      kind: 'info',
+      ephemeral: true,
+      text: `Everything I store about you: your profile and consent record, ${d.history.length} conversation turns, ${d.memories.length} memories, ${d.usage.length} days of usage${built.audioFiles > 0 ? `, ${built.audioFiles} recordings as WAV` : ''}.${note}`,
+      document: { bytes: built.bytes, fileName: built.fileName, mimeType: 'application/zip' },
+    });
   }
 
   private async deleteEverything(user: UserRecord, target: ReplyTarget): Promise<void> {
