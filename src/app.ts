@@ -10,6 +10,7 @@ import type { Providers } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
 import { BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
+import { scheduleRetention } from './core/retention.js';
 import { audioWorkersError, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
 import type { JobQueue } from './core/jobs.js';
 
@@ -133,6 +134,8 @@ export async function buildApp(
     ...(whatsappIntervalMs ? { pace: { whatsapp: { messagesPerSec: 1000 / whatsappIntervalMs, perChatIntervalMs: whatsappIntervalMs } } } : {}),
   });
   engine.registerOperatorCommand(broadcasts.command());
+  // HISTORY_RETENTION_DAYS / AUDIO_RETENTION_DAYS: swept now and hourly.
+  const stopRetention = scheduleRetention(store, config.retention, logger);
   return {
     config,
     logger,
@@ -144,6 +147,7 @@ export async function buildApp(
     queue,
     async close() {
       await broadcasts.stop();
+      await stopRetention();
       await engine.stop();
       closeProviders();
       await store.close();

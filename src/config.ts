@@ -73,6 +73,13 @@ export interface Config {
    * `lockMs` (QUEUE_LOCK_MS, default 30000): how long a crashed process's job stays locked.
    */
   queue: { concurrency: number; partitions: number; lockMs: number };
+  /**
+   * Retention, in days; 0 keeps forever. `historyDays` (HISTORY_RETENTION_DAYS, default 0):
+   * conversation turns older than this are deleted; `audioDays` (AUDIO_RETENTION_DAYS, default 30):
+   * synthesis cache and turn audio older than this are deleted. Samples and the consent recording
+   * are kept as long as the voice exists. Enforced hourly (`core/retention.ts`).
+   */
+  retention: { historyDays: number; audioDays: number };
 }
 
 type Env = Record<string, string | undefined>;
@@ -255,6 +262,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       turnConcurrency: num(env, 'TURN_CONCURRENCY', 4, z.number().int().min(1).max(64)),
       cloneTimeoutSec: num(env, 'CLONE_TIMEOUT_S', 35, z.number().min(1).max(3600)),
       seed: num(env, 'CHAT_SEED', 7, z.number().int().min(0)),
+    },
+    retention: {
+      historyDays: num(env, 'HISTORY_RETENTION_DAYS', 0, z.number().int().min(0).max(36_500)),
+      audioDays: num(env, 'AUDIO_RETENTION_DAYS', 30, z.number().int().min(0).max(36_500)),
     },
     providers,
     ...optional(

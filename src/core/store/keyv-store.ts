@@ -592,6 +592,18 @@ class KeyvHistoryRepository implements HistoryRepository {
     await this.#list.update(key, (list) => ({ next: list.concat(turns).slice(-this.maxTurns), result: undefined }));
   }
 
+  /**
+   * Deletes the turns whose `atMs` is before `beforeMs` (retention); the key goes when none is left.
+   * @returns how many turns were deleted
+   */
+  pruneBefore(key: UserKey, beforeMs: number): Promise<number> {
+    return this.#list.update(key, (list) => {
+      const next = list.filter((t) => !(t.atMs < beforeMs));
+      const removed = list.length - next.length;
+      return { next, result: removed, changed: removed > 0 };
+    });
+  }
+
   deleteAll(key: UserKey): Promise<void> {
     return this.#list.clear(key);
   }

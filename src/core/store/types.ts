@@ -116,6 +116,11 @@ export interface SampleRepository {
 export interface HistoryRepository {
   recent(key: UserKey, limit: number): Promise<ChatTurn[]>;
   append(key: UserKey, ...turns: ChatTurn[]): Promise<void>;
+  /**
+   * Deletes the turns older than `beforeMs` (their `atMs`, ms since the epoch).
+   * @returns how many turns were deleted
+   */
+  pruneBefore(key: UserKey, beforeMs: number): Promise<number>;
   deleteAll(key: UserKey): Promise<void>;
 }
 
