@@ -10,7 +10,9 @@
  * 3. Offline stack: a few turns with the real pocketsphinx / template / flite providers, and the
  *    offline voice itself (bench/offline-voice.ts): round-trip word error rate per engine, F0 and
  *    rate matching on real speakers, synthesis real-time factor.
- * 4. Peak RSS of the process (KiB → MiB).
+ * 4. Scale-out (bench/scale.ts): turns/s with 1, 2 and 3 serve processes on one Redis, and the
+ *    first sign of life (update → first Bot API call for that chat), alone and in a burst of 20.
+ * 5. Peak RSS of the process (KiB → MiB).
  */
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,8 +30,8 @@ import { zeroLatencyProviders } from './providers.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TURNS = Number(process.env.BENCH_TURNS ?? 40);
 const USERS = Number(process.env.BENCH_USERS ?? 8);
-/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast); default all. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'pipeline,offline,audio,store,telegram,broadcast').split(',').map((s) => s.trim()));
+/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast, scale); default all. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'pipeline,offline,audio,store,telegram,broadcast,scale').split(',').map((s) => s.trim()));
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
@@ -183,6 +185,8 @@ async function main(): Promise<void> {
       store: SECTIONS.has('store') ? await optionalBench('./store.js', 'benchStore') : 'skipped',
       telegram: SECTIONS.has('telegram') ? await optionalBench('./telegram.js', 'benchTelegram') : 'skipped',
       broadcast: SECTIONS.has('broadcast') ? await optionalBench('./broadcast.js', 'benchBroadcast') : 'skipped',
+      firstSignOfLife: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchFirstSignOfLife') : 'skipped',
+      scaleOut: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchScaleOut') : 'skipped',
     };
     report.peakRssMiB = Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
     const outDir = path.join(here, 'results');

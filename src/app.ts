@@ -13,6 +13,8 @@ import { UsageMeter } from './core/usage.js';
 import { scheduleRetention } from './core/retention.js';
 import { audioWorkersError, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
 import type { JobQueue } from './core/jobs.js';
+import path from 'node:path';
+import { checkSharedBlobVolume } from './core/store/blob-volume.js';
 
 /** A built application: the engine and what it runs on. */
 export interface App {
@@ -58,6 +60,14 @@ export async function buildApp(
     dataKey: key,
     logger,
   });
+  if (config.redisUrl) {
+    try {
+      await checkSharedBlobVolume(path.join(config.dataDir, 'blobs'), store.kv);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   let queue: JobQueue | undefined;
   if (options.queue !== false) {
     try {

@@ -158,6 +158,61 @@ program
     }
   });
 
+program
+  .command('status')
+  .description('Queue depth, running and failed jobs and latency per kind, read from the store and queue this configuration points at (works beside a running serve).')
+  .option('--json', 'print JSON instead of a table')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = config();
+    const [{ createLogger }, { openQueue }] = await Promise.all([import('./core/log.js'), import('./app.js')]);
+    const queue = await openQueue(cfg, createLogger({ level: 'warn' }));
+    try {
+      const stats = await queue.stats();
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ engine: queue.engine, kinds: stats }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`Job queue: ${queue.engine === 'bullmq' ? 'BullMQ on Redis' : 'embedded (SQLite in the data directory)'}\n`);
+      if (stats.length === 0) {
+        process.stdout.write('No jobs yet.\n');
+        return;
+      }
+      const rows = stats.map((s) => [s.kind, s.queued, s.running, s.done, s.failed, s.latencyMs ? `${s.latencyMs.p50} / ${s.latencyMs.p95} ms (${s.latencyMs.count})` : '-']);
+      const header = ['kind', 'queued', 'running', 'done', 'failed', 'latency p50 / p95 (last hour)'];
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+      for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => String(c).padEnd(widths[i]!)).join('  ')}\n`);
+    } finally {
+      await queue.close(0);
+    }
+  });
+
+program
+  .command('jobs')
+  .description('List jobs: --failed shows the jobs that used up their attempts, kept for inspection.')
+  .option('--failed', 'jobs that failed for good (the default and, for now, the only listing)')
+  .option('-n, --limit <count>', 'how many, newest first', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('expected a whole number from 1 to 1000');
+    return n;
+  }, 50)
+  .action(async (opts: { failed?: boolean; limit: number }) => {
+    const cfg = config();
+    const [{ createLogger }, { openQueue }] = await Promise.all([import('./core/log.js'), import('./app.js')]);
+    const queue = await openQueue(cfg, createLogger({ level: 'warn' }));
+    try {
+      const failed = await queue.failed(opts.limit);
+      if (failed.length === 0) {
+        process.stdout.write('No failed jobs.\n');
+        return;
+      }
+      for (const f of failed) {
+        process.stdout.write(`${new Date(f.failedAtMs).toISOString()}  ${f.kind}  ${f.id}  ${f.key}  after ${f.attempts} attempt${f.attempts === 1 ? '' : 's'}: ${f.error}\n`);
+      }
+    } finally {
+      await queue.close(0);
+    }
+  });
+
 const broadcast = program
   .command('broadcast')
   .description(

@@ -3,6 +3,7 @@
  * shuts down cleanly on SIGINT/SIGTERM.
  */
 import type { Config } from './config.js';
+import type { Providers } from './core/providers.js';
 import { enabledChannels } from './config.js';
 import { buildApp, type App } from './app.js';
 import { checkAudioTools } from './core/audio/index.js';
@@ -39,9 +40,10 @@ export const SERVE_ROLES: readonly ServeRole[] = ['all', 'ingress', 'worker'];
 /**
  * Starts the configured bots and resolves once they run. Returns a stop function.
  * @throws DependencyError when ffmpeg (or, offline, espeak-ng/pocketsphinx) is missing
+ * @param options.providers replace the configured providers (benchmarks)
  * @throws RoleError when the role cannot serve the configured channels
  */
-export async function serve(config: Config, options: { role?: ServeRole } = {}): Promise<{ app: App; stop(): Promise<void> }> {
+export async function serve(config: Config, options: { role?: ServeRole; providers?: Providers } = {}): Promise<{ app: App; stop(): Promise<void> }> {
   const role = options.role ?? 'all';
   const channels = enabledChannels(config);
   if (channels.length === 0) throw new NoBotConfiguredError();
@@ -52,7 +54,7 @@ export async function serve(config: Config, options: { role?: ServeRole } = {}):
     throw new RoleError('--role worker runs Telegram jobs only: Discord and WhatsApp jobs run in the process that holds the gateway or WhatsApp session (--role all).');
   }
   await checkAudioTools();
-  const app = await buildApp(config);
+  const app = await buildApp(config, options.providers ? { providers: options.providers } : {});
   if (app.offline) await checkLocalTools();
   const log = app.logger;
   log.info({ channels, role, storage: app.store.backend, queue: app.queue?.engine, offline: app.offline }, 'starting VoiceTwin');
@@ -111,6 +113,14 @@ export async function serve(config: Config, options: { role?: ServeRole } = {}):
     throw err;
   }
   if (role !== 'ingress') await app.broadcasts.start();
+  // Queue depth, failures and latency per kind, once a minute (also `voicetwin status`).
+  const metricsTimer = setInterval(() => {
+    void app.queue
+      ?.stats()
+      .then((kinds) => log.info({ queue: app.queue?.engine, kinds }, 'job queue metrics'))
+      .catch((err: unknown) => log.warn({ err }, 'job queue metrics unavailable'));
+  }, 60_000);
+  metricsTimer.unref();
   const p = app.providers;
   log.info(
     { bots: bots.map((b) => b.name), providers: { stt: p.stt.name, chat: p.chat.name, tts: p.tts.name, cloner: p.cloner.name }, offline: app.offline },
@@ -119,6 +129,7 @@ export async function serve(config: Config, options: { role?: ServeRole } = {}):
   return {
     app,
     async stop() {
+      clearInterval(metricsTimer);
       // Intake first (nothing new is accepted), then running jobs finish or return to the queue.
       for (const b of bots) {
         await b.stop().catch((err: unknown) => log.error({ err, bot: b.name }, 'bot stop failed'));

@@ -273,7 +273,7 @@ export function createLogger(
   const scrub = secretScrubber(options.secrets ?? secretsFromEnv(process.env));
   const base: LoggerOptions = {
     level: options.level ?? 'info',
-    base: { app: 'voicetwin' },
+    base: { app: 'voicetwin', pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: REDACTED },
     serializers: { err: serializeError, error: serializeError },
     hooks: { streamWrite: scrub },

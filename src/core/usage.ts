@@ -6,8 +6,9 @@
  * prices. A day's record lives under `usage:<YYYY-MM-DD>:<userKey>` in a key-value store, plus an
  * all-users total under `usage:<YYYY-MM-DD>:*` for an operator-wide cost cap.
  *
- * Updates are serialised per key within this process. With several processes on one Redis the
- * read-modify-write can lose an increment under contention; budgets are soft limits.
+ * Each update is one atomic read-modify-write of the store (`kv.update`: a lock per key, also
+ * across processes on Redis), so no increment is lost. Budgets are soft limits: the call that
+ * crosses one is allowed.
  */
 import { UserInputError } from './errors.js';
 
@@ -15,6 +16,8 @@ import { UserInputError } from './errors.js';
 export interface UsageKeyValueStore {
   get<T>(key: string): Promise<T | undefined>;
   set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
+  /** Atomic read-modify-write (see `KeyValueRepository.update`). */
+  update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T>;
 }
 
 /** One provider call's consumption. Absent fields count as zero. */
@@ -139,7 +142,6 @@ function formatDuration(ms: number): string {
  *   await meter.record('telegram:42', { provider: 'elevenlabs', ttsChars: 180 });
  */
 export class UsageMeter {
-  private readonly queues = new Map<string, Promise<unknown>>();
   private readonly prices: Record<string, UnitPrices>;
   private readonly limits: UsageLimits;
   private readonly ttlMs: number;
@@ -243,25 +245,18 @@ export class UsageMeter {
     return stored ?? { userKey, day, total: zero(), byProvider: {} };
   }
 
+  /** Adds the event to the day's record in one atomic read-modify-write (across processes on Redis). */
   private update(userKey: string, day: string, event: UsageEvent, costUsd: number): Promise<DailyUsage> {
-    const key = this.key(userKey, day);
-    const previous = this.queues.get(key) ?? Promise.resolve();
-    const next = previous
-      .catch(() => undefined)
-      .then(async () => {
-        const usage = await this.read(userKey, day);
+    return this.kv.update<DailyUsage>(
+      this.key(userKey, day),
+      (stored) => {
+        const usage = stored ?? { userKey, day, total: zero(), byProvider: {} };
         add(usage.total, event, costUsd);
-        const perProvider = (usage.byProvider[event.provider] ??= zero());
-        add(perProvider, event, costUsd);
-        await this.kv.set(key, usage, this.ttlMs);
+        add((usage.byProvider[event.provider] ??= zero()), event, costUsd);
         return usage;
-      });
-    this.queues.set(key, next);
-    void next
-      .finally(() => {
-        if (this.queues.get(key) === next) this.queues.delete(key);
-      })
-      .catch(() => undefined);
-    return next;
+      },
+      this.ttlMs,
+    );
   }
+
 }

@@ -22,7 +22,9 @@
  * partition run first.
  *
  * Each process runs one worker per partition and at most `concurrency` jobs at once (a local
- * semaphore), so adding processes adds capacity.
+ * semaphore). When its slots are full it pauses its workers locally (`Worker.pause(true)`), so it
+ * does not take jobs it cannot start while other processes have room: adding processes adds
+ * capacity.
  */
 import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job as BullJob } from 'bullmq';
@@ -81,6 +83,11 @@ class Semaphore {
   constructor(size: number) {
     this.#free = size;
   }
+  /** Slots free now. */
+  get free(): number {
+    return this.#free;
+  }
+
   async acquire(): Promise<void> {
     if (this.#free > 0) {
       this.#free--;
@@ -113,6 +120,7 @@ export class BullQueue implements JobQueue {
   readonly #slots: Semaphore;
   readonly #active = new Set<Promise<unknown>>();
   #started = false;
+  #paused = false;
 
   private constructor(connection: Redis, options: BullQueueOptions) {
     this.#connection = connection;
@@ -218,6 +226,7 @@ export class BullQueue implements JobQueue {
     if (!handler) throw new UnrecoverableError(`no handler for jobs of kind "${envelope.kind}" in this process`);
     const data = this.#openData(bullJob.id ?? '', envelope);
     await this.#slots.acquire();
+    if (this.#slots.free === 0) this.#pauseFetching();
     const job: Job = {
       id: bullJob.id ?? '',
       kind: envelope.kind,
@@ -237,6 +246,7 @@ export class BullQueue implements JobQueue {
     } finally {
       this.#active.delete(run);
       this.#slots.release();
+      if (this.#paused && this.#slots.free > 0) this.#resumeFetching();
     }
   }
 
@@ -262,6 +272,17 @@ export class BullQueue implements JobQueue {
       }
     }
     return deleted;
+  }
+
+  /** Stops this process's workers from taking new jobs (jobs already taken still run). */
+  #pauseFetching(): void {
+    this.#paused = true;
+    for (const w of this.#workers) void w.pause(true).catch(() => undefined);
+  }
+
+  #resumeFetching(): void {
+    this.#paused = false;
+    for (const w of this.#workers) w.resume();
   }
 
   async stats(): Promise<JobKindStats[]> {

@@ -1,3 +1,4 @@
+import { KeyedLock } from '../../src/core/store/keyed-lock.js';
 import { describe, expect, it } from 'vitest';
 import { isUserInputError, type UserInputError } from '../../src/core/errors.js';
 import { UsageMeter, estimateCostUsd, utcDay, type UsageKeyValueStore } from '../../src/core/usage.js';
@@ -14,6 +15,15 @@ class MapStore implements UsageKeyValueStore {
     await new Promise((r) => setImmediate(r)); // a real store yields between read and write
     this.values.set(key, structuredClone(value));
     this.ttls.set(key, ttlMs);
+  }
+  private readonly locks = new KeyedLock();
+  /** Atomic per key, as the store's `update` is. */
+  update<T>(k: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T> {
+    return this.locks.run(k, async () => {
+      const next = fn(await this.get<T>(k));
+      await this.set(k, next, ttlMs);
+      return next;
+    });
   }
 }
 

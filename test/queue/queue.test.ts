@@ -151,6 +151,32 @@ describe.skipIf(!(await redisAvailable()))('with Redis', () => {
 });
 
 describe('embedded queue crash recovery', () => {
+  it('graceful close: a job that finishes within the grace period is done, one that does not runs again after a restart', async () => {
+    const open = await embeddedFactory();
+    const first = await open();
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    const runs: string[] = [];
+    first.process('turn', async (job) => {
+      runs.push(`${job.id}#${job.attempt}`);
+      if (job.id === 'slow') await stuck;
+    });
+    await first.start();
+    await first.enqueue('turn', {}, { id: 'quick', key: 'a' });
+    await first.enqueue('turn', {}, { id: 'slow', key: 'b' });
+    while (!runs.includes('slow#1')) await sleep(10);
+    await first.close(300);
+    opened.splice(opened.indexOf(first), 1);
+    release();
+    const second = await open();
+    second.process('turn', async (job) => void runs.push(`${job.id}#${job.attempt}`));
+    await second.start();
+    await second.whenIdle();
+    expect(runs.filter((r) => r.startsWith('quick'))).toEqual(['quick#1']);
+    expect(runs.filter((r) => r.startsWith('slow'))).toEqual(['slow#1', 'slow#2']);
+  });
+
+
   it('returns the running job of a dead process to the queue at start', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
     const { spawnSync } = await import('node:child_process');

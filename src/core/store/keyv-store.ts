@@ -33,10 +33,10 @@
  * so the stored keys are identical on every backend.
  *
  * Concurrency: every read-modify-write (history append, memory/sample add, index updates, dedupe
- * claim on SQLite and memory) runs under a per-key in-process lock, so concurrent calls in one
- * process never lose a write. On Redis the dedupe claim is one atomic `SET NX PX`
- * (https://redis.io/docs/latest/commands/set/), safe across processes too. Other read-modify-writes
- * assume a single VoiceTwin process per store.
+ * claim on SQLite and memory, `kv.update`) runs under a per-key lock. On SQLite and memory it is an
+ * in-process lock: one VoiceTwin process owns the file. On Redis it is also a lease in Redis
+ * ({@link RedisLeaseLock}), so several processes on one Redis lose no write; the dedupe claim is
+ * one atomic `SET NX PX` (https://redis.io/docs/latest/commands/set/).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
@@ -48,7 +48,7 @@ import type { ChatTurn, MemoryRecord } from '../providers.js';
 import { EncryptedBlobStore } from './blob-store.js';
 import { DATA_KEY_BYTES } from './data-key.js';
 import { createPrivateFile, securePrivateTree } from './file-modes.js';
-import { KeyedLock } from './keyed-lock.js';
+import { KeyedLock, RedisLeaseLock, type LeaseClient, type Lock } from './keyed-lock.js';
 import { RecordCipher, isSealed } from './record-cipher.js';
 import { mapRawRecords, redisRawRecords, sqliteRawRecords, type RawRecords } from './raw-records.js';
 import type {
@@ -393,7 +393,7 @@ class KeyvUserRepository implements UserRepository {
 
   constructor(
     private readonly records: Records,
-    private readonly lock: KeyedLock,
+    private readonly lock: Lock,
   ) {}
 
   get(key: UserKey): Promise<UserRecord | undefined> {
@@ -489,7 +489,7 @@ class KeyvUserRepository implements UserRepository {
 class KeyvProfileRepository implements ProfileRepository {
   constructor(
     private readonly records: Records,
-    private readonly lock: KeyedLock,
+    private readonly lock: Lock,
   ) {}
 
   get(key: UserKey): Promise<VoiceProfile | undefined> {
@@ -510,7 +510,7 @@ class KeyvProfileRepository implements ProfileRepository {
 class UserList<T> {
   constructor(
     private readonly records: Records,
-    private readonly lock: KeyedLock,
+    private readonly lock: Lock,
     private readonly name: string,
   ) {}
 
@@ -540,7 +540,7 @@ class UserList<T> {
 
 class KeyvSampleRepository implements SampleRepository {
   readonly #list: UserList<SampleRecord>;
-  constructor(records: Records, lock: KeyedLock) {
+  constructor(records: Records, lock: Lock) {
     this.#list = new UserList(records, lock, 'samples');
   }
 
@@ -569,7 +569,7 @@ class KeyvHistoryRepository implements HistoryRepository {
   readonly #list: UserList<ChatTurn>;
   constructor(
     records: Records,
-    lock: KeyedLock,
+    lock: Lock,
     private readonly maxTurns: number,
   ) {
     this.#list = new UserList(records, lock, 'history');
@@ -611,7 +611,7 @@ class KeyvHistoryRepository implements HistoryRepository {
 
 class KeyvMemoryRepository implements MemoryRepository {
   readonly #list: UserList<MemoryRecord>;
-  constructor(records: Records, lock: KeyedLock) {
+  constructor(records: Records, lock: Lock) {
     this.#list = new UserList(records, lock, 'memories');
   }
 
@@ -646,7 +646,7 @@ class KeyvMemoryRepository implements MemoryRepository {
 class KeyvJobRepository implements JobRepository {
   constructor(
     private readonly records: Records,
-    private readonly lock: KeyedLock,
+    private readonly lock: Lock,
   ) {}
 
   get(id: string): Promise<JobRecord | undefined> {
@@ -702,7 +702,7 @@ class KeyvJobRepository implements JobRepository {
 class KeyvDedupeRepository implements DedupeRepository {
   constructor(
     private readonly records: Records,
-    private readonly lock: KeyedLock,
+    private readonly lock: Lock,
     private readonly redis: KeyvRedis<string> | undefined,
   ) {}
 
@@ -734,7 +734,23 @@ class KeyvDedupeRepository implements DedupeRepository {
 }
 
 class KeyvKeyValueRepository implements KeyValueRepository {
-  constructor(private readonly records: Records) {}
+  constructor(
+    private readonly records: Records,
+    private readonly lock: Lock,
+  ) {}
+
+  /**
+   * Atomic read-modify-write: `fn` gets the current value (or undefined) and returns the new one,
+   * under the key's lock (across processes on Redis).
+   * @returns the value stored
+   */
+  update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T> {
+    return this.lock.run(`kv:${key}`, async () => {
+      const next = fn(await this.get<T>(key));
+      await this.set(key, next, ttlMs);
+      return next;
+    });
+  }
 
   get<T>(key: string): Promise<T | undefined> {
     return this.records.get<T>(`kv:${key}`);
@@ -822,7 +838,9 @@ class KeyvStore implements Store {
         : mapRawRecords(options.map ?? new Map<string, unknown>());
     const records = new Records(options.keyv, `${options.namespace}:`, options.cipher);
     this.#records = records;
-    const lock = new KeyedLock();
+    // With Redis, several processes share the data: every read-modify-write also holds a lease in Redis.
+    const redis = options.redis;
+    const lock: Lock = redis ? new RedisLeaseLock(async () => (await redis.getClient()) as unknown as LeaseClient, records.key('')) : new KeyedLock();
     this.#repos = {
       users: new KeyvUserRepository(records, lock),
       profiles: new KeyvProfileRepository(records, lock),
@@ -831,7 +849,7 @@ class KeyvStore implements Store {
       memories: new KeyvMemoryRepository(records, lock),
       jobs: new KeyvJobRepository(records, lock),
       dedupe: new KeyvDedupeRepository(records, lock, options.redis),
-      kv: new KeyvKeyValueRepository(records),
+      kv: new KeyvKeyValueRepository(records, lock),
       blobs: options.blobs,
     };
     const gate = this.#gate;

@@ -153,6 +153,12 @@ export interface KeyValueRepository {
   get<T>(key: string): Promise<T | undefined>;
   set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * Atomic read-modify-write (counters, totals): `fn` maps the current value to the new one while
+   * the key is locked, across processes on Redis. `fn` must be synchronous and pure.
+   * @returns the value stored
+   */
+  update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T>;
 }
 
 /**

@@ -63,6 +63,11 @@ class MapStore implements UsageKeyValueStore {
   async set<T>(k: string, v: T): Promise<void> {
     this.m.set(k, structuredClone(v));
   }
+  async update<T>(k: string, fn: (current: T | undefined) => T): Promise<T> {
+    const next = fn(await this.get<T>(k));
+    await this.set(k, next);
+    return next;
+  }
 }
 
 let eleven: ElevenLabsFake;

@@ -1,0 +1,47 @@
+/**
+ * The shared blob directory check: processes on one Redis must see one blob directory.
+ */
+import { describe, expect, it } from 'vitest';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { BlobVolumeError, checkSharedBlobVolume } from '../../../src/core/store/blob-volume.js';
+import { KeyedLock } from '../../../src/core/store/keyed-lock.js';
+import type { KeyValueRepository } from '../../../src/core/store/types.js';
+
+/** An in-memory key-value repository with an atomic update, as the store's. */
+function memoryKv(): KeyValueRepository {
+  const values = new Map<string, unknown>();
+  const lock = new KeyedLock();
+  const kv: KeyValueRepository = {
+    get: async <T>(k: string) => values.get(k) as T | undefined,
+    set: async (k, v) => void values.set(k, v),
+    delete: async (k) => void values.delete(k),
+    update: <T>(k: string, fn: (c: T | undefined) => T) => lock.run(k, async () => {
+      const next = fn(values.get(k) as T | undefined);
+      values.set(k, next);
+      return next;
+    }),
+  };
+  return kv;
+}
+
+describe('checkSharedBlobVolume', () => {
+  it('registers the first directory, accepts it again and from processes starting at once', async () => {
+    const kv = memoryKv();
+    const dir = path.join(await mkdtemp(path.join(tmpdir(), 'vt-vol-')), 'blobs');
+    const [a, b] = await Promise.all([checkSharedBlobVolume(dir, kv), checkSharedBlobVolume(dir, kv)]);
+    expect(a).toBe(b);
+    expect(await checkSharedBlobVolume(dir, kv)).toBe(a);
+  });
+
+  it('refuses another directory with a message that says what to do', async () => {
+    const kv = memoryKv();
+    const first = path.join(await mkdtemp(path.join(tmpdir(), 'vt-vol-')), 'blobs');
+    const other = path.join(await mkdtemp(path.join(tmpdir(), 'vt-vol-')), 'blobs');
+    await checkSharedBlobVolume(first, kv);
+    const err = await checkSharedBlobVolume(other, kv, 200).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BlobVolumeError);
+    expect((err as Error).message).toContain('shared volume');
+  });
+});
