@@ -21,10 +21,13 @@
  * more parallelism), and a job that fails and waits for its retry lets the next job of its
  * partition run first.
  *
- * Each process runs one worker per partition and at most `concurrency` jobs at once (a local
- * semaphore). When its slots are full it pauses its workers locally (`Worker.pause(true)`), so it
- * does not take jobs it cannot start while other processes have room: adding processes adds
- * capacity.
+ * Each process takes jobs itself (BullMQ's manual processing,
+ * https://docs.bullmq.io/patterns/manually-fetching-jobs): while it has a free slot (at most
+ * `concurrency` jobs at once) it asks the partitions in turn for their next job
+ * (`getNextJob(token, { block: false })`, which returns nothing while the partition's one job is
+ * running elsewhere), runs it through `Worker.processJob` (completion, failure and retries as
+ * BullMQ does them), extends its lock while it runs, and runs the stalled-job checker. A process
+ * never takes a job it cannot start, so adding processes adds capacity.
  */
 import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job as BullJob } from 'bullmq';
@@ -76,32 +79,6 @@ interface Envelope {
   sealed?: string;
 }
 
-/** A counting semaphore for the per-process concurrency limit. */
-class Semaphore {
-  #free: number;
-  readonly #waiters: (() => void)[] = [];
-  constructor(size: number) {
-    this.#free = size;
-  }
-  /** Slots free now. */
-  get free(): number {
-    return this.#free;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waiters.push(resolve));
-  }
-  release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#free++;
-  }
-}
-
 /** The partition a key belongs to: a stable hash, so every process agrees. */
 export function partitionOf(key: string, partitions: number): number {
   return createHash('sha1').update(key).digest().readUInt32BE(0) % partitions;
@@ -117,10 +94,13 @@ export class BullQueue implements JobQueue {
   readonly #log: Logger;
   readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl' | 'dataKey'>>;
   readonly #cipher: RecordCipher | undefined;
-  readonly #slots: Semaphore;
   readonly #active = new Set<Promise<unknown>>();
   #started = false;
-  #paused = false;
+  #closing = false;
+  #cursor = 0;
+  #tokens = 0;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
 
   private constructor(connection: Redis, options: BullQueueOptions) {
     this.#connection = connection;
@@ -133,7 +113,6 @@ export class BullQueue implements JobQueue {
       lockDurationMs: options.lockDurationMs ?? 30_000,
       retentionMs: options.retentionMs ?? 7 * 24 * 3600 * 1000,
     };
-    this.#slots = new Semaphore(this.#options.concurrency);
     this.#queues = Array.from(
       { length: this.#options.partitions },
       (_, i) => new Queue(`p${i}`, { connection, prefix: this.#options.prefix }),
@@ -179,6 +158,7 @@ export class BullQueue implements JobQueue {
       removeOnComplete: { age: Math.ceil(this.#options.retentionMs / 1000) },
       removeOnFail: false,
     });
+    this.#wake?.();
     return { id: options.id, created: true };
   }
 
@@ -193,7 +173,6 @@ export class BullQueue implements JobQueue {
       const worker = new Worker(queue.name, (job) => this.#run(job), {
         connection: this.#connection,
         prefix: this.#options.prefix,
-        concurrency: 1,
         lockDuration: this.#options.lockDurationMs,
         stalledInterval: this.#options.lockDurationMs,
         // A job interrupted by crashes is retried a few times, then kept as failed.
@@ -202,7 +181,45 @@ export class BullQueue implements JobQueue {
       });
       worker.on('error', (err) => this.#log.error({ err, queue: queue.name }, 'queue worker error'));
       this.#workers.push(worker);
-      void worker.run();
+      await worker.startStalledCheckTimer();
+    }
+    this.#loop = this.#fetchLoop();
+  }
+
+  /** Takes jobs while there are free slots, asking the partitions in turn; waits briefly when none has one. */
+  async #fetchLoop(): Promise<void> {
+    const partitions = this.#workers.length;
+    let idleMs = 25;
+    while (!this.#closing) {
+      let took = false;
+      for (let i = 0; i < partitions && this.#active.size < this.#options.concurrency && !this.#closing; i++) {
+        const index = (this.#cursor + i) % partitions;
+        const worker = this.#workers[index]!;
+        const token = `${worker.id}:${++this.#tokens}`;
+        let job: BullJob | undefined;
+        try {
+          job = await worker.getNextJob(token, { block: false });
+        } catch (err) {
+          if (!this.#closing) this.#log.warn({ err, queue: worker.name }, 'could not fetch a job');
+        }
+        if (!job) continue;
+        took = true;
+        this.#track(worker, job, token);
+      }
+      this.#cursor = (this.#cursor + 1) % partitions;
+      // Idle: poll again after 25 ms, backing off to 250 ms; a job finished or enqueued here wakes it.
+      idleMs = took ? 25 : Math.min(250, idleMs * 2);
+      if (!took || this.#active.size >= this.#options.concurrency) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.#active.size >= this.#options.concurrency ? 1000 : idleMs);
+          this.#wake = () => {
+            idleMs = 25;
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+      }
     }
   }
 
@@ -220,13 +237,27 @@ export class BullQueue implements JobQueue {
     }
   }
 
+  /** Runs a fetched job through BullMQ's own completion/failure handling, extending its lock meanwhile. */
+  #track(worker: Worker, job: BullJob, token: string): void {
+    const lockMs = this.#options.lockDurationMs;
+    const extender = setInterval(() => void job.extendLock(token, lockMs).catch(() => undefined), Math.max(500, Math.floor(lockMs / 2)));
+    const run = worker
+      .processJob(job, token, () => false)
+      .catch((err: unknown) => this.#log.error({ err, jobId: job.id }, 'job outcome not recorded; it will be recovered as stalled'))
+      .finally(() => {
+        clearInterval(extender);
+        this.#active.delete(run);
+        this.#wake?.();
+      });
+    this.#active.add(run);
+  }
+
+  /** The processor BullMQ calls through `processJob`. */
   async #run(bullJob: BullJob): Promise<void> {
     const envelope = bullJob.data as Envelope;
     const handler = this.#handlers.get(envelope.kind);
     if (!handler) throw new UnrecoverableError(`no handler for jobs of kind "${envelope.kind}" in this process`);
     const data = this.#openData(bullJob.id ?? '', envelope);
-    await this.#slots.acquire();
-    if (this.#slots.free === 0) this.#pauseFetching();
     const job: Job = {
       id: bullJob.id ?? '',
       kind: envelope.kind,
@@ -236,17 +267,11 @@ export class BullQueue implements JobQueue {
       maxAttempts: bullJob.opts.attempts ?? 1,
       enqueuedAtMs: bullJob.timestamp,
     };
-    const run = handler(job);
-    this.#active.add(run);
     try {
-      await run;
+      await handler(job);
     } catch (err) {
       if (err instanceof PermanentJobError) throw new UnrecoverableError(err.message);
       throw err;
-    } finally {
-      this.#active.delete(run);
-      this.#slots.release();
-      if (this.#paused && this.#slots.free > 0) this.#resumeFetching();
     }
   }
 
@@ -272,17 +297,6 @@ export class BullQueue implements JobQueue {
       }
     }
     return deleted;
-  }
-
-  /** Stops this process's workers from taking new jobs (jobs already taken still run). */
-  #pauseFetching(): void {
-    this.#paused = true;
-    for (const w of this.#workers) void w.pause(true).catch(() => undefined);
-  }
-
-  #resumeFetching(): void {
-    this.#paused = false;
-    for (const w of this.#workers) w.resume();
   }
 
   async stats(): Promise<JobKindStats[]> {
@@ -345,15 +359,20 @@ export class BullQueue implements JobQueue {
   }
 
   async close(graceMs = 10_000): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const graceful = Promise.all(this.#workers.map((w) => w.close()));
-    const timedOut = await Promise.race([graceful.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
-    clearTimeout(timer);
-    if (timedOut) {
+    this.#closing = true;
+    this.#wake?.();
+    await this.#loop;
+    if (this.#active.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.allSettled([...this.#active]).then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
+      ]);
+      clearTimeout(timer);
       // Jobs still running lose their lock and are recovered as stalled by another process.
-      this.#log.warn({ running: this.#active.size }, 'jobs still running at shutdown are left to stalled-job recovery');
-      await Promise.all(this.#workers.map((w) => w.close(true).catch(() => undefined)));
+      if (timedOut) this.#log.warn({ running: this.#active.size }, 'jobs still running at shutdown are left to stalled-job recovery');
     }
+    await Promise.all(this.#workers.map((w) => w.close(true).catch(() => undefined)));
     await Promise.all(this.#queues.map((q) => q.close().catch(() => undefined)));
     this.#connection.disconnect();
   }

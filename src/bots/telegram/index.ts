@@ -148,6 +148,8 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
     }),
   );
   const renderer = new TelegramRenderer(bot.api, logger);
+  /** Updates whose chat action the poller already sent. */
+  const signalled = new Set<number>();
   const platformMaxBytes = options.selfHostedApi ? undefined : TELEGRAM_DOWNLOAD_LIMIT_BYTES;
   const download = (fileId: string) =>
     downloadTelegramFile({ api: bot.api, apiRoot, token: options.token, fileId, maxBytes: platformMaxBytes, allowLocalPath: options.selfHostedApi === true });
@@ -159,6 +161,7 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
     await next();
   });
   bot.use(async (ctx) => {
+    const presignalled = signalled.delete(ctx.update.update_id);
     const inbound = mapUpdate(ctx.update, {
       botUsername: ctx.me.username,
       nowMs: Date.now(),
@@ -168,7 +171,8 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
     if (!inbound) return;
     const log = logger.child({ chatId: inbound.chatId, updateId: ctx.update.update_id });
     // First sign of life before the job is stored; not awaited, and never behind the send throttle.
-    if (!inbound.action) void renderer.activity(inbound.chatId, 'typing');
+    // Long polling has already shown it for the whole batch (UpdatePoller).
+    if (!inbound.action && !presignalled) void renderer.activity(inbound.chatId, 'typing');
     // Throws when the job cannot be stored: the update is then not confirmed and comes again.
     await options.engine.submit(inbound, renderer.target(inbound.chatId, log));
   });
@@ -208,7 +212,15 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
 
   await bot.api.deleteWebhook({ drop_pending_updates: false });
   await setCommands(bot, options.engine, logger);
-  const poller = new UpdatePoller(bot, logger, options.pollingTimeoutSec ?? 30);
+  const poller = new UpdatePoller(bot, logger, options.pollingTimeoutSec ?? 30, (updates) => {
+    // Every chat of a batch sees "typing" at once, before the batch's jobs are stored one by one.
+    for (const update of updates) {
+      const chatId = (update.message ?? update.edited_message)?.chat.id;
+      if (chatId === undefined) continue;
+      signalled.add(update.update_id);
+      void renderer.activity(String(chatId), 'typing');
+    }
+  });
   poller.start();
   logger.info({ mode: 'polling', username: bot.botInfo.username }, 'telegram bot started');
   return {
@@ -243,6 +255,8 @@ class UpdatePoller {
     private readonly bot: Bot,
     private readonly logger: Logger,
     private readonly timeoutSec: number,
+    /** Called with each batch as it arrives, before its updates are handled (first sign of life). */
+    private readonly onBatch: (updates: Update[]) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -289,6 +303,7 @@ class UpdatePoller {
       }
       backoffMs = 1000;
       this.conflicts = 0;
+      this.onBatch(updates);
       for (const update of updates) {
         try {
           await this.bot.handleUpdate(update);
