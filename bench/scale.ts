@@ -70,6 +70,8 @@ async function runScale(processes: number, note: Buffer, users: number, perUser:
           AUDIO_WORKERS: '0',
           QUEUE_CONCURRENCY: '4',
           QUEUE_PARTITIONS: '32',
+          // The HTTP server (health, API) of the 'all' process on a free port, never a clash with 8080.
+          HTTP_PORT: '0',
         },
         stdio: ['ignore', 'ignore', 'inherit'],
       });

@@ -2,6 +2,7 @@
  * The composition root: config → logger → store → providers → engine. Bots are started by
  * `serve` (src/main.ts); the CLI's `demo`, `chat` and `say` use the engine directly.
  */
+import { createHmac } from 'node:crypto';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './core/log.js';
 import { createStore, loadDataKey } from './core/store/index.js';
@@ -29,6 +30,8 @@ export interface App {
   offline: boolean;
   /** The durable job queue turns and clone jobs run on (undefined with `queue: false`). */
   queue: JobQueue | undefined;
+  /** 32 bytes derived from the data key for signing URLs (signed audio links of the HTTP API). */
+  urlSigningKey: Buffer;
   /** Stops background work and closes the store. */
   close(): Promise<void>;
 }
@@ -155,6 +158,7 @@ export async function buildApp(
     broadcasts,
     offline,
     queue,
+    urlSigningKey: createHmac('sha256', key).update('voicetwin url signing v1').digest(),
     async close() {
       await broadcasts.stop();
       await stopRetention();

@@ -1,5 +1,5 @@
 /**
- * The `voicetwin` command line: `serve`, `demo`, `chat`, `say`, `broadcast`. Every command has `--help`.
+ * The `voicetwin` command line: `serve`, `demo`, `chat`, `say`, `broadcast`, `apikey`. Every command has `--help`.
  * Configuration comes from the environment and an optional `.env` (see `.env.example`).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -13,6 +13,7 @@ import { DependencyError, isUserInputError } from './core/errors.js';
 import type { InboundMessage } from './core/types.js';
 import { DataKeyLocationError, FileModeError } from './core/store/index.js';
 import type { BroadcastAudience, BroadcastVoiceMode } from './core/broadcast/index.js';
+import type { ApiKeys } from './core/apikeys.js';
 
 loadDotenv({ quiet: true });
 
@@ -44,6 +45,7 @@ program
     const { serve, NoBotConfiguredError, RoleError } = await import('./main.js');
     try {
       const running = await serve(config(), { role: options.role });
+      if (running.signIn) process.stdout.write(`${(await import('./main.js')).signInMessage(running.signIn)}\n`);
       const shutdown = async (signal: string): Promise<void> => {
         running.app.logger.info({ signal }, 'shutting down');
         await running.stop();
@@ -289,6 +291,63 @@ broadcast
       await app.close();
     }
   });
+
+// --- apikey: API keys of the HTTP API (see docs/http.md) -----------------------------------------
+const apikey = program
+  .command('apikey')
+  .description('Create, list and revoke API keys of the HTTP API (people write /apikey in a chat; this is for operators and the local owner).');
+apikey
+  .command('create')
+  .description('Create a key for a person, e.g. web:owner (the local owner) or telegram:123; the key is printed once.')
+  .argument('[person]', 'person key <channel>:<user id>', 'web:owner')
+  .option('-l, --label <label>', 'a label to recognise the key by', '')
+  .option('--sign-in-code', 'print a one-time sign-in code (15 minutes) instead of a key')
+  .action(async (person: string, opts: { label: string; signInCode?: boolean }) => {
+    await withApiKeys(async (keys) => {
+      if (opts.signInCode) {
+        process.stdout.write(`One-time sign-in code for ${person} (valid 15 minutes): ${await keys.createSignInCode(person)}\n`);
+        return;
+      }
+      const { key, record } = await keys.create(person, opts.label);
+      process.stdout.write(`API key ${record.id} for ${person} (shown only now; use it as "Authorization: Bearer <key>"):\n${key}\n`);
+    });
+  });
+apikey
+  .command('list')
+  .description("List a person's keys (ids and labels; the keys themselves are not stored).")
+  .argument('[person]', 'person key <channel>:<user id>', 'web:owner')
+  .action(async (person: string) => {
+    await withApiKeys(async (keys) => {
+      const list = await keys.list(person);
+      if (list.length === 0) process.stdout.write(`${person} has no API keys.\n`);
+      for (const k of list) process.stdout.write(`${k.id}\t${new Date(k.createdAtMs).toISOString()}\t${k.label}\n`);
+    });
+  });
+apikey
+  .command('revoke')
+  .description('Revoke one key of a person by id.')
+  .argument('<person>', 'person key <channel>:<user id>')
+  .argument('<id>', 'key id (see list)')
+  .action(async (person: string, id: string) => {
+    await withApiKeys(async (keys) => {
+      if (await keys.revoke(person, id)) process.stdout.write(`API key ${id} of ${person} revoked.\n`);
+      else {
+        process.stdout.write(`${person} has no API key with id "${id}".\n`);
+        process.exitCode = 1;
+      }
+    });
+  });
+
+/** Runs `fn` with the API keys of the configured store (no queue, no bots). */
+async function withApiKeys(fn: (keys: ApiKeys) => Promise<void>): Promise<void> {
+  const { buildApp } = await import('./app.js');
+  const app = await buildApp(config(), { queue: false });
+  try {
+    await fn(app.engine.apiKeys);
+  } finally {
+    await app.close();
+  }
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`Configuration error: ${err.message}\n`);

@@ -80,11 +80,32 @@ export interface Config {
    * are kept as long as the voice exists. Enforced hourly (`core/retention.ts`).
    */
   retention: { historyDays: number; audioDays: number };
+  /**
+   * The HTTP server (`src/http/`): health, the Telegram webhook, the REST API.
+   * `host` (HTTP_HOST, default `127.0.0.1`); `port` (HTTP_PORT, default 8080, or the deprecated
+   * TELEGRAM_WEBHOOK_PORT when only that is set; 0 picks a free port); `enabled` (HTTP_ENABLED,
+   * default true); `publicUrl` (HTTP_PUBLIC_URL): the base of links the server prints and signs;
+   * timeouts in ms: `headersTimeoutMs` (HTTP_HEADERS_TIMEOUT_MS, 10 000), `requestTimeoutMs`
+   * (HTTP_REQUEST_TIMEOUT_MS, the whole request including its body, 60 000), `idleTimeoutMs`
+   * (HTTP_IDLE_TIMEOUT_MS, a silent socket, 30 000); rate limits per minute:
+   * `rateLimitPerIp` (HTTP_RATE_LIMIT_PER_IP, 300), `rateLimitPerKey` (HTTP_RATE_LIMIT_PER_KEY, 120).
+   */
+  http: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    publicUrl?: string;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    idleTimeoutMs: number;
+    rateLimitPerIp: number;
+    rateLimitPerKey: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
 
-const CHANNELS: Channel[] = ['telegram', 'discord', 'whatsapp', 'console'];
+const CHANNELS: Channel[] = ['telegram', 'discord', 'whatsapp', 'console', 'web'];
 
 function str(env: Env, name: string): string | undefined {
   const v = env[name]?.trim();
@@ -335,6 +356,26 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       partitions: num(env, 'QUEUE_PARTITIONS', 16, z.number().int().min(1).max(256)),
       lockMs: num(env, 'QUEUE_LOCK_MS', 30_000, z.number().int().min(1000).max(600_000)),
     },
+    http: httpConfig(env),
+  };
+}
+
+function httpConfig(env: Env): Config['http'] {
+  const port = z.number().int().min(0).max(65535);
+  const legacyPort = str(env, 'TELEGRAM_WEBHOOK_PORT') !== undefined && str(env, 'HTTP_PORT') === undefined;
+  const host = str(env, 'HTTP_HOST') ?? '127.0.0.1';
+  if (!/^[\w.:-]{1,255}$/.test(host)) throw new ConfigError('HTTP_HOST', `expected a host name or IP address, got "${host}"`);
+  const ms = (name: string, fallback: number): number => num(env, name, fallback, z.number().int().min(100).max(3_600_000));
+  return {
+    enabled: bool(env, 'HTTP_ENABLED', true),
+    host,
+    port: legacyPort ? num(env, 'TELEGRAM_WEBHOOK_PORT', 8080, port) : num(env, 'HTTP_PORT', 8080, port),
+    ...optional('publicUrl', url(env, 'HTTP_PUBLIC_URL', ['http:', 'https:'])),
+    headersTimeoutMs: ms('HTTP_HEADERS_TIMEOUT_MS', 10_000),
+    requestTimeoutMs: ms('HTTP_REQUEST_TIMEOUT_MS', 60_000),
+    idleTimeoutMs: ms('HTTP_IDLE_TIMEOUT_MS', 30_000),
+    rateLimitPerIp: num(env, 'HTTP_RATE_LIMIT_PER_IP', 300, z.number().int().min(1)),
+    rateLimitPerKey: num(env, 'HTTP_RATE_LIMIT_PER_KEY', 120, z.number().int().min(1)),
   };
 }
 

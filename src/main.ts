@@ -8,6 +8,54 @@ import { enabledChannels } from './config.js';
 import { buildApp, type App } from './app.js';
 import { checkAudioTools } from './core/audio/index.js';
 import { checkLocalTools } from './providers/local/index.js';
+import type { HttpServer } from './http/server.js';
+
+/**
+ * Starts the HTTP server of `app.config.http` with health checks of the store and the queue.
+ * @throws Error when the port cannot be bound (EADDRINUSE…)
+ */
+export async function startHttp(app: App): Promise<HttpServer> {
+  const { createHttpServer } = await import('./http/server.js');
+  const queue = app.queue;
+  const { registerApi } = await import('./http/api.js');
+  const http = app.config.http;
+  const server = await createHttpServer({
+    settings: http,
+    logger: app.logger,
+    routes: async (fastify) => {
+      await registerApi(fastify, {
+        engine: app.engine,
+        urlSigningKey: app.urlSigningKey,
+        rateLimitPerKey: http.rateLimitPerKey,
+        ...(http.publicUrl ? { publicUrl: http.publicUrl } : {}),
+      });
+      fastify.get('/', async (_req, reply) =>
+        reply
+          .type('text/html; charset=utf-8')
+          .send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>VoiceTwin</title></head><body><h1>VoiceTwin</h1><p>The HTTP API is described at <a href="/v1/docs">/v1/docs</a> (<a href="/v1/openapi.json">OpenAPI</a>). Health: <a href="/health">/health</a>.</p></body></html>'),
+      );
+    },
+    health: {
+      store: async () => {
+        await app.store.kv.get('health:probe');
+      },
+      ...(queue
+        ? {
+            queue: async () => {
+              await queue.stats();
+            },
+          }
+        : {}),
+    },
+  });
+  try {
+    await server.listen();
+  } catch (err) {
+    await server.close().catch(() => undefined);
+    throw err;
+  }
+  return server;
+}
 
 /** A running bot. */
 interface RunningBot {
@@ -17,7 +65,7 @@ interface RunningBot {
 
 /** How to configure a bot, printed by `serve` when none is configured. */
 export const NO_BOT_MESSAGE = [
-  'No bot is configured, so there is nothing to serve.',
+  'No bot is configured and the HTTP server is off (HTTP_ENABLED=false) or this is not --role all, so there is nothing to serve.',
   'Set at least one of these (in the environment or in .env; see .env.example):',
   '  TELEGRAM_BOT_TOKEN=123456:ABC…          (from @BotFather)',
   '  DISCORD_TOKEN=… and DISCORD_APPLICATION_ID=…',
@@ -43,15 +91,20 @@ export const SERVE_ROLES: readonly ServeRole[] = ['all', 'ingress', 'worker'];
  * @param options.providers replace the configured providers (benchmarks)
  * @throws RoleError when the role cannot serve the configured channels
  */
-export async function serve(config: Config, options: { role?: ServeRole; providers?: Providers } = {}): Promise<{ app: App; stop(): Promise<void> }> {
+export async function serve(config: Config, options: { role?: ServeRole; providers?: Providers } = {}): Promise<{ app: App; http?: HttpServer; signIn?: SignIn; stop(): Promise<void> }> {
   const role = options.role ?? 'all';
   const channels = enabledChannels(config);
-  if (channels.length === 0) throw new NoBotConfiguredError();
+  // With no platform, the HTTP API (the web channel) is what is served, for the local owner.
+  const webOnly = channels.length === 0;
+  if (webOnly && (!config.http.enabled || role !== 'all')) throw new NoBotConfiguredError();
   if (role !== 'all' && !config.redisUrl) {
     throw new RoleError(`--role ${role} shares work with other processes through Redis: set REDIS_URL (the embedded queue serves one process, --role all).`);
   }
   if (role === 'worker' && (config.discord || config.whatsapp)) {
     throw new RoleError('--role worker runs Telegram jobs only: Discord and WhatsApp jobs run in the process that holds the gateway or WhatsApp session (--role all).');
+  }
+  if (config.telegram?.webhookUrl && (!config.http.enabled || role === 'worker')) {
+    throw new RoleError('TELEGRAM_WEBHOOK_URL is set: the webhook is served by the HTTP server, which runs with HTTP_ENABLED=true in a process with --role all or ingress.');
   }
   await checkAudioTools();
   const app = await buildApp(config, options.providers ? { providers: options.providers } : {});
@@ -59,7 +112,12 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
   const log = app.logger;
   log.info({ channels, role, storage: app.store.backend, queue: app.queue?.engine, offline: app.offline }, 'starting VoiceTwin');
   const bots: RunningBot[] = [];
+  let http: HttpServer | undefined;
   try {
+    if (config.http.enabled && role !== 'worker') {
+      http = await startHttp(app);
+      bots.push({ name: 'http', stop: () => http!.close() });
+    }
     if (config.telegram) {
       const { startTelegramBot } = await import('./bots/telegram/index.js');
       const t = config.telegram;
@@ -70,7 +128,7 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
         ...(t.apiRoot ? { apiRoot: t.apiRoot } : {}),
         selfHostedApi: t.selfHostedApi,
         receive: role !== 'worker',
-        ...(t.webhookUrl ? { webhook: { url: t.webhookUrl, port: t.webhookPort, ...(t.webhookSecret ? { secret: t.webhookSecret } : {}) } } : {}),
+        ...(t.webhookUrl && http ? { webhook: { url: t.webhookUrl, mount: (route) => http!.mountWebhook(route), ...(t.webhookSecret ? { secret: t.webhookSecret } : {}) } } : {}),
       });
       bots.push({ name: 'telegram', stop: () => bot.stop() });
     }
@@ -121,13 +179,21 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
       .catch((err: unknown) => log.warn({ err }, 'job queue metrics unavailable'));
   }, 60_000);
   metricsTimer.unref();
+  let signIn: SignIn | undefined;
+  if (webOnly && http) {
+    const code = await app.engine.apiKeys.createSignInCode(LOCAL_OWNER);
+    const base = config.http.publicUrl ?? http.url;
+    signIn = { code, url: base, expiresInMin: 15 };
+  }
   const p = app.providers;
   log.info(
     { bots: bots.map((b) => b.name), providers: { stt: p.stt.name, chat: p.chat.name, tts: p.tts.name, cloner: p.cloner.name }, offline: app.offline },
-    `VoiceTwin is running: ${bots.map((b) => b.name).join(', ')}; speech-to-text ${p.stt.name}, chat ${p.chat.name}, voice ${p.tts.name}, cloning ${p.cloner.name}${app.offline ? ' (offline stack)' : ''}`,
+    `VoiceTwin is running: ${bots.map((b) => (b.name === 'http' && http ? `http ${http.url}` : b.name)).join(', ')}; speech-to-text ${p.stt.name}, chat ${p.chat.name}, voice ${p.tts.name}, cloning ${p.cloner.name}${app.offline ? ' (offline stack)' : ''}`,
   );
   return {
     app,
+    ...(http ? { http } : {}),
+    ...(signIn ? { signIn } : {}),
     async stop() {
       clearInterval(metricsTimer);
       // Intake first (nothing new is accepted), then running jobs finish or return to the queue.
@@ -139,6 +205,27 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
       log.info('VoiceTwin stopped');
     },
   };
+}
+
+/** The person who runs a server with no platform configured (the web channel's local owner). */
+export const LOCAL_OWNER = 'web:owner';
+
+/** A one-time sign-in code for the local owner, printed by `serve` when no platform is configured. */
+export interface SignIn {
+  code: string;
+  /** The server's base URL. */
+  url: string;
+  expiresInMin: number;
+}
+
+/** What `voicetwin serve` prints for a {@link SignIn}. */
+export function signInMessage(signIn: SignIn): string {
+  return [
+    `No chat platform is configured: VoiceTwin serves its HTTP API on ${signIn.url} (see /health).`,
+    `Sign in as the local owner with this one-time code (valid ${signIn.expiresInMin} minutes): ${signIn.code}`,
+    `  curl -s -X POST ${signIn.url}/v1/auth/sign-in -H 'content-type: application/json' -d '{"code":"${signIn.code}"}'`,
+    `API reference: ${signIn.url}/v1/docs. Another code: voicetwin apikey create web:owner. Bots: see .env.example.`,
+  ].join('\n');
 }
 
 /** `serve` was called with no bot configured. */

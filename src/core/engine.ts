@@ -32,6 +32,8 @@ import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
 import { DOCUMENT_LIMIT_BYTES, buildPersonalExport } from './export.js';
+import { ApiKeys } from './apikeys.js';
+import type { VoiceNote } from './types.js';
 
 /** Limits on what the engine accepts and says. */
 export interface EngineLimits {
@@ -113,6 +115,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'text', description: 'Send the text with each voice reply, or not', args: '<on|off>' },
   { name: 'stop', description: 'Stop receiving announcements' },
   { name: 'export', description: 'Get a copy of everything stored about you (a zip file)' },
+  { name: 'apikey', description: 'Keys for the HTTP API and web app: create, list, revoke', args: '<create [label]|list|revoke id>' },
   { name: 'delete', description: 'Delete all your data and your cloned voice' },
   { name: 'help', description: 'What you can do' },
 ];
@@ -197,6 +200,8 @@ export class Engine implements ConversationEngine {
   readonly voice: VoiceRenderer;
   readonly usage: UsageMeter | undefined;
   readonly now: () => number;
+  /** Per-person API keys and sign-in codes (`/apikey`, the HTTP API). */
+  readonly apiKeys: ApiKeys;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -208,6 +213,7 @@ export class Engine implements ConversationEngine {
     this.usage = options.usage;
     this.queue = options.queue;
     this.serial = new KeyedSerialQueue(this.settings.turnConcurrency);
+    this.apiKeys = new ApiKeys(this.store.kv, this.now);
     this.voice = new VoiceRenderer({ store: this.store, tts: this.providers.tts, logger: this.logger, sampleRates: this.settings.voiceSampleRateHz });
     this.enrollment = new Enrollment({
       store: this.store,
@@ -297,7 +303,7 @@ export class Engine implements ConversationEngine {
 
   /** Handles one inbound message in this process, to completion; see {@link ConversationEngine.handle}. */
   async handle(message: InboundMessage, target: ReplyTarget): Promise<void> {
-    const userKey = `${message.channel}:${message.userId}`;
+    const userKey = userKeyOf(message);
     const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id });
     // Queue first (synchronously, so arrival order is kept), then drop redeliveries.
     await this.serial.run(userKey, async () => {
@@ -324,7 +330,7 @@ export class Engine implements ConversationEngine {
       }
       return true;
     }
-    const userKey = `${message.channel}:${message.userId}`;
+    const userKey = userKeyOf(message);
     const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id });
     const { message: plain, inboxBlobKey } = await this.toPlain(message, userKey);
     if (target) this.liveTargets.set(message.id, target);
@@ -461,9 +467,11 @@ export class Engine implements ConversationEngine {
   }
 
   private async ensureUser(message: InboundMessage): Promise<UserRecord> {
-    const key = `${message.channel}:${message.userId}`;
+    const key = userKeyOf(message);
     const now = this.now();
     const existing = await this.store.users.get(key);
+    // A person reached through another channel (an API key) keeps the address of their own channel.
+    if (existing && existing.channel !== message.channel) return existing;
     if (existing) {
       // A user who writes again has evidently unblocked the bot.
       const changed = existing.blocked || existing.address.chatId !== message.chatId || (message.displayName && existing.displayName !== message.displayName);
@@ -540,6 +548,8 @@ export class Engine implements ConversationEngine {
         return target.reply({ kind: 'info', text: 'You will no longer receive announcements. Send /start to receive them again. Your twin still answers you.' });
       case 'export':
         return this.exportEverything(user, target, log);
+      case 'apikey':
+        return this.apiKeyCommand(user, args, target);
       case 'delete':
         return target.reply({
           kind: 'info',
@@ -586,6 +596,139 @@ export class Engine implements ConversationEngine {
     }
     this.logger.warn({ action, messageId: message.id }, 'unknown action');
     throw new UserInputError('BAD_ARGUMENT', 'That button has expired. Send /help to see what you can do.');
+  }
+
+  /** `/apikey create [label]`, `/apikey list`, `/apikey revoke <id>`. */
+  private async apiKeyCommand(user: UserRecord, args: string, target: ReplyTarget): Promise<void> {
+    const [verb = 'list', ...rest] = args.split(/\s+/).filter(Boolean);
+    switch (verb.toLowerCase()) {
+      case 'create': {
+        let created;
+        try {
+          created = await this.apiKeys.create(user.key, rest.join(' '));
+        } catch (err) {
+          throw new UserInputError('BAD_ARGUMENT', err instanceof Error ? `${err.message}.` : 'The key could not be created.');
+        }
+        return target.reply({
+          kind: 'info',
+          ephemeral: true,
+          text: `Your new API key (id ${created.record.id}); it is shown only this once, so copy it now and delete this message:\n${created.key}\nUse it as "Authorization: Bearer <key>" with the HTTP API. /apikey revoke ${created.record.id} disables it.`,
+        });
+      }
+      case 'list': {
+        const keys = await this.apiKeys.list(user.key);
+        if (keys.length === 0) return target.reply({ kind: 'info', ephemeral: true, text: 'You have no API keys. /apikey create [label] makes one.' });
+        const lines = keys.map((k) => `${k.id}${k.label ? ` (${k.label})` : ''}, created ${new Date(k.createdAtMs).toISOString().slice(0, 10)}`);
+        return target.reply({ kind: 'info', ephemeral: true, text: `Your API keys:\n${lines.join('\n')}` });
+      }
+      case 'revoke': {
+        const id = (rest[0] ?? '').toLowerCase();
+        if (!id) throw new UserInputError('BAD_ARGUMENT', 'Say which key to revoke: /apikey revoke <id> (see /apikey list).');
+        if (!(await this.apiKeys.revoke(user.key, id))) throw new UserInputError('BAD_ARGUMENT', `You have no API key with id "${id.slice(0, 20)}". See /apikey list.`);
+        return target.reply({ kind: 'info', ephemeral: true, text: `API key ${id} revoked.` });
+      }
+      default:
+        throw new UserInputError('BAD_ARGUMENT', 'Use /apikey create [label], /apikey list or /apikey revoke <id>.');
+    }
+  }
+
+  /**
+   * The person record of `userKey`, created for the web channel when there is none yet (a web
+   * sign-in of the local owner). Used by the HTTP API.
+   */
+  async person(userKey: string, displayName?: string): Promise<UserRecord> {
+    const existing = await this.store.users.get(userKey);
+    if (existing) return existing;
+    const [channel, ...id] = userKey.split(':');
+    const userId = id.join(':');
+    if (channel !== 'web' || !userId) throw new UserInputError('FORBIDDEN', 'This key belongs to a person who no longer exists.');
+    return this.ensureUser({ id: `web:person:${userId}`, channel: 'web', chatId: userId, userId, receivedAtMs: this.now(), ...(displayName ? { displayName } : {}) });
+  }
+
+  /**
+   * Speaks `text` in the person's twin voice (the default voice before enrollment): budget checked,
+   * usage recorded. For the HTTP API's `POST /v1/speech`.
+   * @throws UserInputError EMPTY_TEXT, TEXT_TOO_LONG (over REPLY_MAX_CHARS), BUDGET_EXCEEDED
+   */
+  async speak(userKey: string, text: string): Promise<{ voice: VoiceNote; label?: string; approximate: boolean }> {
+    const user = await this.person(userKey);
+    const clean = this.checkText(text, 'Give a text to speak.');
+    if (clean.length > this.settings.limits.replyMaxChars) {
+      throw new UserInputError('TEXT_TOO_LONG', `I can say at most ${this.settings.limits.replyMaxChars} characters at once (about a minute of speech). Yours has ${clean.length}.`);
+    }
+    await this.usage?.checkBudget(user.key, ['tts']);
+    const profile = await this.store.profiles.get(user.key);
+    const voice = profile?.state === 'ready' ? profile.voice : undefined;
+    const note = await this.voice.render(user.key, clean, voice, 'web');
+    for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, this.logger);
+    const label = this.voiceCaption(user, clean, voice).voiceLabel;
+    return { voice: note.voice, approximate: voice?.approximate ?? false, ...(label ? { label } : {}) };
+  }
+
+  /**
+   * Transcribes audio for a person (budget checked, usage recorded). For `POST /v1/transcriptions`.
+   * @throws UserInputError for audio that is too large, too long, unsupported or empty
+   */
+  async transcribe(userKey: string, audio: InboundAudio, languageHint?: string): Promise<{ text: string; durationSec: number; languageCode?: string }> {
+    const user = await this.person(userKey);
+    await this.usage?.checkBudget(user.key, ['stt']);
+    const pcm = await this.receiveAudio(audio, this.settings.limits.maxTurnAudioSec);
+    const transcript = await this.providers.stt.transcribe(pcm, languageHint ? { languageHint } : {});
+    await this.record(user.key, { provider: transcript.provider ?? this.providers.stt.name, sttSec: transcript.durationSec }, this.logger);
+    return { text: transcript.text.trim(), durationSec: transcript.durationSec, ...(transcript.languageCode ? { languageCode: transcript.languageCode } : {}) };
+  }
+
+  /**
+   * Stores an explicit memory for a person (as `/remember` does).
+   * @returns the memory, or the existing one when it is a duplicate
+   * @throws UserInputError EMPTY_TEXT, TEXT_TOO_LONG (over 500 characters)
+   */
+  async addMemory(userKey: string, text: string): Promise<MemoryRecord> {
+    const user = await this.person(userKey);
+    const clean = text.trim();
+    if (!clean) throw new UserInputError('EMPTY_TEXT', 'Tell me what to remember.');
+    if (clean.length > 500) throw new UserInputError('TEXT_TOO_LONG', 'A memory can be at most 500 characters. Try a shorter sentence.');
+    const existing = await this.store.memories.list(user.key);
+    const duplicate = existing.find((m) => isDuplicateMemory(clean, [m]));
+    if (duplicate) return duplicate;
+    const memory: MemoryRecord = { id: newMemoryId(existing), text: clean, createdAtMs: this.now(), source: 'explicit' };
+    await this.store.memories.add(user.key, memory);
+    return memory;
+  }
+
+  /**
+   * Sets a person's persona.
+   * @throws UserInputError BAD_ARGUMENT for an unknown persona name
+   */
+  async setPersonaOf(userKey: string, name: string): Promise<UserRecord> {
+    const user = await this.person(userKey);
+    if (!isPersonaName(name)) throw new UserInputError('BAD_ARGUMENT', `There is no persona called "${name.slice(0, 40)}". Choose one of: ${PERSONA_NAMES.join(', ')}.`);
+    const updated = { ...user, persona: name, updatedAtMs: this.now() };
+    await this.store.users.put(updated);
+    return updated;
+  }
+
+  /**
+   * Deletes a person's voice: the provider-side voice, samples, consent and profile (not the
+   * conversation or memories). For `DELETE /v1/voice`.
+   * @returns false when there was no voice profile
+   */
+  async deleteVoice(userKey: string): Promise<boolean> {
+    const profile = await this.store.profiles.get(userKey);
+    if (!profile) return false;
+    if (profile.voice && this.providers.cloner.deleteVoice) {
+      try {
+        await this.providers.cloner.deleteVoice(profile.voice);
+      } catch (err) {
+        this.logger.warn({ err, userKey }, 'provider voice deletion failed; local voice data is deleted anyway');
+      }
+    }
+    const samples = await this.store.samples.list(userKey);
+    for (const sample of samples) await this.store.blobs.delete(sample.blobKey).catch(() => undefined);
+    if (profile.consent.audioBlobKey) await this.store.blobs.delete(profile.consent.audioBlobKey).catch(() => undefined);
+    await this.store.samples.deleteAll(userKey);
+    await this.store.profiles.delete(userKey);
+    return true;
   }
 
   private personaPicker(user: UserRecord): OutboundReply {
@@ -863,6 +1006,7 @@ export class Engine implements ConversationEngine {
       }
     }
     await this.store.deleteUser(user.key, { messageIds });
+    await this.apiKeys.revokeAll(user.key);
     await target.reply({
       kind: 'info',
       ephemeral: true,
@@ -938,6 +1082,11 @@ export class Engine implements ConversationEngine {
     this.background.add(p);
     void p.finally(() => this.background.delete(p));
   }
+}
+
+/** The key of the person a message acts for: its `personKey`, else `<channel>:<userId>`. */
+export function userKeyOf(message: InboundMessage): string {
+  return message.personKey ?? `${message.channel}:${message.userId}`;
 }
 
 /** Calls a target's `settle` hook, if any; a failure is logged, never thrown. */

@@ -26,13 +26,15 @@ import { createZip, type ZipEntry } from './zip.js';
  * (https://core.telegram.org/bots/api#sending-files); Discord 10 MiB outside boosted servers
  * (https://discord.com/developers/docs/reference#uploading-files; the adapter also honours the
  * interaction's own `attachment_size_limit`); WhatsApp documents are allowed up to 2 GB, but
- * whatsapp-web.js passes the file through the browser page as base64, so 100 MB is used.
+ * whatsapp-web.js passes the file through the browser page as base64, so 100 MB is used. The
+ * console and the web app (a download) have no limit.
  */
 export const DOCUMENT_LIMIT_BYTES: Readonly<Record<Channel, number>> = {
   telegram: 50 * 1000 * 1000,
   discord: 10 * 1024 * 1024,
   whatsapp: 100 * 1000 * 1000,
   console: Number.POSITIVE_INFINITY,
+  web: Number.POSITIVE_INFINITY,
 };
 
 /** Days of usage looked up for the export (usage records are kept 35 days by default). */

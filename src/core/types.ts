@@ -4,8 +4,11 @@
  * {@link OutboundReply}; the engine decides everything else.
  */
 
-/** A channel the engine can talk through. `console` is the CLI's interactive channel. */
-export type Channel = 'telegram' | 'discord' | 'whatsapp' | 'console';
+/**
+ * A channel the engine can talk through. `console` is the CLI's interactive channel; `web` is the
+ * HTTP API and web app (`src/http/`).
+ */
+export type Channel = 'telegram' | 'discord' | 'whatsapp' | 'console' | 'web';
 
 /** Where to reach a user: the platform plus the platform's chat id (as a string). */
 export interface ChatAddress {
@@ -79,6 +82,12 @@ export interface InboundMessage {
   forwarded?: boolean;
   /** BCP-47 language hint from the platform (Telegram `language_code`), optional. */
   languageCode?: string;
+  /**
+   * The person this message acts for, when the sender authenticated as someone known on another
+   * channel (an API key created in a Telegram chat acts for `telegram:42`); default
+   * `<channel>:<userId>`. Replies still go back through this message's channel.
+   */
+  personKey?: string;
 }
 
 /**
@@ -247,4 +256,25 @@ export class RecipientUnavailableError extends Error {
   ) {
     super(`${channel}:${chatId} unreachable: ${reason}`);
   }
+}
+
+/**
+ * A platform webhook as the HTTP server mounts it (`src/http/`): the adapter says where, how to
+ * authenticate a request from its headers alone (checked before the body is read), how large a
+ * body may be, and how to handle the parsed JSON body.
+ */
+export interface WebhookRoute {
+  /** Which adapter owns it, for logs (`telegram`). */
+  channel: Channel;
+  /** Absolute path, e.g. `/telegram`; answered for POST only. */
+  path: string;
+  /** Largest body accepted, bytes; a larger one is answered 413 without being read. */
+  bodyLimitBytes: number;
+  /** True when the headers carry the right secret (compared in constant time); false → 401. */
+  authorize(headers: Readonly<Record<string, string | string[] | undefined>>): boolean;
+  /**
+   * Handles one request's parsed JSON body; resolves once the request may be acknowledged (200),
+   * i.e. its update is stored as a job. Throwing answers 500 so the platform delivers it again.
+   */
+  handle(body: unknown): Promise<void>;
 }

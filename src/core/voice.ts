@@ -22,7 +22,7 @@ const CHUNK_CHARS = 300;
 const GAP_SEC = 0.12;
 
 /** Voice-note sample rate per channel, Hz: 48 kHz as Telegram's and Discord's own clients send; 16 kHz mono for WhatsApp mobile playback. */
-export const DEFAULT_VOICE_RATES: Record<Channel, number> = { telegram: 48000, discord: 48000, whatsapp: 16000, console: 48000 };
+export const DEFAULT_VOICE_RATES: Record<Channel, number> = { telegram: 48000, discord: 48000, whatsapp: 16000, console: 48000, web: 48000 };
 
 /** A rendered voice note with how long synthesis and encoding took, milliseconds. */
 export interface RenderedVoice {

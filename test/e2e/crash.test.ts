@@ -75,9 +75,10 @@ async function runScenario(scenario: Scenario): Promise<void> {
     MEMORY_EVERY: '0',
     AUDIO_WORKERS: '0',
     QUEUE_LOCK_MS: '2000',
+    HTTP_PORT: scenario.mode === 'webhook' ? String(port) : '0',
     ...(scenario.redis ? { REDIS_URL, REDIS_NAMESPACE: namespace } : {}),
     ...(scenario.mode === 'webhook'
-      ? { TELEGRAM_WEBHOOK_URL: `http://127.0.0.1:${port}/telegram`, TELEGRAM_WEBHOOK_PORT: String(port), TELEGRAM_WEBHOOK_SECRET: 'crash-test-secret' }
+      ? { TELEGRAM_WEBHOOK_URL: `http://127.0.0.1:${port}/telegram`, TELEGRAM_WEBHOOK_SECRET: 'crash-test-secret' }
       : {}),
   };
   const ready = () => (scenario.mode === 'webhook' ? fake.callsTo('setWebhook').length : fake.callsTo('setMyCommands').length);

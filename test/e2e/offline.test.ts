@@ -133,7 +133,9 @@ describe('restart keeps everything (Redis)', () => {
   it('finds the profile, samples, history and memories after reopening', async () => {
     const userId = `r-${randomUUID().slice(0, 8)}`;
     const env = { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_NAMESPACE: `vt-test-${userId}`, ENROLL_MIN_SPEECH_SEC: '30' };
-    app = await createTestApp({ env });
+    // The same data dir after the restart: with Redis the encrypted audio blobs stay on that volume.
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'voicetwin-restart-'));
+    app = await createTestApp({ env, dataDir });
     const out = new Recorder();
     const base = { channel: 'console' as const, chatId: userId, userId, receivedAtMs: Date.now() };
     await app.engine.handle({ ...base, id: `${userId}:1`, command: { name: 'remember', args: 'I play the violin' } }, out);
@@ -142,9 +144,11 @@ describe('restart keeps everything (Redis)', () => {
     const before = await app.store.summarize(`console:${userId}`);
     await app.close();
 
-    app = await createTestApp({ env });
+    app = await createTestApp({ env, dataDir });
     try {
       const after = await app.store.summarize(`console:${userId}`);
+      // The samples' audio is readable after the restart too.
+      for (const s of after.samples) expect((await app.store.blobs.get(s.blobKey)).length).toBeGreaterThan(44);
       expect(after.profile?.state).toBe('collecting');
       expect(after.samples.map((s) => s.id)).toEqual(before.samples.map((s) => s.id));
       expect(after.samples.length).toBeGreaterThan(0);
@@ -152,6 +156,7 @@ describe('restart keeps everything (Redis)', () => {
       expect(after.memories.map((m) => m.text)).toEqual(['I play the violin']);
     } finally {
       await app.store.deleteUser(`console:${userId}`);
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

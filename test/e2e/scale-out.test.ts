@@ -57,6 +57,8 @@ describe.skipIf(!(await redisAvailable()))('three processes on one Redis', () =>
           AUDIO_WORKERS: '0',
           QUEUE_CONCURRENCY: '2',
           QUEUE_PARTITIONS: '8',
+          // The HTTP server of the 'all' process on a free port.
+          HTTP_PORT: '0',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

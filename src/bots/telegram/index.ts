@@ -17,14 +17,12 @@
  * - `apiRoot` points the bot at another Bot API server: a self-hosted `telegram-bot-api`
  *   (https://github.com/tdlib/telegram-bot-api) or a test server.
  */
-import { createServer, type Server } from 'node:http';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { Bot, GrammyError, HttpError, webhookCallback, type Transformer } from 'grammy';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Bot, GrammyError, HttpError, type Transformer } from 'grammy';
 import type { Update } from 'grammy/types';
 import { autoRetry } from '@grammyjs/auto-retry';
 import type { Logger } from '../../core/log.js';
-import type { CommandInfo, ConversationEngine } from '../../core/types.js';
+import type { CommandInfo, ConversationEngine, WebhookRoute } from '../../core/types.js';
 import { downloadTelegramFile } from './download.js';
 import { ALLOWED_UPDATES, TELEGRAM_DOWNLOAD_LIMIT_BYTES, mapUpdate } from './mapping.js';
 import { TelegramRenderer } from './render.js';
@@ -43,15 +41,16 @@ export interface TelegramWebhookOptions {
   url: string;
   /**
    * Secret sent by Telegram in `X-Telegram-Bot-Api-Secret-Token` (`TELEGRAM_WEBHOOK_SECRET`),
-   * 1–256 characters of `A-Z a-z 0-9 _ -`. Requests without it are answered 401.
+   * 1–256 characters of `A-Z a-z 0-9 _ -`, compared in constant time; a request without it is
+   * answered 401 before its body is read. When absent, a random 256-bit secret is generated and
+   * registered with `setWebhook` (fine for one process; several webhook replicas need the same
+   * configured secret, since each registration replaces the previous one).
    */
   secret?: string;
-  /** Local port of the webhook HTTP server (`TELEGRAM_WEBHOOK_PORT`); 0 picks a free one. */
-  port: number;
-  /** Path the server answers on; default the path of `url`. */
+  /** Path the webhook is mounted on; default the path of `url`. */
   path?: string;
-  /** Interface to listen on; default all interfaces. */
-  host?: string;
+  /** Mounts the webhook route on the HTTP server (`src/http/`'s `mountWebhook`). */
+  mount(route: WebhookRoute): void;
 }
 
 /** Options of {@link startTelegramBot}. */
@@ -87,8 +86,8 @@ export interface TelegramBotHandle {
   bot: Bot;
   /** `polling`, `webhook`, or `send-only` (a worker process). */
   mode: 'polling' | 'webhook' | 'send-only';
-  /** The port the webhook server listens on (webhook mode only). */
-  webhookPort?: number;
+  /** The path the webhook is mounted on (webhook mode only). */
+  webhookPath?: string;
   /** Stops receiving updates and waits for the updates in progress to finish. */
   stop(): Promise<void>;
 }
@@ -190,21 +189,19 @@ export async function startTelegramBot(options: TelegramBotOptions): Promise<Tel
   }
 
   if (options.webhook) {
-    const server = await startWebhook(bot, options.webhook, logger, options.webhookResponseTimeoutMs ?? 8000);
-    await bot.api.setWebhook(options.webhook.url, {
-      allowed_updates: [...ALLOWED_UPDATES],
-      ...(options.webhook.secret ? { secret_token: options.webhook.secret } : {}),
-    });
+    const secret = options.webhook.secret ?? randomBytes(32).toString('base64url');
+    if (!TELEGRAM_SECRET.test(secret)) throw new Error('TELEGRAM_WEBHOOK_SECRET must be 1–256 characters of A-Z, a-z, 0-9, _ and -');
+    if (!options.webhook.secret) logger.warn('TELEGRAM_WEBHOOK_SECRET is not set: a random secret was generated and registered with setWebhook (set one when several processes receive the webhook)');
+    const path = options.webhook.path ?? (new URL(options.webhook.url).pathname || '/');
+    options.webhook.mount(webhookRoute(bot, path, secret, logger, options.webhookResponseTimeoutMs ?? 8000));
+    await bot.api.setWebhook(options.webhook.url, { allowed_updates: [...ALLOWED_UPDATES], secret_token: secret });
     await setCommands(bot, options.engine, logger);
-    const port = (server.address() as AddressInfo).port;
-    logger.info({ mode: 'webhook', username: bot.botInfo.username, port }, 'telegram bot started');
+    logger.info({ mode: 'webhook', username: bot.botInfo.username, path }, 'telegram bot started');
     return {
       bot,
       mode: 'webhook',
-      webhookPort: port,
+      webhookPath: path,
       async stop() {
-        server.close();
-        server.closeIdleConnections();
         logger.info('telegram bot stopped');
       },
     };
@@ -328,32 +325,48 @@ async function setCommands(bot: Bot, engine: ConversationEngine, logger: Logger)
   }
 }
 
-/** Starts the HTTP server that receives webhook updates on `options.path` (POST only). */
-async function startWebhook(bot: Bot, options: TelegramWebhookOptions, logger: Logger, responseTimeoutMs: number): Promise<Server> {
-  const path = options.path ?? (new URL(options.url).pathname || '/');
-  const handle = webhookCallback(bot, 'http', {
-    secretToken: options.secret,
-    // Handling is only storing the job. If that takes longer than the timeout, answer an error so
-    // Telegram delivers the update again rather than have it confirmed and maybe lost.
-    onTimeout: 'throw',
-    timeoutMilliseconds: responseTimeoutMs,
-  });
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== path) {
-      res.writeHead(404).end();
-      return;
-    }
-    if (req.method !== 'POST') {
-      res.writeHead(405, { allow: 'POST' }).end();
-      return;
-    }
-    handle(req, res).catch((err: unknown) => {
-      logger.error({ err }, 'telegram webhook request failed');
-      if (!res.headersSent) res.writeHead(500).end();
-    });
-  });
-  server.listen(options.port, options.host);
-  await once(server, 'listening');
-  return server;
+/** What Telegram allows as a webhook `secret_token` (https://core.telegram.org/bots/api#setwebhook). */
+const TELEGRAM_SECRET = /^[A-Za-z0-9_-]{1,256}$/;
+
+/** Telegram updates are small; a webhook body over this is refused unread, bytes. */
+const WEBHOOK_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/**
+ * The webhook as a route of the HTTP server: the `X-Telegram-Bot-Api-Secret-Token` header is
+ * compared with the secret in constant time (both hashed with SHA-256 first, so lengths leak
+ * nothing); the update is answered 200 only once it is stored as a job, and 500 (so Telegram
+ * sends it again) when storing fails or takes longer than `responseTimeoutMs`.
+ */
+function webhookRoute(bot: Bot, path: string, secret: string, logger: Logger, responseTimeoutMs: number): WebhookRoute {
+  const expected = createHash('sha256').update(secret).digest();
+  return {
+    channel: 'telegram',
+    path,
+    bodyLimitBytes: WEBHOOK_BODY_LIMIT_BYTES,
+    authorize(headers) {
+      const given = headers['x-telegram-bot-api-secret-token'];
+      if (typeof given !== 'string') return false;
+      return timingSafeEqual(createHash('sha256').update(given).digest(), expected);
+    },
+    async handle(body) {
+      const update = body as Update;
+      if (!update || typeof update !== 'object' || typeof update.update_id !== 'number') {
+        // Not an update: acknowledging it would not lose anything, refusing it would make Telegram retry it forever.
+        logger.warn('webhook body is not a Telegram update; ignored');
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          bot.handleUpdate(update),
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`update not stored within ${responseTimeoutMs} ms`)), responseTimeoutMs))),
+        ]);
+      } catch (err) {
+        logger.error({ err, updateId: update.update_id }, 'telegram webhook update not stored; answered 500 so Telegram delivers it again');
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
 }

@@ -48,6 +48,8 @@ export const DEFAULT_CHANNEL_PACE: Readonly<Record<Channel, Readonly<ChannelPace
   discord: { messagesPerSec: 5, perChatIntervalMs: 1000, maxInFlight: 4, voiceWithCaption: false },
   whatsapp: { messagesPerSec: 1000 / 1500, perChatIntervalMs: 1500, maxInFlight: 1, voiceWithCaption: false },
   console: { messagesPerSec: 100, perChatIntervalMs: 0, maxInFlight: 8, voiceWithCaption: true },
+  // The web channel stores replies for the person's next visit: no platform limit to respect.
+  web: { messagesPerSec: 100, perChatIntervalMs: 0, maxInFlight: 8, voiceWithCaption: true },
 };
 
 /** Default widening of the spacing beyond the limit (3 %). */

@@ -10,6 +10,8 @@ import { isUserInputError } from '../../../src/core/errors.js';
 import { createLogger } from '../../../src/core/log.js';
 import { RecipientUnavailableError, type InboundMessage } from '../../../src/core/types.js';
 import { FakeTelegramServer, TELEGRAM_ERRORS } from '../../fakes/telegram/server.js';
+import { createHttpServer } from '../../../src/http/server.js';
+import { TEST_HTTP_SETTINGS } from '../../http/helpers.js';
 import { RecordingEngine, makeOggOpus, voiceNote, type Script } from './recording-engine.js';
 
 const logLines: string[] = [];
@@ -342,20 +344,23 @@ describe('Telegram bot in webhook mode', () => {
   it('sets the webhook with the secret, rejects a wrong secret and handles updates with the right one', async () => {
     const fake = await FakeTelegramServer.start();
     cleanups.push(() => fake.close());
+    const http = await createHttpServer({ settings: TEST_HTTP_SETTINGS, logger });
+    const { url: base } = await http.listen();
+    cleanups.push(() => http.close());
     const engine = new RecordingEngine(async (_m, target) => target.reply({ kind: 'answer', text: 'pong' }));
     const bot = await startTelegramBot({
       token: fake.token,
       engine,
       logger,
       apiRoot: fake.apiRoot,
-      webhook: { url: 'https://twin.example.org/telegram/hook', secret: 's3cret_token-1', port: 0, host: '127.0.0.1' },
+      webhook: { url: 'https://twin.example.org/telegram/hook', secret: 's3cret_token-1', mount: (route) => http.mountWebhook(route) },
     });
     cleanups.push(() => bot.stop());
     expect(bot.mode).toBe('webhook');
     expect(fake.callsTo('deleteWebhook')).toHaveLength(0);
     const set = fake.callsTo('setWebhook')[0]!;
     expect(set.params).toMatchObject({ url: 'https://twin.example.org/telegram/hook', secret_token: 's3cret_token-1', allowed_updates: ['message', 'callback_query'] });
-    const local = `http://127.0.0.1:${bot.webhookPort}/telegram/hook`;
+    const local = `${base}/telegram/hook`;
     const update = {
       update_id: 9001,
       message: { message_id: 1, date: 1, chat: { id: 1001, type: 'private', first_name: 'Ada' }, from: { id: 1001, is_bot: false, first_name: 'Ada' }, text: 'ping' },
@@ -365,7 +370,7 @@ describe('Telegram bot in webhook mode', () => {
     expect(wrong.status).toBe(401);
     const missing = await fetch(local, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(update) });
     expect(missing.status).toBe(401);
-    const elsewhere = await fetch(`http://127.0.0.1:${bot.webhookPort}/other`, { method: 'POST', body: '{}' });
+    const elsewhere = await fetch(`${base}/other`, { method: 'POST', body: '{}' });
     expect(elsewhere.status).toBe(404);
     expect(engine.messages).toHaveLength(0);
 
@@ -379,5 +384,26 @@ describe('Telegram bot in webhook mode', () => {
     expect(fake.webhookDeliveries[0]!.status).toBe(200);
     const pong = await fake.waitForCall('sendMessage');
     expect(pong.params.text).toBe('pong');
+  });
+
+  it('generates and registers a random secret when none is configured', async () => {
+    const fake = await FakeTelegramServer.start();
+    cleanups.push(() => fake.close());
+    const http = await createHttpServer({ settings: TEST_HTTP_SETTINGS, logger });
+    const { url: base } = await http.listen();
+    cleanups.push(() => http.close());
+    const engine = new RecordingEngine(async (_m, target) => target.reply({ kind: 'answer', text: 'pong' }));
+    const bot = await startTelegramBot({ token: fake.token, engine, logger, apiRoot: fake.apiRoot, webhook: { url: 'https://twin.example.org/tg', mount: (route) => http.mountWebhook(route) } });
+    cleanups.push(() => bot.stop());
+    const secret = fake.webhookInfo?.secretToken;
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const unsigned = await fetch(`${base}/tg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"update_id":1}' });
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    fake.routeWebhookTo(`${base}/tg`);
+    fake.sendText('ping');
+    await engine.waitForMessages(1);
+    await fake.waitUntil(() => fake.webhookDeliveries.length === 1);
+    expect(fake.webhookDeliveries[0]!.status).toBe(200);
   });
 });

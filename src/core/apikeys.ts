@@ -1,0 +1,119 @@
+/**
+ * Per-person API keys for the HTTP API (`Authorization: Bearer vt_…`) and one-time sign-in codes.
+ *
+ * A key is `vt_<id>_<secret>` (id: 8 hex characters, shown in lists; secret: 32 random bytes,
+ * base64url). Only the SHA-256 of the whole key is stored (`apikey:<hash>` in the key-value
+ * repository), with the owner's user key, so a stolen database does not give working keys; the key
+ * itself is shown once, when it is created. Each owner's list of key ids lives in
+ * `apikeys:<user key>`.
+ *
+ * A sign-in code (8 characters of an unambiguous alphabet) is stored hashed the same way with a
+ * TTL and can be redeemed once, for an API key of its owner (the web app's sign-in).
+ */
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import type { KeyValueRepository, UserKey } from './store/types.js';
+
+/** What is stored about one key (never the key itself). */
+export interface ApiKeyRecord {
+  /** Public id, the middle part of the key (`vt_<id>_…`). */
+  id: string;
+  /** The person it acts for, e.g. `telegram:42` or `web:owner`. */
+  userKey: UserKey;
+  /** Free text given at creation ("laptop", "home assistant"). */
+  label: string;
+  createdAtMs: number;
+}
+
+/** How long a sign-in code stays valid, ms (15 minutes). */
+export const SIGN_IN_CODE_TTL_MS = 15 * 60 * 1000;
+
+/** Most keys one person may hold at once. */
+export const MAX_KEYS_PER_PERSON = 20;
+
+const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+
+/** Creates, lists, revokes and verifies API keys and sign-in codes. */
+export class ApiKeys {
+  constructor(
+    private readonly kv: KeyValueRepository,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Creates a key for `userKey`.
+   * @returns the key (shown once; only its hash is kept) and its record
+   * @throws Error when the person already holds {@link MAX_KEYS_PER_PERSON} keys
+   */
+  async create(userKey: UserKey, label = ''): Promise<{ key: string; record: ApiKeyRecord }> {
+    const index = await this.index(userKey);
+    if (index.length >= MAX_KEYS_PER_PERSON) throw new Error(`at most ${MAX_KEYS_PER_PERSON} API keys per person; revoke one first`);
+    const id = randomBytes(4).toString('hex');
+    const key = `vt_${id}_${randomBytes(32).toString('base64url')}`;
+    const record: ApiKeyRecord = { id, userKey, label: label.trim().slice(0, 60), createdAtMs: this.now() };
+    const hash = sha256(key);
+    await this.kv.set(`apikey:${hash}`, record);
+    await this.kv.set(`apikeys:${userKey}`, [...index, { id, hash }]);
+    return { key, record };
+  }
+
+  /** The keys of a person, oldest first. */
+  async list(userKey: UserKey): Promise<ApiKeyRecord[]> {
+    const records = await Promise.all((await this.index(userKey)).map((e) => this.kv.get<ApiKeyRecord>(`apikey:${e.hash}`)));
+    return records.filter((r): r is ApiKeyRecord => r !== undefined);
+  }
+
+  /** Revokes one key of a person by id; true when it existed. */
+  async revoke(userKey: UserKey, id: string): Promise<boolean> {
+    const index = await this.index(userKey);
+    const entry = index.find((e) => e.id === id);
+    if (!entry) return false;
+    await this.kv.delete(`apikey:${entry.hash}`);
+    await this.kv.set(`apikeys:${userKey}`, index.filter((e) => e !== entry));
+    return true;
+  }
+
+  /** Revokes every key of a person (on `/delete`); returns how many there were. */
+  async revokeAll(userKey: UserKey): Promise<number> {
+    const index = await this.index(userKey);
+    await Promise.all(index.map((e) => this.kv.delete(`apikey:${e.hash}`)));
+    await this.kv.delete(`apikeys:${userKey}`);
+    return index.length;
+  }
+
+  /** The record of a presented key, or undefined when it is unknown or revoked. */
+  async verify(key: string): Promise<ApiKeyRecord | undefined> {
+    if (!/^vt_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$/.test(key)) return undefined;
+    // The lookup is by hash, so no comparison of secrets happens in JavaScript at all.
+    return this.kv.get<ApiKeyRecord>(`apikey:${sha256(key)}`);
+  }
+
+  /** A one-time sign-in code for `userKey`, valid {@link SIGN_IN_CODE_TTL_MS}. */
+  async createSignInCode(userKey: UserKey): Promise<string> {
+    let code = '';
+    for (let i = 0; i < 8; i++) code += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
+    await this.kv.set(`signin:${sha256(code)}`, { userKey }, SIGN_IN_CODE_TTL_MS);
+    return code;
+  }
+
+  /**
+   * Redeems a sign-in code (case and dashes ignored) for a new API key labelled `label`.
+   * @returns undefined when the code is unknown, expired or already used
+   */
+  async redeemSignInCode(code: string, label = 'web sign-in'): Promise<{ key: string; record: ApiKeyRecord } | undefined> {
+    const clean = code.toUpperCase().replace(/[^A-Z0-9]/g, '');
+    if (clean.length !== 8) return undefined;
+    const slot = `signin:${sha256(clean)}`;
+    const entry = await this.kv.get<{ userKey: UserKey }>(slot);
+    if (!entry) return undefined;
+    await this.kv.delete(slot);
+    return this.create(entry.userKey, label);
+  }
+
+  private async index(userKey: UserKey): Promise<{ id: string; hash: string }[]> {
+    return (await this.kv.get<{ id: string; hash: string }[]>(`apikeys:${userKey}`)) ?? [];
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
