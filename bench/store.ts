@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@keyv/redis';
 import { createStore } from '../src/core/store/keyv-store.js';
+import { RecordCipher } from '../src/core/store/record-cipher.js';
 import type { Store, UserRecord } from '../src/core/store/types.js';
 import type { ChatTurn } from '../src/core/providers.js';
 
@@ -84,6 +85,23 @@ async function benchRepositories(prefix: string, store: Store, out: Record<strin
   );
 }
 
+/**
+ * The cost field encryption adds to history operations, measured on the cipher alone: a history at
+ * its cap (200 turns of ~100 characters, ~25 KB of JSON) is opened on every read and sealed again on
+ * every append, so an append adds `seal + open` and a read adds `open`. Upper bounds: the JSON
+ * serialisation counted here replaces keyv's own serialisation of the unsealed list.
+ */
+function benchFieldEncryption(out: Record<string, OpLatency>, dataKey: Buffer): Promise<void> {
+  const cipher = new RecordCipher(dataKey);
+  const history = Array.from({ length: 200 }, (_, i) => turn(i));
+  const sealed = cipher.seal('history:telegram:history', history);
+  return (async () => {
+    out['crypto.history200.seal'] = await measure(ITERATIONS * 5, async () => cipher.seal('history:telegram:history', history));
+    out['crypto.history200.open'] = await measure(ITERATIONS * 5, async () => cipher.open('history:telegram:history', sealed));
+    out['crypto.history200.appendAdded'] = await measure(ITERATIONS * 5, async () => cipher.seal('history:telegram:history', cipher.open<unknown[]>('history:telegram:history', sealed)));
+  })();
+}
+
 async function redisReachable(url: string): Promise<boolean> {
   const client = createClient({ url, socket: { connectTimeout: 1000, reconnectStrategy: false } });
   client.on('error', () => undefined);
@@ -112,14 +130,16 @@ async function deleteNamespace(url: string, namespace: string): Promise<void> {
 
 /**
  * Measures the store.
- * @returns p50/p95 latency in ms per operation, keyed `<backend>.<repository>.<op>` and
- *   `blob.put.1MiB` / `blob.get.1MiB`; Redis entries are absent when Redis does not answer
+ * @returns p50/p95 latency in ms per operation, keyed `<backend>.<repository>.<op>`,
+ *   `blob.put.1MiB` / `blob.get.1MiB` and `crypto.history200.*` (field encryption of a full history:
+ *   `seal`, `open`, and `appendAdded` = open + seal); Redis entries are absent when Redis does not answer
  */
 export async function benchStore(): Promise<Record<string, OpLatency>> {
   const out: Record<string, OpLatency> = {};
   const dataDir = await mkdtemp(path.join(tmpdir(), 'voicetwin-bench-store-'));
   const dataKey = randomBytes(32);
   try {
+    await benchFieldEncryption(out, dataKey);
     const sqlite = await createStore({ backend: 'sqlite', dataDir, dataKey });
     try {
       await benchRepositories('sqlite', sqlite, out);

@@ -11,6 +11,7 @@ import type { Providers } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
 import { BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
+import { scheduleRetention } from './core/retention.js';
 import { audioWorkersError, closeAudioWorkers, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
 import type { JobQueue } from './core/jobs.js';
 import path from 'node:path';
@@ -73,7 +74,7 @@ export async function buildApp(
   let queue: JobQueue | undefined;
   if (options.queue !== false) {
     try {
-      queue = await openQueue(config, logger);
+      queue = await openQueue(config, logger, key);
     } catch (err) {
       await store.close();
       throw err;
@@ -146,6 +147,8 @@ export async function buildApp(
     ...(whatsappIntervalMs ? { pace: { whatsapp: { messagesPerSec: 1000 / whatsappIntervalMs, perChatIntervalMs: whatsappIntervalMs } } } : {}),
   });
   engine.registerOperatorCommand(broadcasts.command());
+  // HISTORY_RETENTION_DAYS / AUDIO_RETENTION_DAYS: swept now and hourly.
+  const stopRetention = scheduleRetention(store, config.retention, logger);
   return {
     config,
     logger,
@@ -158,6 +161,7 @@ export async function buildApp(
     urlSigningKey: createHmac('sha256', key).update('voicetwin url signing v1').digest(),
     async close() {
       await broadcasts.stop();
+      await stopRetention();
       await engine.stop();
       closeProviders();
       // Encodings in flight finish before the threads stop (a thread killed inside libopus aborts the process).
@@ -169,10 +173,11 @@ export async function buildApp(
 
 /**
  * Opens the job queue the config asks for: BullMQ on `REDIS_URL` (keys prefixed with
- * `<REDIS_NAMESPACE>-jobs`), else the embedded SQLite queue in the data directory.
+ * `<REDIS_NAMESPACE>-jobs`), else the embedded SQLite queue in the data directory. With `dataKey`
+ * (32 bytes) every job's data is stored sealed with it.
  * @throws Error naming the Redis URL or the queue file when it cannot be opened
  */
-export async function openQueue(config: Config, logger: Logger): Promise<JobQueue> {
+export async function openQueue(config: Config, logger: Logger, dataKey?: Buffer): Promise<JobQueue> {
   if (config.redisUrl) {
     const { BullQueue } = await import('./queue/bullmq.js');
     return BullQueue.open({
@@ -182,8 +187,9 @@ export async function openQueue(config: Config, logger: Logger): Promise<JobQueu
       concurrency: config.queue.concurrency,
       lockDurationMs: config.queue.lockMs,
       logger,
+      ...(dataKey ? { dataKey } : {}),
     });
   }
   const { EmbeddedQueue } = await import('./queue/embedded.js');
-  return EmbeddedQueue.open({ dataDir: config.dataDir, concurrency: config.queue.concurrency, leaseMs: config.queue.lockMs, logger });
+  return EmbeddedQueue.open({ dataDir: config.dataDir, concurrency: config.queue.concurrency, leaseMs: config.queue.lockMs, logger, ...(dataKey ? { dataKey } : {}) });
 }

@@ -74,6 +74,13 @@ export interface Config {
    */
   queue: { concurrency: number; partitions: number; lockMs: number };
   /**
+   * Retention, in days; 0 keeps forever. `historyDays` (HISTORY_RETENTION_DAYS, default 0):
+   * conversation turns older than this are deleted; `audioDays` (AUDIO_RETENTION_DAYS, default 30):
+   * synthesis cache and turn audio older than this are deleted. Samples and the consent recording
+   * are kept as long as the voice exists. Enforced hourly (`core/retention.ts`).
+   */
+  retention: { historyDays: number; audioDays: number };
+  /**
    * The HTTP server (`src/http/`): health, the Telegram webhook, the REST API.
    * `host` (HTTP_HOST, default `127.0.0.1`); `port` (HTTP_PORT, default 8080, or the deprecated
    * TELEGRAM_WEBHOOK_PORT when only that is set; 0 picks a free port); `enabled` (HTTP_ENABLED,
@@ -276,6 +283,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       turnConcurrency: num(env, 'TURN_CONCURRENCY', 4, z.number().int().min(1).max(64)),
       cloneTimeoutSec: num(env, 'CLONE_TIMEOUT_S', 35, z.number().min(1).max(3600)),
       seed: num(env, 'CHAT_SEED', 7, z.number().int().min(0)),
+    },
+    retention: {
+      historyDays: num(env, 'HISTORY_RETENTION_DAYS', 0, z.number().int().min(0).max(36_500)),
+      audioDays: num(env, 'AUDIO_RETENTION_DAYS', 30, z.number().int().min(0).max(36_500)),
     },
     providers,
     ...optional(

@@ -42,6 +42,12 @@ export class ConsoleChannel implements ReplyTarget, ChannelSender {
     } else if (reply.text) {
       this.write(`${tag}: ${reply.text.includes('\n') ? `\n${indent(reply.text)}` : reply.text}`);
     }
+    if (reply.document) {
+      await mkdir(this.options.outDir, { recursive: true, mode: 0o700 });
+      const file = path.join(this.options.outDir, path.basename(reply.document.fileName));
+      await writeFile(file, reply.document.bytes, { mode: 0o600 });
+      this.write(`  [file ${reply.document.fileName}, ${reply.document.bytes.length} bytes → ${file}]`);
+    }
     if (reply.buttons?.length) {
       this.write(`  buttons: ${reply.buttons.flat().map((b) => `[${b.label}]`).join(' ')}`);
     }

@@ -31,6 +31,7 @@ import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
+import { DOCUMENT_LIMIT_BYTES, buildPersonalExport } from './export.js';
 import { ApiKeys } from './apikeys.js';
 import type { VoiceNote } from './types.js';
 
@@ -113,6 +114,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'forget', description: 'Forget one memory, or all of them', args: '<id|all>' },
   { name: 'text', description: 'Send the text with each voice reply, or not', args: '<on|off>' },
   { name: 'stop', description: 'Stop receiving announcements' },
+  { name: 'export', description: 'Get a copy of everything stored about you (a zip file)' },
   { name: 'apikey', description: 'Keys for the HTTP API and web app: create, list, revoke', args: '<create [label]|list|revoke id>' },
   { name: 'delete', description: 'Delete all your data and your cloned voice' },
   { name: 'help', description: 'What you can do' },
@@ -544,13 +546,15 @@ export class Engine implements ConversationEngine {
       case 'stop':
         await this.store.users.put({ ...user, optedOut: true, updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: 'You will no longer receive announcements. Send /start to receive them again. Your twin still answers you.' });
+      case 'export':
+        return this.exportEverything(user, target, log);
       case 'apikey':
         return this.apiKeyCommand(user, args, target);
       case 'delete':
         return target.reply({
           kind: 'info',
           ephemeral: true,
-          text: 'This deletes everything I store about you: your voice samples, your cloned voice, your conversation and your memories. It cannot be undone.',
+          text: 'This deletes everything I store about you: your voice samples, your cloned voice, your conversation, your memories and your usage records. It cannot be undone.',
           buttons: [[{ label: 'Delete everything', data: 'delete:confirm' }, { label: 'Keep my data', data: 'delete:cancel' }]],
         });
       default: {
@@ -953,6 +957,35 @@ export class Engine implements ConversationEngine {
     }
   }
 
+  /**
+   * `/export`: sends the person a ZIP of everything stored about them (see `export.ts`). When the
+   * archive with audio is over the channel's document limit, an archive without audio is sent and
+   * the reply says so; when even that is too large, the reply says that instead.
+   */
+  private async exportEverything(user: UserRecord, target: ReplyTarget, log: Logger): Promise<void> {
+    const limit = DOCUMENT_LIMIT_BYTES[user.channel];
+    await target.activity('typing');
+    const deps = { store: this.store, now: this.now, ...(this.usage ? { usage: this.usage } : {}) };
+    let built = await buildPersonalExport(deps, user.key);
+    let note = '';
+    if (built.bytes.length > limit && built.audioFiles > 0) {
+      const fullBytes = built.bytes.length;
+      built = await buildPersonalExport(deps, user.key, { includeAudio: false });
+      note = ` The ${built.document.samples.length} voice samples and the consent recording are left out: with them the file is ${(fullBytes / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send.`;
+    }
+    log.info({ sizeBytes: built.bytes.length, audioFiles: built.audioFiles, historyTurns: built.document.history.length }, 'personal data export built');
+    if (built.bytes.length > limit) {
+      throw new UserInputError('EXPORT_TOO_LARGE', `Your export is ${(built.bytes.length / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send. Send /forget all to make it smaller, or ask the operator for it.`);
+    }
+    const d = built.document;
+    await target.reply({
+      kind: 'info',
+      ephemeral: true,
+      text: `Everything I store about you: your profile and consent record, ${d.history.length} conversation turns, ${d.memories.length} memories, ${d.usage.length} days of usage${built.audioFiles > 0 ? `, ${built.audioFiles} recordings as WAV` : ''}.${note}`,
+      document: { bytes: built.bytes, fileName: built.fileName, mimeType: 'application/zip' },
+    });
+  }
+
   private async deleteEverything(user: UserRecord, target: ReplyTarget): Promise<void> {
     const summary = await this.store.summarize(user.key);
     const voice = summary.profile?.voice;
@@ -963,12 +996,21 @@ export class Engine implements ConversationEngine {
         this.logger.warn({ err, userKey: user.key }, 'provider voice deletion failed; local data is deleted anyway');
       }
     }
-    await this.store.deleteUser(user.key);
+    // Queued and finished jobs keyed by the person: their turns (which carry the messages) and clone jobs.
+    let messageIds: string[] = [];
+    if (this.queue?.forget) {
+      try {
+        messageIds = await this.queue.forget([user.key, `clone:${user.key}`]);
+      } catch (err) {
+        this.logger.warn({ err, userKey: user.key }, 'could not delete the queued jobs of a deleted user');
+      }
+    }
+    await this.store.deleteUser(user.key, { messageIds });
     await this.apiKeys.revokeAll(user.key);
     await target.reply({
       kind: 'info',
       ephemeral: true,
-      text: `Deleted: ${summary.samples.length} voice samples, ${voice ? 'your cloned voice, ' : ''}${summary.historyTurns} conversation turns, ${summary.memories.length} memories. Send /start whenever you want to begin again.`,
+      text: `Deleted: ${summary.samples.length} voice samples, ${voice ? 'your cloned voice, ' : ''}${summary.historyTurns} conversation turns, ${summary.memories.length} memories, your usage records and queued messages. Send /start whenever you want to begin again.`,
     });
   }
 
@@ -1002,7 +1044,7 @@ export class Engine implements ConversationEngine {
     if (p?.voice?.approximate) lines.push(APPROXIMATION_NOTE);
     lines.push(`Persona: ${user.persona}. Text with voice replies: ${user.sendTextWithVoice ? 'on' : 'off'}.`);
     lines.push(
-      `Stored: ${summary.samples.length} samples, ${summary.historyTurns} conversation turns, ${summary.memories.length} memories (storage: ${this.store.backend}, audio encrypted at rest).`,
+      `Stored: ${summary.samples.length} samples, ${summary.historyTurns} conversation turns, ${summary.memories.length} memories (storage: ${this.store.backend}, encrypted at rest).`,
     );
     lines.push(`Providers: speech-to-text ${this.providers.stt.name}, chat ${this.providers.chat.name}, voice ${this.providers.tts.name}.`);
     if (this.usage) {

@@ -27,7 +27,8 @@ export type UserInputErrorCode =
   | 'NOT_READY'
   | 'BUSY'
   | 'BUDGET_EXCEEDED'
-  | 'FORBIDDEN';
+  | 'FORBIDDEN'
+  | 'EXPORT_TOO_LARGE';
 
 /**
  * An error caused by what the user sent (bad audio, unknown command, empty text…).

@@ -98,6 +98,13 @@ export interface JobQueue {
   /** Resolves when no job of this process is running and none of the kinds it handles is waiting (retries included). */
   whenIdle(): Promise<void>;
   /**
+   * Deletes the jobs (in any state, data included) whose ordering key is one of `keys`: a person's
+   * turns and clone jobs when they delete their data. A job that is running right now may finish;
+   * on BullMQ it cannot be removed while locked and expires with the finished jobs.
+   * @returns the ids of the jobs deleted (turn job ids are inbound message ids)
+   */
+  forget?(keys: readonly string[]): Promise<string[]>;
+  /**
    * Graceful shutdown: stops taking jobs, waits up to `graceMs` (default 10 s) for running ones,
    * returns the rest to the queue, closes connections.
    */

@@ -129,6 +129,31 @@ export interface OutboundReply {
   voiceLabel?: string;
   /** Whether to send `text` alongside `voice` (user setting); the engine sets it. */
   sendTextWithVoice?: boolean;
+  /**
+   * A file sent as a document (the `/export` archive), with `text` as its caption or a message
+   * before it. Adapters refuse one above their platform's upload limit with a text saying so.
+   */
+  document?: OutboundDocument;
+}
+
+/** A file attached to a reply. */
+export interface OutboundDocument {
+  bytes: Buffer;
+  /** File name shown to the user, e.g. `voicetwin-export-2026-01-31.zip`. */
+  fileName: string;
+  /** MIME type, e.g. `application/zip`. */
+  mimeType: string;
+}
+
+/**
+ * The text an adapter sends instead of a document larger than its platform allows.
+ * @param sizeBytes the document's size
+ * @param limitBytes the platform's limit
+ * @param platform the platform's name as users know it
+ */
+export function documentTooLargeText(sizeBytes: number, limitBytes: number, platform: string): string {
+  const mb = (n: number): string => `${(n / 1_000_000).toFixed(1)} MB`;
+  return `Your file is ${mb(sizeBytes)}, more than the ${mb(limitBytes)} ${platform} lets me send, so I could not attach it.`;
 }
 
 /** A chat action shown while the engine works (Telegram `sendChatAction`, WhatsApp "recording…"). */

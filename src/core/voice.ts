@@ -3,6 +3,7 @@
  * through the synthesis cache, decoded to PCM, joined with short pauses and encoded as Ogg/Opus at
  * the channel's sample rate.
  */
+import { SHARED_TTS_OWNER } from './retention.js';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Logger } from './log.js';
@@ -98,7 +99,7 @@ export class VoiceRenderer {
     const answered = { provider: out.provider ?? tts.name, characters: out.characters };
     if (fallback) return { bytes: out.bytes, cached: false, ...answered };
     try {
-      const owner = voice ? ownerKey : 'shared:tts';
+      const owner = voice ? ownerKey : SHARED_TTS_OWNER;
       const key = await store.blobs.put(owner, out.bytes, 'tts');
       await store.kv.set(cacheKey, key, 30 * 24 * 3600 * 1000);
     } catch (err) {

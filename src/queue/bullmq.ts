@@ -33,6 +33,7 @@ import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../core/log.js';
+import { RecordCipher } from '../core/store/record-cipher.js';
 import {
   PermanentJobError,
   latencySummary,
@@ -62,12 +63,20 @@ export interface BullQueueOptions {
   /** How long finished jobs are kept (deduplication window), ms. Default 7 days. */
   retentionMs?: number;
   logger?: Logger;
+  /**
+   * The 32-byte data key: each job's data (which carries the inbound message, its text included)
+   * is stored sealed with it, the job id as associated data. Without it data is stored as JSON.
+   */
+  dataKey?: Buffer;
 }
 
 interface Envelope {
   kind: string;
   key: string;
-  data: JobData;
+  /** Plain data (no data key, or written before sealing). */
+  data?: JobData;
+  /** The data sealed with the data key, the job id as associated data (see `record-cipher.ts`). */
+  sealed?: string;
 }
 
 /** The partition a key belongs to: a stable hash, so every process agrees. */
@@ -83,7 +92,8 @@ export class BullQueue implements JobQueue {
   readonly #workers: Worker[] = [];
   readonly #handlers = new Map<string, JobHandler>();
   readonly #log: Logger;
-  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl'>>;
+  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl' | 'dataKey'>>;
+  readonly #cipher: RecordCipher | undefined;
   readonly #active = new Set<Promise<unknown>>();
   #started = false;
   #closing = false;
@@ -95,6 +105,7 @@ export class BullQueue implements JobQueue {
   private constructor(connection: Redis, options: BullQueueOptions) {
     this.#connection = connection;
     this.#log = (options.logger ?? silentLogger).child({ component: 'queue', engine: 'bullmq' });
+    this.#cipher = options.dataKey ? new RecordCipher(options.dataKey) : undefined;
     this.#options = {
       prefix: options.prefix ?? 'voicetwin-jobs',
       partitions: options.partitions ?? 16,
@@ -137,7 +148,9 @@ export class BullQueue implements JobQueue {
     // BullMQ ignores an add whose id exists; the look-up only tells the caller which happened.
     const existing = await queue.getJob(options.id);
     if (existing) return { id: options.id, created: false };
-    const envelope: Envelope = { kind, key: options.key, data };
+    const envelope: Envelope = this.#cipher
+      ? { kind, key: options.key, sealed: this.#cipher.seal(`queue-job:${options.id}`, data) }
+      : { kind, key: options.key, data };
     await queue.add(kind, envelope, {
       jobId: options.id,
       attempts: options.maxAttempts ?? 5,
@@ -210,6 +223,20 @@ export class BullQueue implements JobQueue {
     }
   }
 
+  /**
+   * A job's data from its envelope: sealed (opened with the data key) or plain.
+   * @throws UnrecoverableError when the data cannot be decrypted (wrong key, tampered, or no key)
+   */
+  #openData(id: string, envelope: Envelope): JobData {
+    if (envelope.sealed === undefined) return envelope.data ?? {};
+    if (!this.#cipher) throw new UnrecoverableError(`job ${id} holds sealed data and the queue was opened without the data key`);
+    try {
+      return this.#cipher.open<JobData>(`queue-job:${id}`, envelope.sealed);
+    } catch (err) {
+      throw new UnrecoverableError(err instanceof Error ? err.message : String(err));
+    }
+  }
+
   /** Runs a fetched job through BullMQ's own completion/failure handling, extending its lock meanwhile. */
   #track(worker: Worker, job: BullJob, token: string): void {
     const lockMs = this.#options.lockDurationMs;
@@ -230,11 +257,12 @@ export class BullQueue implements JobQueue {
     const envelope = bullJob.data as Envelope;
     const handler = this.#handlers.get(envelope.kind);
     if (!handler) throw new UnrecoverableError(`no handler for jobs of kind "${envelope.kind}" in this process`);
+    const data = this.#openData(bullJob.id ?? '', envelope);
     const job: Job = {
       id: bullJob.id ?? '',
       kind: envelope.kind,
       key: envelope.key,
-      data: envelope.data,
+      data,
       attempt: bullJob.attemptsMade + 1,
       maxAttempts: bullJob.opts.attempts ?? 1,
       enqueuedAtMs: bullJob.timestamp,
@@ -245,6 +273,30 @@ export class BullQueue implements JobQueue {
       if (err instanceof PermanentJobError) throw new UnrecoverableError(err.message);
       throw err;
     }
+  }
+
+  /**
+   * Deletes the jobs whose key is one of `keys` from their partitions (waiting, delayed, finished
+   * and failed; an active job is locked by its worker and is left to expire with the finished
+   * jobs). Walks the partitions' job lists: meant for rare calls such as a person's deletion.
+   * @returns the ids deleted
+   */
+  async forget(keys: readonly string[]): Promise<string[]> {
+    const wanted = new Set(keys);
+    const deleted: string[] = [];
+    for (const queue of new Set(keys.map((k) => this.#queueFor(k)))) {
+      const jobs = await queue.getJobs(['wait', 'delayed', 'prioritized', 'completed', 'failed']);
+      for (const job of jobs) {
+        if (!job?.id || !wanted.has((job.data as Envelope).key)) continue;
+        try {
+          await job.remove();
+          deleted.push(job.id);
+        } catch (err) {
+          this.#log.warn({ err, jobId: job.id }, 'could not remove a job of a deleted person');
+        }
+      }
+    }
+    return deleted;
   }
 
   async stats(): Promise<JobKindStats[]> {

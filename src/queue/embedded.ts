@@ -26,6 +26,7 @@ import { promises as fs } from 'node:fs';
 import sqlite3 from 'sqlite3';
 import { silentLogger, type Logger } from '../core/log.js';
 import { createPrivateFile } from '../core/store/file-modes.js';
+import { RecordCipher, SEALED_PREFIX, isSealed } from '../core/store/record-cipher.js';
 import {
   PermanentJobError,
   latencySummary,
@@ -58,6 +59,12 @@ export interface EmbeddedQueueOptions {
   pollMs?: number;
   /** Clock (tests). */
   now?: () => number;
+  /**
+   * The 32-byte data key: each job's `data` (which carries the inbound message, its text included)
+   * is stored sealed with it, the job id as associated data (see `record-cipher.ts`). Without it
+   * data is stored as plain JSON (tests, tools that only read counts).
+   */
+  dataKey?: Buffer;
 }
 
 interface Row {
@@ -145,6 +152,7 @@ export class EmbeddedQueue implements JobQueue {
   readonly #retentionMs: number;
   readonly #pollMs: number;
   readonly #now: () => number;
+  readonly #cipher: RecordCipher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
   #started = false;
@@ -162,6 +170,51 @@ export class EmbeddedQueue implements JobQueue {
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#pollMs = options.pollMs ?? 250;
     this.#now = options.now ?? Date.now;
+    this.#cipher = options.dataKey ? new RecordCipher(options.dataKey) : undefined;
+  }
+
+  /** The stored form of a job's data: sealed under the job id when there is a data key. */
+  #sealData(id: string, data: JobData): string {
+    return this.#cipher ? this.#cipher.seal(`queue-job:${id}`, data) : JSON.stringify(data);
+  }
+
+  /**
+   * A job's data from its stored form (sealed, or plain JSON written before sealing).
+   * @throws RecordIntegrityError when sealed data fails authentication; Error when sealed and no data key is set
+   */
+  #openData(id: string, stored: string): JobData {
+    if (!isSealed(stored)) return JSON.parse(stored) as JobData;
+    if (!this.#cipher) throw new Error(`Job ${id} holds sealed data and the queue was opened without the data key`);
+    return this.#cipher.open<JobData>(`queue-job:${id}`, stored);
+  }
+
+  /**
+   * Seals the data of jobs stored in plain JSON (written before sealing); idempotent. Deleted
+   * content is zeroed (`secure_delete`) and the WAL truncated afterwards.
+   * @returns how many jobs were sealed
+   */
+  async #sealPlainJobs(): Promise<number> {
+    if (!this.#cipher) return 0;
+    const rows = await this.#db.serial(() => this.#db.all<Pick<Row, 'seq' | 'id' | 'data'>>(`SELECT seq, id, data FROM jobs WHERE substr(data, 1, ?) <> ?`, [SEALED_PREFIX.length, SEALED_PREFIX]));
+    let sealed = 0;
+    for (const row of rows) {
+      const data = JSON.parse(row.data) as JobData;
+      sealed += await this.#db.serial(() => this.#db.run(`UPDATE jobs SET data = ? WHERE seq = ? AND data = ?`, [this.#sealData(row.id, data), row.seq, row.data]));
+    }
+    if (sealed > 0) {
+      await this.#checkpoint();
+      this.#log.info({ sealed }, 'sealed the data of queued jobs stored in plaintext');
+    }
+    return sealed;
+  }
+
+  /** Truncates the WAL so page images of deleted or replaced rows leave the `-wal` file. */
+  async #checkpoint(): Promise<void> {
+    try {
+      await this.#db.serial(() => this.#db.all(`PRAGMA wal_checkpoint(TRUNCATE)`));
+    } catch (err) {
+      this.#log.warn({ err }, 'job queue WAL checkpoint failed');
+    }
   }
 
   /**
@@ -183,6 +236,7 @@ export class EmbeddedQueue implements JobQueue {
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
       PRAGMA busy_timeout = 5000;
+      PRAGMA secure_delete = ON;
       CREATE TABLE IF NOT EXISTS jobs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -202,7 +256,9 @@ export class EmbeddedQueue implements JobQueue {
       CREATE INDEX IF NOT EXISTS jobs_key_state ON jobs(key, state, seq);
       CREATE INDEX IF NOT EXISTS jobs_state_seq ON jobs(state, seq);
     `);
-    return new EmbeddedQueue(db, options);
+    const queue = new EmbeddedQueue(db, options);
+    await queue.#sealPlainJobs();
+    return queue;
   }
 
   async enqueue(kind: string, data: JobData, options: EnqueueOptions): Promise<EnqueueResult> {
@@ -211,7 +267,7 @@ export class EmbeddedQueue implements JobQueue {
     const changes = await this.#db.serial(() =>
       this.#db.run(
         `INSERT OR IGNORE INTO jobs (id, kind, key, data, state, attempts, max_attempts, run_at, enqueued_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)`,
-        [options.id, kind, options.key, JSON.stringify(data), options.maxAttempts ?? 5, now, now],
+        [options.id, kind, options.key, this.#sealData(options.id, data), options.maxAttempts ?? 5, now, now],
       ),
     );
     if (changes > 0) this.#wake();
@@ -337,11 +393,24 @@ export class EmbeddedQueue implements JobQueue {
   async #run(row: Row): Promise<void> {
     const handler = this.#handlers.get(row.kind);
     if (!handler) return;
+    let data: JobData;
+    try {
+      data = this.#openData(row.id, row.data);
+    } catch (err) {
+      this.#log.error({ err, jobId: row.id, kind: row.kind }, 'job data cannot be read; the job fails');
+      await this.#finish(row, `UPDATE jobs SET state = 'failed', owner = NULL, error = ?, finished_at = ? WHERE seq = ? AND owner = ?`, [
+        'job data cannot be decrypted',
+        this.#now(),
+        row.seq,
+        this.#owner,
+      ]);
+      return;
+    }
     const job: Job = {
       id: row.id,
       kind: row.kind,
       key: row.key,
-      data: JSON.parse(row.data) as JobData,
+      data,
       attempt: row.attempts,
       maxAttempts: row.max_attempts,
       enqueuedAtMs: row.enqueued_at,
@@ -385,6 +454,23 @@ export class EmbeddedQueue implements JobQueue {
       // The lease expires and the job runs again: at-least-once, never lost.
       this.#log.error({ err, jobId: row.id }, 'could not record the end of a job; it will run again');
     }
+  }
+
+  /**
+   * Deletes every job whose key is one of `keys` (running ones included: their end is then not
+   * recorded), zeroing the deleted rows (`secure_delete`) and truncating the WAL.
+   * @returns the ids deleted
+   */
+  async forget(keys: readonly string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const marks = keys.map(() => '?').join(',');
+    const ids = await this.#db.serial(async () => {
+      const rows = await this.#db.all<{ id: string }>(`SELECT id FROM jobs WHERE key IN (${marks})`, [...keys]);
+      await this.#db.run(`DELETE FROM jobs WHERE key IN (${marks})`, [...keys]);
+      return rows.map((r) => r.id);
+    }, true);
+    await this.#checkpoint();
+    return ids;
   }
 
   async stats(): Promise<JobKindStats[]> {

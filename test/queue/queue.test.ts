@@ -12,8 +12,12 @@ import { BullQueue, partitionOf } from '../../src/queue/bullmq.js';
 import type { Job, JobQueue } from '../../src/core/jobs.js';
 import { PermanentJobError } from '../../src/core/jobs.js';
 import { redisAvailable, REDIS_URL } from '../helpers/redis.js';
+import { deleteRedisNamespace, redisKeysContaining, sqliteFilesContaining } from '../helpers/raw-scan.js';
 
 type Factory = () => Promise<JobQueue>;
+
+/** Every queue in the contract stores job data sealed with this key. */
+const DATA_KEY = randomBytes(32);
 
 const opened: JobQueue[] = [];
 afterEach(async () => {
@@ -23,7 +27,7 @@ afterEach(async () => {
 async function embeddedFactory(): Promise<Factory> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
   return async () => {
-    const q = await EmbeddedQueue.open({ dataDir, pollMs: 20, concurrency: 4 });
+    const q = await EmbeddedQueue.open({ dataDir, pollMs: 20, concurrency: 4, dataKey: DATA_KEY });
     opened.push(q);
     return q;
   };
@@ -32,7 +36,7 @@ async function embeddedFactory(): Promise<Factory> {
 function bullFactory(): Factory {
   const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
   return async () => {
-    const q = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 4, concurrency: 4, lockDurationMs: 2000 });
+    const q = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 4, concurrency: 4, lockDurationMs: 2000, dataKey: DATA_KEY });
     opened.push(q);
     return q;
   };
@@ -194,5 +198,66 @@ describe('embedded queue crash recovery', () => {
     await q.start();
     await q.whenIdle();
     expect(attempts).toEqual([2]);
+  });
+});
+
+const redisUp = await redisAvailable();
+
+describe('job data at rest', () => {
+  it('embedded: stores the message text sealed, and seals plain rows of an older version on open', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+    const marker = `divorce-hearing-${randomBytes(5).toString('hex')}`;
+    // An older version wrote plain JSON.
+    const plain = await EmbeddedQueue.open({ dataDir, pollMs: 10 });
+    await plain.enqueue('turn', { text: `legacy ${marker}` }, { id: 'old', key: 'telegram:1' });
+    await plain.close(100);
+    expect(await sqliteFilesContaining(dataDir, marker)).not.toEqual([]);
+
+    const q = await EmbeddedQueue.open({ dataDir, pollMs: 10, dataKey: DATA_KEY });
+    opened.push(q);
+    await q.enqueue('turn', { text: `new ${marker}` }, { id: 'new', key: 'telegram:1' });
+    expect(await sqliteFilesContaining(dataDir, marker)).toEqual([]);
+    const seen: unknown[] = [];
+    q.process<{ text: string }>('turn', async (job) => void seen.push(job.data.text));
+    await q.start();
+    await q.whenIdle();
+    expect(seen).toEqual([`legacy ${marker}`, `new ${marker}`]);
+    expect(await sqliteFilesContaining(dataDir, marker)).toEqual([]);
+  });
+
+  it('embedded: a job whose sealed data was moved to another job fails instead of running with it', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+    const q = await EmbeddedQueue.open({ dataDir, pollMs: 10, dataKey: DATA_KEY });
+    await q.enqueue('turn', { text: 'for a' }, { id: 'a', key: 'ka' });
+    await q.enqueue('turn', { text: 'for b' }, { id: 'b', key: 'kb' });
+    await q.close(100);
+    const sqlite3 = (await import('sqlite3')).default;
+    const db = new sqlite3.Database(path.join(dataDir, 'jobs.sqlite'));
+    await new Promise<void>((resolve, reject) => db.run(`UPDATE jobs SET data = (SELECT data FROM jobs WHERE id = 'a') WHERE id = 'b'`, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve) => db.close(() => resolve()));
+    const again = await EmbeddedQueue.open({ dataDir, pollMs: 10, dataKey: DATA_KEY });
+    opened.push(again);
+    const seen: string[] = [];
+    again.process<{ text: string }>('turn', async (job) => void seen.push(job.data.text));
+    await again.start();
+    await again.whenIdle();
+    expect(seen).toEqual(['for a']);
+    expect((await again.failed()).map((f) => [f.id, f.error])).toEqual([['b', 'job data cannot be decrypted']]);
+  });
+
+  it.skipIf(!redisUp)('BullMQ: stores the message text sealed in Redis', async () => {
+    const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
+    const q = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 2, concurrency: 2, lockDurationMs: 2000, dataKey: DATA_KEY });
+    opened.push(q);
+    const marker = `pin-hint-${randomBytes(5).toString('hex')}`;
+    await q.enqueue('turn', { text: marker }, { id: 'm1', key: 'telegram:9' });
+    expect(await redisKeysContaining(REDIS_URL, prefix, marker)).toEqual([]);
+    const seen: string[] = [];
+    q.process<{ text: string }>('turn', async (job) => void seen.push(job.data.text));
+    await q.start();
+    await q.whenIdle();
+    expect(seen).toEqual([marker]);
+    expect(await redisKeysContaining(REDIS_URL, prefix, marker)).toEqual([]);
+    await deleteRedisNamespace(REDIS_URL, prefix);
   });
 });

@@ -12,7 +12,7 @@
  */
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError } from 'discord.js';
 import type { Logger } from '../../core/log.js';
-import type { OutboundReply, ReplyButton, VoiceNote } from '../../core/types.js';
+import { documentTooLargeText, type OutboundReply, type ReplyButton, type VoiceNote } from '../../core/types.js';
 import { splitMessageText } from '../../core/text.js';
 
 /** Discord's message content limit, in characters. */
@@ -199,6 +199,32 @@ export async function sendVoice(surface: Surface, voice: VoiceNote, ephemeral: b
 }
 
 /**
+ * A document reply (the `/export` archive): the text, then the file as an attachment in its own
+ * message. Over the surface's upload limit (10 MiB, or the interaction's `attachment_size_limit`)
+ * or without Attach Files, the text says why the file is missing.
+ */
+async function sendDocument(
+  surface: Surface,
+  reply: OutboundReply,
+  components: OutgoingMessage['components'],
+  ephemeral: boolean,
+  log: Logger,
+): Promise<SentMessage | undefined> {
+  const document = reply.document!;
+  const text = displayText(reply, reply.text);
+  let problem: string | undefined;
+  if (document.bytes.length > surface.uploadLimitBytes) problem = documentTooLargeText(document.bytes.length, surface.uploadLimitBytes, 'Discord');
+  else if (!surface.allows('attach')) problem = "I can't attach files here. Ask a server admin to allow me Attach Files, or send the command in a direct message.";
+  if (problem) {
+    log.warn({ sizeBytes: document.bytes.length, limitBytes: surface.uploadLimitBytes }, 'document not sent');
+    return sendText(surface, [text, problem].filter(Boolean).join('\n\n'), components, ephemeral);
+  }
+  const lastText = await sendText(surface, text, components, ephemeral);
+  await surface.send({ files: [new AttachmentBuilder(document.bytes, { name: document.fileName })] }, ephemeral);
+  return lastText;
+}
+
+/**
  * Renders one reply on a surface. Text first (it answers a deferred interaction in place), then
  * the voice note in its own message, as Discord requires of voice messages. When no audio can be
  * sent, the text is sent with a notice instead, so the user always gets an answer.
@@ -209,6 +235,10 @@ export async function sendVoice(surface: Surface, voice: VoiceNote, ephemeral: b
 export async function deliverReply(surface: Surface, reply: OutboundReply, ownerId: string, log: Logger): Promise<{ lastText?: SentMessage; voice?: VoiceDelivery }> {
   const ephemeral = reply.ephemeral === true || reply.kind === 'error';
   const components = buttonRows(reply.buttons, ownerId);
+  if (reply.document) {
+    const lastText = await sendDocument(surface, reply, components, ephemeral, log);
+    return lastText ? { lastText } : {};
+  }
   if (!reply.voice) {
     const lastText = await sendText(surface, displayText(reply, reply.text), components, ephemeral);
     return lastText ? { lastText } : {};

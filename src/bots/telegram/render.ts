@@ -18,6 +18,7 @@ import type { Logger } from '../../core/log.js';
 import { splitMessageText } from '../../core/text.js';
 import {
   RecipientUnavailableError,
+  documentTooLargeText,
   type ChannelSender,
   type ChatActivity,
   type OutboundReply,
@@ -29,6 +30,8 @@ import {
 export const MAX_MESSAGE_CHARS = 4096;
 /** Longest media caption, in characters (https://core.telegram.org/bots/api#sendvoice). */
 export const MAX_CAPTION_CHARS = 1024;
+/** Largest file a bot uploads, bytes (https://core.telegram.org/bots/api#sending-files: 50 MB). */
+export const MAX_DOCUMENT_BYTES = 50 * 1000 * 1000;
 /** Longest `callback_data`, in bytes (https://core.telegram.org/bots/api#inlinekeyboardbutton). */
 export const MAX_CALLBACK_DATA_BYTES = 64;
 
@@ -99,7 +102,8 @@ export class TelegramRenderer {
   async send(chatId: string, reply: OutboundReply): Promise<void> {
     try {
       const keyboard = inlineKeyboard(reply.buttons);
-      if (reply.voice) await this.sendVoiceReply(chatId, reply, keyboard);
+      if (reply.document) await this.sendDocumentReply(chatId, reply, keyboard);
+      else if (reply.voice) await this.sendVoiceReply(chatId, reply, keyboard);
       else if (reply.text && reply.text.trim() !== '') await this.sendText(chatId, reply.text, keyboard);
       else if (keyboard) throw new Error('a reply with buttons needs text');
     } catch (err) {
@@ -176,6 +180,25 @@ export class TelegramRenderer {
       const last = i === pieces.length - 1;
       await this.api.sendMessage(chatId, piece, last && keyboard ? { reply_markup: keyboard } : {});
     }
+  }
+
+  /**
+   * A document (the `/export` archive) with `sendDocument`, the text as its caption when it fits
+   * (else sent first). Above the Bot API's 50 MB upload limit the text says it could not be attached.
+   */
+  private async sendDocumentReply(chatId: string, reply: OutboundReply, keyboard: InlineKeyboardMarkup | undefined): Promise<void> {
+    const document = reply.document!;
+    const text = reply.text?.trim() ? reply.text.trim() : undefined;
+    if (document.bytes.length > MAX_DOCUMENT_BYTES) {
+      await this.sendText(chatId, [text, documentTooLargeText(document.bytes.length, MAX_DOCUMENT_BYTES, 'Telegram')].filter(Boolean).join('\n\n'), keyboard);
+      return;
+    }
+    const captionFits = text !== undefined && text.length <= MAX_CAPTION_CHARS;
+    if (text && !captionFits) await this.sendText(chatId, text, undefined);
+    await this.api.sendDocument(chatId, new InputFile(document.bytes, document.fileName), {
+      ...(captionFits ? { caption: text } : {}),
+      ...(keyboard ? { reply_markup: keyboard } : {}),
+    });
   }
 
   private async sendVoiceReply(chatId: string, reply: OutboundReply, keyboard: InlineKeyboardMarkup | undefined): Promise<void> {

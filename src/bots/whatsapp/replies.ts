@@ -13,7 +13,7 @@
  */
 import wwebjs from 'whatsapp-web.js';
 import type { Message, MessageSendOptions } from 'whatsapp-web.js';
-import type { OutboundReply, ReplyButton } from '../../core/types.js';
+import { documentTooLargeText, type OutboundReply, type ReplyButton } from '../../core/types.js';
 import type { WhatsAppClientLike } from './client.js';
 import type { SendPacer } from './pacing.js';
 
@@ -22,6 +22,12 @@ export const VOICE_NOTE_MIMETYPE = 'audio/ogg; codecs=opus';
 
 /** Longest text sent in one message, characters (the commonly reported WhatsApp limit; longer texts are cut). */
 export const MAX_TEXT_LENGTH = 65_536;
+
+/**
+ * Largest document sent, bytes. WhatsApp accepts documents up to 2 GB, but whatsapp-web.js hands
+ * the file to the browser page as base64 in one call, so the bot stays at 100 MB.
+ */
+export const MAX_DOCUMENT_BYTES = 100 * 1000 * 1000;
 
 /** Thrown when WhatsApp Web has no chat with this id (`sendMessage` resolved to `undefined`). */
 export class ChatNotFoundError extends Error {
@@ -95,6 +101,19 @@ export class WhatsAppReplySender {
    */
   async send(chatId: string, reply: OutboundReply, quotedMessageId?: string): Promise<void> {
     const quote: MessageSendOptions = quotedMessageId ? { quotedMessageId } : {};
+    if (reply.document) {
+      const document = reply.document;
+      if (document.bytes.length > MAX_DOCUMENT_BYTES) {
+        const text = [replyText(reply), documentTooLargeText(document.bytes.length, MAX_DOCUMENT_BYTES, 'WhatsApp')].filter(Boolean).join('\n\n');
+        await this.sendOne(chatId, text, quote);
+        return;
+      }
+      const media = new wwebjs.MessageMedia(document.mimeType, document.bytes.toString('base64'), document.fileName, document.bytes.length);
+      const caption = replyText(reply);
+      await this.sendOne(chatId, media, { ...quote, sendMediaAsDocument: true, ...(caption ? { caption } : {}) });
+      this.choices.offer(chatId, (reply.buttons ?? []).flat());
+      return;
+    }
     if (reply.voice) {
       const media = new wwebjs.MessageMedia(VOICE_NOTE_MIMETYPE, reply.voice.oggOpus.toString('base64'), 'voice.ogg', reply.voice.oggOpus.length);
       await this.sendOne(chatId, media, { ...quote, sendAudioAsVoice: true });

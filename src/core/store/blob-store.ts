@@ -39,7 +39,7 @@ const TAG_BYTES = 16;
 const HEADER_BYTES = MAGIC.length + 1;
 const PAYLOAD_OFFSET = HEADER_BYTES + IV_BYTES + TAG_BYTES;
 const FILE_SUFFIX = '.vtb';
-const BLOB_FILE = /^(sample|consent|reference|tts)\.([0-9a-f]{32})\.vtb$/;
+const BLOB_FILE = /^(sample|consent|reference|tts|inbox)\.([0-9a-f]{32})\.vtb$/;
 const MAX_OWNER_KEY_CHARS = 512;
 
 /** A blob key that does not exist (never written, or deleted). */

@@ -21,6 +21,10 @@
  * | `kv:<key>`              | any JSON value, optional TTL            |
  * | `meta:data-key-check`   | HMAC of the data key (detects a wrong key at start-up) |
  *
+ * Values of `user:`, `profile:`, `samples:`, `history:`, `memories:`, `job:` and `kv:` are sealed
+ * with the data key (AES-256-GCM, the record key as associated data; see `record-cipher.ts`);
+ * indexes, dedupe claims and `meta:` hold ids only and stay in the clear.
+ *
  * Why explicit indexes rather than keyv's `iterator()`: the iterator walks every record in the
  * namespace (histories, memories, samples…) to find a handful of users or open jobs; the SQLite
  * adapter pages it with `LIKE … LIMIT 10 OFFSET n` (quadratic, and `_` in a namespace is a LIKE
@@ -45,6 +49,8 @@ import { EncryptedBlobStore } from './blob-store.js';
 import { DATA_KEY_BYTES } from './data-key.js';
 import { createPrivateFile, securePrivateTree } from './file-modes.js';
 import { KeyedLock, RedisLeaseLock, type LeaseClient, type Lock } from './keyed-lock.js';
+import { RecordCipher, isSealed } from './record-cipher.js';
+import { mapRawRecords, redisRawRecords, sqliteRawRecords, type RawRecords } from './raw-records.js';
 import type {
   BlobStore,
   DedupeRepository,
@@ -84,6 +90,8 @@ const GET_MANY_BATCH = 256;
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const OPEN_JOB_STATES: ReadonlySet<JobRecord['state']> = new Set(['queued', 'running']);
 const DATA_KEY_CHECK_LABEL = 'voicetwin data key check v1';
+/** Set once every personal record has been sealed (later starts skip the walk). */
+const RECORDS_SEALED_MARKER = 'meta:records-sealed-v1';
 
 /** Options of {@link createStore}. */
 export interface CreateStoreOptions {
@@ -136,10 +144,12 @@ export async function createStore(options: CreateStoreOptions): Promise<Store> {
     namespace,
     historyMaxTurns,
     blobs: new EncryptedBlobStore({ dir: path.join(options.dataDir, 'blobs'), dataKey: options.dataKey }),
+    cipher: new RecordCipher(options.dataKey),
     logger,
   });
   try {
     await store.checkDataKey(options.dataKey, options.dataDir);
+    await store.sealPlaintextRecords();
     await store.startMaintenance();
   } catch (err) {
     await store.close().catch(() => undefined);
@@ -169,6 +179,8 @@ interface OpenedBackend {
   keyv: Keyv;
   sqlite?: KeyvSqlite;
   redis?: KeyvRedis<string>;
+  /** The in-memory backend's Map (memory backend only). */
+  map?: Map<string, unknown>;
 }
 
 async function openBackend(backend: StoreBackend, options: CreateStoreOptions, logger: Logger): Promise<OpenedBackend> {
@@ -187,9 +199,10 @@ async function openBackend(backend: StoreBackend, options: CreateStoreOptions, l
   };
 
   if (backend === 'memory') {
-    const keyv = new Keyv({ store: new Map(), namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
+    const map = new Map<string, unknown>();
+    const keyv = new Keyv({ store: map, namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
     keyv.on('error', onError);
-    return { keyv };
+    return { keyv, map };
   }
 
   if (backend === 'sqlite') {
@@ -205,6 +218,9 @@ async function openBackend(backend: StoreBackend, options: CreateStoreOptions, l
       // (https://www.sqlite.org/wal.html, https://www.sqlite.org/pragma.html#pragma_synchronous).
       await sqlite.query('PRAGMA journal_mode=WAL');
       await sqlite.query('PRAGMA synchronous=NORMAL');
+      // Deleted rows are overwritten with zeros rather than left in free pages
+      // (https://www.sqlite.org/pragma.html#pragma_secure_delete).
+      await sqlite.query('PRAGMA secure_delete=ON');
     } catch (err) {
       await sqlite.disconnect().catch(() => undefined);
       throw new Error(`Cannot open the sqlite store at ${file}: ${errorMessage(err)}`, { cause: err });
@@ -256,19 +272,37 @@ function errorMessage(err: unknown): string {
   return String(err);
 }
 
-/** Keyv access under the namespace prefix. */
+/**
+ * Key families whose values are personal and stored sealed (see `record-cipher.ts`). Indexes
+ * (`users:chunk:*`, `jobs:open`, `jobs:user:*`), dedupe claims and `meta:` stay in the clear: they
+ * hold ids and are read or written atomically by the backend.
+ */
+export const SEALED_FAMILIES: readonly string[] = ['user:', 'profile:', 'samples:', 'history:', 'memories:', 'job:', 'kv:'];
+
+/** True when values under `key` (without the namespace) are stored sealed. */
+export function isSealedFamily(key: string): boolean {
+  return SEALED_FAMILIES.some((family) => key.startsWith(family));
+}
+
+/**
+ * Keyv access under the namespace prefix. Values of the {@link SEALED_FAMILIES} are sealed with
+ * the data key on write and opened on read; a value found in plaintext (written before sealing
+ * existed, and not yet migrated) is read as it is.
+ */
 class Records {
   constructor(
     readonly keyv: Keyv,
     readonly prefix: string,
+    readonly cipher: RecordCipher,
   ) {}
 
   key(key: string): string {
     return `${this.prefix}${key}`;
   }
 
-  get<T>(key: string): Promise<T | undefined> {
-    return this.keyv.get<T>(this.key(key));
+  /** @throws RecordIntegrityError when a sealed value fails authentication */
+  async get<T>(key: string): Promise<T | undefined> {
+    return this.open<T>(key, await this.keyv.get<unknown>(this.key(key)));
   }
 
   /**
@@ -278,18 +312,24 @@ class Records {
   async getMany<T>(keys: string[]): Promise<(T | undefined)[]> {
     const out: (T | undefined)[] = [];
     for (let i = 0; i < keys.length; i += GET_MANY_BATCH) {
-      const batch = keys.slice(i, i + GET_MANY_BATCH).map((k) => this.key(k));
-      out.push(...(await this.keyv.getMany<T>(batch)));
+      const slice = keys.slice(i, i + GET_MANY_BATCH);
+      const values = await this.keyv.getMany<unknown>(slice.map((k) => this.key(k)));
+      values.forEach((value, j) => out.push(this.open<T>(slice[j]!, value)));
     }
     return out;
   }
 
   async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
-    await this.keyv.set(this.key(key), value, ttlMs);
+    await this.keyv.set(this.key(key), isSealedFamily(key) ? this.cipher.seal(key, value) : value, ttlMs);
   }
 
   async delete(key: string): Promise<void> {
     await this.keyv.delete(this.key(key));
+  }
+
+  private open<T>(key: string, value: unknown): T | undefined {
+    if (value === undefined) return undefined;
+    return isSealed(value) ? this.cipher.open<T>(key, value) : (value as T);
   }
 }
 
@@ -552,6 +592,18 @@ class KeyvHistoryRepository implements HistoryRepository {
     await this.#list.update(key, (list) => ({ next: list.concat(turns).slice(-this.maxTurns), result: undefined }));
   }
 
+  /**
+   * Deletes the turns whose `atMs` is before `beforeMs` (retention); the key goes when none is left.
+   * @returns how many turns were deleted
+   */
+  pruneBefore(key: UserKey, beforeMs: number): Promise<number> {
+    return this.#list.update(key, (list) => {
+      const next = list.filter((t) => !(t.atMs < beforeMs));
+      const removed = list.length - next.length;
+      return { next, result: removed, changed: removed > 0 };
+    });
+  }
+
   deleteAll(key: UserKey): Promise<void> {
     return this.#list.clear(key);
   }
@@ -767,16 +819,24 @@ class KeyvStore implements Store {
   readonly #records: Records;
   readonly #keyv: Keyv;
   readonly #sqlite: KeyvSqlite | undefined;
+  readonly #raw: RawRecords;
   readonly #logger: Logger;
   #sweepTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: OpenedBackend & { backend: StoreBackend; namespace: string; historyMaxTurns: number; blobs: BlobStore; logger: Logger }) {
+  constructor(
+    options: OpenedBackend & { backend: StoreBackend; namespace: string; historyMaxTurns: number; blobs: BlobStore; cipher: RecordCipher; logger: Logger },
+  ) {
     this.backend = options.backend;
     this.#keyv = options.keyv;
     this.#sqlite = options.sqlite;
     this.#logger = options.logger;
-    const records = new Records(options.keyv, `${options.namespace}:`);
+    this.#raw = options.sqlite
+      ? sqliteRawRecords(options.sqlite)
+      : options.redis
+        ? redisRawRecords(options.redis)
+        : mapRawRecords(options.map ?? new Map<string, unknown>());
+    const records = new Records(options.keyv, `${options.namespace}:`, options.cipher);
     this.#records = records;
     // With Redis, several processes share the data: every read-modify-write also holds a lease in Redis.
     const redis = options.redis;
@@ -822,6 +882,58 @@ class KeyvStore implements Store {
         `The data key does not match the key this ${this.backend} store was created with, so its voice data cannot be decrypted. ` +
           `Restore the original VOICETWIN_DATA_KEY (or ${path.join(dataDir, 'data.key')}).`,
       );
+    }
+  }
+
+  /**
+   * Seals every personal record still stored in plaintext (written before values were sealed):
+   * walks the {@link SEALED_FAMILIES}, and replaces each plaintext row with its sealed form only if
+   * the row is unchanged since it was read (so a concurrent write by another process wins), keeping
+   * its expiry. Idempotent: sealed rows are skipped, so an interrupted run resumes where it stopped.
+   * Logs progress every 1000 records and a summary when anything was sealed.
+   * @returns the number of records sealed
+   */
+  async sealPlaintextRecords(): Promise<number> {
+    const records = this.#records;
+    if ((await records.get<boolean>(RECORDS_SEALED_MARKER)) === true) return 0;
+    let scanned = 0;
+    let sealed = 0;
+    const started = Date.now();
+    for (const family of SEALED_FAMILIES) {
+      for await (const rows of this.#raw.scan(records.key(family))) {
+        for (const row of rows) {
+          scanned++;
+          const data = (await this.#keyv.deserializeData(row.raw)) as { value?: unknown; expires?: number } | undefined;
+          if (!data || data.value === undefined || isSealed(data.value)) continue;
+          if (typeof data.expires === 'number' && data.expires < Date.now()) continue;
+          const key = row.key.slice(records.prefix.length);
+          const next = (await this.#keyv.serializeData({ value: records.cipher.seal(key, data.value), expires: data.expires })) as string;
+          if (await this.#raw.replaceIf(row.key, row.raw, next)) sealed++;
+          if (sealed > 0 && sealed % 1000 === 0) this.#logger.info({ sealed, scanned }, 'sealing plaintext personal records');
+        }
+      }
+    }
+    if (sealed > 0) {
+      // The plaintext is gone from the table (secure_delete) but old pages still sit in the WAL.
+      await this.#checkpoint();
+      this.#logger.info({ sealed, scanned, durationMs: Date.now() - started }, 'sealed plaintext personal records with the data key');
+    }
+    await records.set(RECORDS_SEALED_MARKER, true);
+    return sealed;
+  }
+
+  /**
+   * SQLite: copies the WAL into the database and truncates it to zero bytes
+   * (https://www.sqlite.org/pragma.html#pragma_wal_checkpoint), so page images holding deleted or
+   * replaced values leave the `-wal` file. A checkpoint blocked by a reader is logged, not thrown.
+   */
+  async #checkpoint(): Promise<void> {
+    if (!this.#sqlite) return;
+    try {
+      const rows = (await this.#sqlite.query('PRAGMA wal_checkpoint(TRUNCATE)')) as { busy: number }[];
+      if (rows[0]?.busy) this.#logger.warn('sqlite WAL checkpoint was blocked by a reader; old pages stay in the -wal file until the next one');
+    } catch (err) {
+      this.#logger.warn({ err: errorMessage(err) }, 'sqlite WAL checkpoint failed');
     }
   }
 
@@ -871,9 +983,13 @@ class KeyvStore implements Store {
 
   /**
    * Deletes every blob and record of the user: samples, history, memories, profile, the user's
-   * jobs, the user record and its index entry. Idempotent; a partial failure can be retried.
+   * jobs, the user record and its index entry, their daily usage records (`kv:usage:<day>:<userKey>`)
+   * and the outbox records of `options.messageIds`. On SQLite deleted rows are zeroed
+   * (`secure_delete`) and the WAL is truncated afterwards, so the person's rows leave the `-wal`
+   * file too. Idempotent; a partial failure can be retried.
+   * @param options.messageIds inbound message ids of the user whose outbox records go too
    */
-  deleteUser(key: UserKey): Promise<void> {
+  deleteUser(key: UserKey, options: { messageIds?: readonly string[] } = {}): Promise<void> {
     return this.#gate.run(async () => {
       checkUserKey(key);
       const repos = this.#repos;
@@ -881,8 +997,23 @@ class KeyvStore implements Store {
       await Promise.all([repos.samples.deleteAll(key), repos.history.deleteAll(key), repos.memories.deleteAll(key), repos.profiles.delete(key)]);
       await repos.jobs.deleteForUser(key);
       await repos.users.delete(key);
-      this.#logger.info({ blobCount }, 'deleted all data of a user');
+      const usagePrefix = this.#records.key('kv:usage:');
+      const usageKeys = await this.#rawKeys(usagePrefix, (rest) => /^\d{4}-\d{2}-\d{2}:/.test(rest) && rest.slice(11) === key);
+      const outboxKeys: string[] = [];
+      for (const id of options.messageIds ?? []) outboxKeys.push(...(await this.#rawKeys(this.#records.key(`kv:outbox:${id}:`), () => true)));
+      for (const full of [...usageKeys, ...outboxKeys]) await this.#keyv.delete(full);
+      await this.#checkpoint();
+      this.#logger.info({ blobCount, usageRecords: usageKeys.length, outboxRecords: outboxKeys.length }, 'deleted all data of a user');
     });
+  }
+
+  /** Full keys starting with `prefix` whose remainder passes `match`. */
+  async #rawKeys(prefix: string, match: (rest: string) => boolean): Promise<string[]> {
+    const keys = new Set<string>();
+    for await (const rows of this.#raw.scan(prefix)) {
+      for (const row of rows) if (match(row.key.slice(prefix.length))) keys.add(row.key);
+    }
+    return [...keys];
   }
 
   /** Waits for calls in flight, then closes the backend connection. Idempotent. */

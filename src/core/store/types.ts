@@ -116,6 +116,11 @@ export interface SampleRepository {
 export interface HistoryRepository {
   recent(key: UserKey, limit: number): Promise<ChatTurn[]>;
   append(key: UserKey, ...turns: ChatTurn[]): Promise<void>;
+  /**
+   * Deletes the turns older than `beforeMs` (their `atMs`, ms since the epoch).
+   * @returns how many turns were deleted
+   */
+  pruneBefore(key: UserKey, beforeMs: number): Promise<number>;
   deleteAll(key: UserKey): Promise<void>;
 }
 
@@ -195,7 +200,10 @@ export interface Store {
   blobs: BlobStore;
   /** Everything stored for a user. */
   summarize(key: UserKey): Promise<UserDataSummary>;
-  /** Deletes every record and blob of a user. */
-  deleteUser(key: UserKey): Promise<void>;
+  /**
+   * Deletes every record and blob of a user, their usage records and the outbox records of
+   * `options.messageIds` (their inbound messages); SQLite zeroes deleted rows and truncates its WAL.
+   */
+  deleteUser(key: UserKey, options?: { messageIds?: readonly string[] }): Promise<void>;
   close(): Promise<void>;
 }

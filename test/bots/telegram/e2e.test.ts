@@ -14,6 +14,7 @@ import { createTestApp, type TestApp } from '../../helpers/app.js';
 import { ffprobeJson, toOggOpus } from '../../helpers/audio.js';
 import { describeIfSpeech, readSpeech } from '../../helpers/speech.js';
 import { FakeTelegramServer, type RecordedCall } from '../../fakes/telegram/server.js';
+import { readZip } from '../../helpers/unzip.js';
 
 describeIfSpeech('Telegram end to end on the offline stack', () => {
   let fake: FakeTelegramServer;
@@ -142,6 +143,16 @@ describeIfSpeech('Telegram end to end on the offline stack', () => {
     await expectCall('sendMessage', /don't know the command \/teleport/, () => fake.sendCommand('/teleport now', { from: ada }));
     const bob = { id: 2002, first_name: 'Bob', language_code: 'en' };
     await expectCall('sendVoice', /./, () => fake.sendText('Hello, is anyone there?', { from: bob }), bob.id);
+
+    // /export sends a zip of everything stored, as a document with sendDocument.
+    const exported = await expectCall('sendDocument', /Everything I store about you/, () => fake.sendCommand('/export', { from: ada }));
+    const upload = exported.files.document!;
+    expect(upload.fileName).toMatch(/^voicetwin-export-.*\.zip$/);
+    const archive = readZip(upload.bytes);
+    const exportJson = JSON.parse(archive.get('voicetwin-export.json')!.toString('utf8')) as { samples: { file: string }[]; history: unknown[] };
+    expect(exportJson.samples.length).toBeGreaterThan(0);
+    expect(exportJson.history.length).toBeGreaterThan(0);
+    for (const sample of exportJson.samples) expect(archive.get(sample.file)!.subarray(0, 4).toString('latin1')).toBe('RIFF');
 
     // /delete asks first; the confirmation button removes every record and blob of the user.
     const ask = await expectCall('sendMessage', /deletes everything/, () => fake.sendCommand('/delete', { from: ada }));

@@ -92,8 +92,8 @@ if (available) {
         await store.history.append('telegram:1', { role: 'user', text: 'hi', atMs: 1 });
         await store.dedupe.claim('m1');
         await store.kv.set('k', 1, 60_000);
-        // history, dedupe, kv and the data key check
-        expect(await countKeys(ns)).toBe(4);
+        // history, dedupe, kv, the data key check and the records-sealed marker
+        expect(await countKeys(ns)).toBe(5);
         await harness.cleanup();
         cleaned = true;
         expect(await countKeys(ns)).toBe(0);

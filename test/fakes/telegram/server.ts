@@ -16,7 +16,8 @@
  *   `webhookRetry` is set.
  * - `getFile` (400 "file is too big" above 20 MB) and the download at `GET /file/bot<token>/<file_path>`.
  * - `getMe`, `setMyCommands`/`getMyCommands` (command 1–32 chars of a–z, 0–9, _; description 1–256),
- *   `sendMessage` (1–4096 chars), `sendVoice`/`sendAudio` (caption ≤ 1024), `sendChatAction`,
+ *   `sendMessage` (1–4096 chars), `sendVoice`/`sendAudio` (caption ≤ 1024), `sendDocument` (an
+ *   uploaded file of at most 50 MB, caption ≤ 1024; https://core.telegram.org/bots/api#senddocument), `sendChatAction`,
  *   `editMessageText` (400 "message is not modified"), `answerCallbackQuery`.
  *
  * Faults: any method can be made to fail next with a given error (429 with `retry_after`, 5xx,
@@ -590,6 +591,8 @@ export class FakeTelegramServer {
       case 'sendVoice':
       case 'sendAudio':
         return this.sendMedia(method, params, files);
+      case 'sendDocument':
+        return this.sendBotDocument(params, files);
       case 'sendChatAction':
         return this.sendChatAction(params);
       case 'editMessageText':
@@ -807,6 +810,26 @@ export class FakeTelegramServer {
             },
           };
     return this.storeBotMessage(chat, { ...media, ...(caption ? { caption } : {}), ...(markup ? { reply_markup: markup } : {}) });
+  }
+
+  private sendBotDocument(params: Record<string, unknown>, files: Record<string, UploadedFile>): Message {
+    const chat = this.requireChat(params);
+    const upload = files.document;
+    if (!upload) fail(400, 'Bad Request: there is no document in the request');
+    if (upload!.bytes.length > 50 * 1000 * 1000) fail(413, 'Request Entity Too Large');
+    const caption = params.caption === undefined ? undefined : String(params.caption);
+    if (caption !== undefined && [...caption].length > 1024) fail(400, 'Bad Request: message caption is too long');
+    const markup = this.replyMarkup(params);
+    const ext = upload!.fileName.split('.').pop() ?? 'bin';
+    const stored = this.addFile(upload!.bytes, 'documents', ext);
+    const document = {
+      file_id: stored.file_id,
+      file_unique_id: stored.file_unique_id,
+      file_name: upload!.fileName,
+      mime_type: upload!.contentType || 'application/octet-stream',
+      file_size: stored.file_size,
+    };
+    return this.storeBotMessage(chat, { document, ...(caption ? { caption } : {}), ...(markup ? { reply_markup: markup } : {}) });
   }
 
   private sendChatAction(params: Record<string, unknown>): true {

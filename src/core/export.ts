@@ -1,0 +1,157 @@
+/**
+ * The personal data export (`/export`): one ZIP archive with everything VoiceTwin stores about a
+ * person, decrypted —
+ *
+ * ```
+ * voicetwin-export.json     profile (with the consent record), user record, samples' metadata,
+ *                           the whole conversation history, memories, daily usage
+ * samples/<n>-<id>.wav      each enrollment sample as stored (normalised 16 kHz mono WAV)
+ * consent/consent.wav       the spoken consent recording
+ * README.txt                what each file is
+ * ```
+ *
+ * Platform upload limits for a document sent by a bot are in {@link DOCUMENT_LIMIT_BYTES}; when the
+ * archive with audio is larger, the engine sends one without audio and says so.
+ */
+import { decodeToPcm, parseWavHeader, pcmToWav } from './audio/index.js';
+import type { MemoryRecord, ChatTurn } from './providers.js';
+import type { SampleRecord, Store, UserKey, UserRecord, VoiceProfile } from './store/types.js';
+import type { Channel } from './types.js';
+import type { DailyUsage, UsageMeter } from './usage.js';
+import { utcDay } from './usage.js';
+import { createZip, type ZipEntry } from './zip.js';
+
+/**
+ * Largest document a bot may send, bytes, per channel: Telegram Bot API uploads 50 MB
+ * (https://core.telegram.org/bots/api#sending-files); Discord 10 MiB outside boosted servers
+ * (https://discord.com/developers/docs/reference#uploading-files; the adapter also honours the
+ * interaction's own `attachment_size_limit`); WhatsApp documents are allowed up to 2 GB, but
+ * whatsapp-web.js passes the file through the browser page as base64, so 100 MB is used. The
+ * console and the web app (a download) have no limit.
+ */
+export const DOCUMENT_LIMIT_BYTES: Readonly<Record<Channel, number>> = {
+  telegram: 50 * 1000 * 1000,
+  discord: 10 * 1024 * 1024,
+  whatsapp: 100 * 1000 * 1000,
+  console: Number.POSITIVE_INFINITY,
+  web: Number.POSITIVE_INFINITY,
+};
+
+/** Days of usage looked up for the export (usage records are kept 35 days by default). */
+export const EXPORT_USAGE_DAYS = 35;
+
+/** The JSON document of an export (`voicetwin-export.json`). */
+export interface ExportDocument {
+  format: 'voicetwin-export/1';
+  exportedAt: string;
+  userKey: UserKey;
+  user?: UserRecord;
+  /** The voice profile, consent record included (`profile.consent`). */
+  profile?: VoiceProfile;
+  samples: (SampleRecord & { file?: string })[];
+  consentRecording?: string;
+  /** Every stored turn, oldest first. */
+  history: ChatTurn[];
+  memories: MemoryRecord[];
+  /** Days with recorded usage, oldest first. */
+  usage: DailyUsage[];
+  /** True when the audio files are in the archive. */
+  audioIncluded: boolean;
+}
+
+/** A built export. */
+export interface PersonalExport {
+  /** The ZIP archive. */
+  bytes: Buffer;
+  fileName: string;
+  document: ExportDocument;
+  /** Number of WAV files in the archive. */
+  audioFiles: number;
+}
+
+/**
+ * Collects and decrypts everything stored about `userKey` and packs it into a ZIP archive.
+ * @param deps.usage the usage meter, when usage is metered
+ * @param deps.now clock, ms since the epoch
+ * @param options.includeAudio put the samples and the consent recording in (default true)
+ * @throws Error when a stored record or audio blob cannot be decrypted (the export is not partial)
+ */
+export async function buildPersonalExport(
+  deps: { store: Store; usage?: UsageMeter; now: () => number },
+  userKey: UserKey,
+  options: { includeAudio?: boolean } = {},
+): Promise<PersonalExport> {
+  const { store, usage, now } = deps;
+  const includeAudio = options.includeAudio ?? true;
+  const summary = await store.summarize(userKey);
+  const history = await store.history.recent(userKey, Number.MAX_SAFE_INTEGER);
+  const days: DailyUsage[] = [];
+  if (usage) {
+    const today = now();
+    for (let i = EXPORT_USAGE_DAYS - 1; i >= 0; i--) {
+      const day = await usage.day(userKey, utcDay(today - i * 86_400_000));
+      if (day.total.calls > 0) days.push(day);
+    }
+  }
+  const entries: ZipEntry[] = [];
+  const samples: ExportDocument['samples'] = [];
+  for (const [i, sample] of summary.samples.entries()) {
+    if (!includeAudio) {
+      samples.push(sample);
+      continue;
+    }
+    const file = `samples/${String(i + 1).padStart(2, '0')}-${safeName(sample.id)}.wav`;
+    entries.push({ name: file, bytes: await asWav(await store.blobs.get(sample.blobKey)) });
+    samples.push({ ...sample, file });
+  }
+  let consentRecording: string | undefined;
+  const consentKey = summary.profile?.consent.audioBlobKey;
+  if (includeAudio && consentKey) {
+    consentRecording = 'consent/consent.wav';
+    entries.push({ name: consentRecording, bytes: await asWav(await store.blobs.get(consentKey)) });
+  }
+  const document: ExportDocument = {
+    format: 'voicetwin-export/1',
+    exportedAt: new Date(now()).toISOString(),
+    userKey,
+    ...(summary.user ? { user: summary.user } : {}),
+    ...(summary.profile ? { profile: summary.profile } : {}),
+    samples,
+    ...(consentRecording ? { consentRecording } : {}),
+    history,
+    memories: summary.memories,
+    usage: days,
+    audioIncluded: includeAudio,
+  };
+  const audioFiles = entries.length;
+  entries.unshift(
+    { name: 'voicetwin-export.json', bytes: Buffer.from(`${JSON.stringify(document, null, 2)}\n`, 'utf8') },
+    { name: 'README.txt', bytes: Buffer.from(readme(includeAudio), 'utf8') },
+  );
+  const stamp = document.exportedAt.slice(0, 10);
+  return { bytes: createZip(entries), fileName: `voicetwin-export-${stamp}.zip`, document, audioFiles };
+}
+
+/** Stored audio as WAV: enrollment audio is stored as WAV already; anything else is decoded. */
+async function asWav(bytes: Buffer): Promise<Buffer> {
+  if (parseWavHeader(bytes)) return bytes;
+  return pcmToWav(await decodeToPcm(bytes, { sampleRateHz: 16000 }));
+}
+
+function safeName(id: string): string {
+  return id.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64) || 'sample';
+}
+
+function readme(includeAudio: boolean): string {
+  return [
+    'Your VoiceTwin data export.',
+    '',
+    'voicetwin-export.json: your user record (name, persona, settings), your voice profile with your',
+    'consent record (the phrase, what was heard, when and how you agreed), your samples\' measurements,',
+    'the whole stored conversation, your memories and your daily usage.',
+    includeAudio
+      ? 'samples/: your enrollment voice notes as stored (WAV). consent/: your spoken consent (WAV).'
+      : 'The audio files were left out: with them the archive is larger than this platform lets a bot send.',
+    '',
+  ].join('\n');
+}
