@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -112,6 +112,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
     }
   };
 
+  let passed = false;
   try {
     send(0, PER_USER / 2);
     let child = await start();
@@ -159,8 +160,11 @@ async function runScenario(scenario: Scenario): Promise<void> {
     } finally {
       await store.close();
     }
+    passed = true;
   } finally {
     log.end();
+    // The server log is kept for a failing run only (its path is in the error).
+    if (passed) await unlink(logFile).catch(() => undefined);
     await fake.close();
     await rm(dataDir, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -67,6 +67,7 @@ describe.skipIf(!(await redisAvailable()))('three processes on one Redis', () =>
       children.add(child);
       return child;
     };
+    let passed = false;
     try {
       const workers = [await start('worker'), await start('worker')];
       const ingress = await start('all');
@@ -127,8 +128,10 @@ describe.skipIf(!(await redisAvailable()))('three processes on one Redis', () =>
       const logText = await import('node:fs/promises').then((fs) => fs.readFile(logFile, 'utf8'));
       const pids = new Set([...logText.matchAll(/"pid":(\d+)[^\n]*"msg":"chat turn answered"/g)].map((m) => m[1]));
       expect(pids.size, 'processes that answered turns').toBe(3);
+      passed = true;
     } finally {
       log.end();
+      if (passed) await unlink(logFile).catch(() => undefined);
       await fake.close();
       for (const d of dataDirs) await rm(d, { recursive: true, force: true });
     }

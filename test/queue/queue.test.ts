@@ -3,7 +3,7 @@
  * `.ci/run` (127.0.0.1:6379, or REDIS_URL). Each test uses its own data dir / key prefix.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,12 +20,21 @@ type Factory = () => Promise<JobQueue>;
 const DATA_KEY = randomBytes(32);
 
 const opened: JobQueue[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   while (opened.length) await opened.pop()!.close(1000);
+  while (dirs.length) await rm(dirs.pop()!, { recursive: true, force: true });
 });
 
+/** A temporary data dir, removed after the test. */
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+  dirs.push(dir);
+  return dir;
+}
+
 async function embeddedFactory(): Promise<Factory> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+  const dataDir = await tempDir();
   return async () => {
     const q = await EmbeddedQueue.open({ dataDir, pollMs: 20, concurrency: 4, dataKey: DATA_KEY });
     opened.push(q);
@@ -178,7 +187,7 @@ describe('embedded queue crash recovery', () => {
 
 
   it('returns the running job of a dead process to the queue at start', async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+    const dataDir = await tempDir();
     const { spawnSync } = await import('node:child_process');
     // A child process claims a job and is killed with SIGKILL while running it.
     const script = `
@@ -205,7 +214,7 @@ const redisUp = await redisAvailable();
 
 describe('job data at rest', () => {
   it('embedded: stores the message text sealed, and seals plain rows of an older version on open', async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+    const dataDir = await tempDir();
     const marker = `divorce-hearing-${randomBytes(5).toString('hex')}`;
     // An older version wrote plain JSON.
     const plain = await EmbeddedQueue.open({ dataDir, pollMs: 10 });
@@ -226,7 +235,7 @@ describe('job data at rest', () => {
   });
 
   it('embedded: a job whose sealed data was moved to another job fails instead of running with it', async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-queue-'));
+    const dataDir = await tempDir();
     const q = await EmbeddedQueue.open({ dataDir, pollMs: 10, dataKey: DATA_KEY });
     await q.enqueue('turn', { text: 'for a' }, { id: 'a', key: 'ka' });
     await q.enqueue('turn', { text: 'for b' }, { id: 'b', key: 'kb' });

@@ -1,8 +1,8 @@
 /**
  * The shared blob directory check: processes on one Redis must see one blob directory.
  */
-import { describe, expect, it } from 'vitest';
-import { mkdtemp } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BlobVolumeError, checkSharedBlobVolume } from '../../../src/core/store/blob-volume.js';
@@ -26,10 +26,22 @@ function memoryKv(): KeyValueRepository {
   return kv;
 }
 
+const dirs: string[] = [];
+afterEach(async () => {
+  while (dirs.length) await rm(dirs.pop()!, { recursive: true, force: true });
+});
+
+/** `<temp dir>/blobs`, the temp dir removed after the test. */
+async function blobDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vt-vol-'));
+  dirs.push(dir);
+  return path.join(dir, 'blobs');
+}
+
 describe('checkSharedBlobVolume', () => {
   it('registers the first directory, accepts it again and from processes starting at once', async () => {
     const kv = memoryKv();
-    const dir = path.join(await mkdtemp(path.join(tmpdir(), 'vt-vol-')), 'blobs');
+    const dir = await blobDir();
     const [a, b] = await Promise.all([checkSharedBlobVolume(dir, kv), checkSharedBlobVolume(dir, kv)]);
     expect(a).toBe(b);
     expect(await checkSharedBlobVolume(dir, kv)).toBe(a);
@@ -37,8 +49,8 @@ describe('checkSharedBlobVolume', () => {
 
   it('refuses another directory with a message that says what to do', async () => {
     const kv = memoryKv();
-    const first = path.join(await mkdtemp(path.join(tmpdir(), 'vt-vol-')), 'blobs');
-    const other = path.join(await mkdtemp(path.join(tmpdir(), 'vt-vol-')), 'blobs');
+    const first = await blobDir();
+    const other = await blobDir();
     await checkSharedBlobVolume(first, kv);
     const err = await checkSharedBlobVolume(other, kv, 200).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BlobVolumeError);
