@@ -2,6 +2,7 @@
  * A small {@link ConversationEngine} for Discord adapter tests: it records each inbound message and
  * answers as the test scripts, so the tests observe the adapter's mapping and rendering alone.
  */
+import { submitNow } from '../../helpers/submit.js';
 import { spawnSync } from 'node:child_process';
 import type { ChannelSender, CommandInfo, ConversationEngine, InboundMessage, ReplyTarget, VoiceNote } from '../../../src/core/types.js';
 import { ffprobeDurationSec, makeSpeechWav, toOggOpus, toPcm } from '../../helpers/audio.js';
@@ -38,14 +39,8 @@ export class RecordingEngine implements ConversationEngine {
   }
 
   /** Adapters submit messages; this engine handles them at once, like an engine without a job queue. */
-  async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
-    if (!target) throw new Error('the test engine needs a live reply target');
-    try {
-      await this.handle(message, target);
-    } finally {
-      await target.settle?.();
-    }
-    return true;
+  submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
+    return submitNow((m, t) => this.handle(m, t), message, target);
   }
 
   registerMediaFetcher(): void {}

@@ -3,6 +3,7 @@
  * voice, template chat model, SQLite) with real speech clips sent as `ptt` messages through the
  * fake whatsapp-web.js client: enroll → ready → voice turn, and the bad inputs a user can send.
  */
+import { submitNow } from '../../helpers/submit.js';
 import wwebjs from 'whatsapp-web.js';
 import { afterEach, expect, it } from 'vitest';
 import { startWhatsAppBot, type WhatsAppBot } from '../../../src/bots/whatsapp/index.js';
@@ -33,14 +34,8 @@ class VoiceNoteTap implements ConversationEngine {
     });
   }
   /** Adapters submit messages; this engine handles them at once, like an engine without a job queue. */
-  async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
-    if (!target) throw new Error('the test engine needs a live reply target');
-    try {
-      await this.handle(message, target);
-    } finally {
-      await target.settle?.();
-    }
-    return true;
+  submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
+    return submitNow((m, t) => this.handle(m, t), message, target);
   }
 
   registerMediaFetcher(): void {}

@@ -2,6 +2,7 @@
  * Test support for the WhatsApp adapter: a recording engine, a log capture, real Ogg/Opus voice
  * notes made with espeak-ng + ffmpeg, and ffprobe.
  */
+import { submitNow } from '../../helpers/submit.js';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,14 +34,8 @@ export class RecordingEngine implements ConversationEngine {
   }
 
   /** Adapters submit messages; this engine handles them at once, like an engine without a job queue. */
-  async submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
-    if (!target) throw new Error('the test engine needs a live reply target');
-    try {
-      await this.handle(message, target);
-    } finally {
-      await target.settle?.();
-    }
-    return true;
+  submit(message: InboundMessage, target?: ReplyTarget): Promise<boolean> {
+    return submitNow((m, t) => this.handle(m, t), message, target);
   }
 
   registerMediaFetcher(): void {}
