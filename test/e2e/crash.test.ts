@@ -189,10 +189,10 @@ async function runScenario(scenario: Scenario): Promise<void> {
 }
 
 describe('kill -9 while serving (embedded SQLite queue)', () => {
-  it('polling: never answers twice, loses a reply only in the outbox's send window, stores every /remember once', { timeout: 300_000 }, () => runScenario({ name: 'sqlite polling', mode: 'polling', redis: false }));
-  it('webhook: never answers twice, loses a reply only in the outbox's send window, stores every /remember once', { timeout: 300_000 }, () => runScenario({ name: 'sqlite webhook', mode: 'webhook', redis: false }));
+  it('polling: never answers twice, loses a reply only in the outbox send window, stores every /remember once', { timeout: 300_000 }, () => runScenario({ name: 'sqlite polling', mode: 'polling', redis: false }));
+  it('webhook: never answers twice, loses a reply only in the outbox send window, stores every /remember once', { timeout: 300_000 }, () => runScenario({ name: 'sqlite webhook', mode: 'webhook', redis: false }));
 });
 
 describe.skipIf(!(await redisAvailable()))('kill -9 while serving (BullMQ on Redis)', () => {
-  it('polling: never answers twice, loses a reply only in the outbox's send window, stores every /remember once', { timeout: 300_000 }, () => runScenario({ name: 'redis polling', mode: 'polling', redis: true }));
+  it('polling: never answers twice, loses a reply only in the outbox send window, stores every /remember once', { timeout: 300_000 }, () => runScenario({ name: 'redis polling', mode: 'polling', redis: true }));
 });
