@@ -15,6 +15,7 @@
  * 3. Speed: synthesis real-time factor (wall-clock seconds of synthesis per second of audio) per
  *    voice, and the clone (fit) time per speaker. Timings depend on the machine's load.
  */
+import { normaliseWords, wordEdits } from '../test/providers/local/wer.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,24 +63,6 @@ function speechDir(): string {
 
 const round = (value: number, digits = 1): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
-/** Lower-case words, punctuation other than apostrophes dropped. */
-function words(text: string): string[] {
-  return text.toLowerCase().replace(/-/g, ' ').replace(/[^\p{L}\p{N}' ]+/gu, ' ').split(/\s+/).filter(Boolean);
-}
-
-/** Word-level Levenshtein distance. */
-function edits(reference: string[], hypothesis: string[]): number {
-  let previous = Array.from({ length: hypothesis.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= reference.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= hypothesis.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (reference[i - 1] === hypothesis[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[hypothesis.length]!;
-}
-
 type Speak = (text: string) => Promise<Buffer>;
 
 interface VoiceResult {
@@ -104,8 +87,8 @@ async function measureVoice(speak: Speak, stt: PocketsphinxSpeechToText): Promis
   let total = 0;
   const hypotheses = await Promise.all(pcms.map((pcm) => stt.transcribe(pcm)));
   OFFLINE_SENTENCES.forEach((sentence, i) => {
-    const reference = words(sentence);
-    errors += edits(reference, words(hypotheses[i]!.text));
+    const reference = normaliseWords(sentence);
+    errors += wordEdits(reference, normaliseWords(hypotheses[i]!.text));
     total += reference.length;
   });
   const joined = concatPcm(pcms, 0.3);
@@ -197,7 +180,7 @@ export async function benchOfflineVoice(): Promise<Record<string, unknown>> {
   }
   return {
     sentences: OFFLINE_SENTENCES.length,
-    words: OFFLINE_SENTENCES.reduce((sum, s) => sum + words(s).length, 0),
+    words: OFFLINE_SENTENCES.reduce((sum, s) => sum + normaliseWords(s).length, 0),
     goals: { werPct: 30, f0ErrorPct: 5, rateErrorPct: 10 },
     engines: engineResults,
     speakers,
