@@ -37,6 +37,10 @@
  * in-process lock: one VoiceTwin process owns the file. On Redis it is also a lease in Redis
  * ({@link RedisLeaseLock}), so several processes on one Redis lose no write; the dedupe claim is
  * one atomic `SET NX PX` (https://redis.io/docs/latest/commands/set/).
+ *
+ * Modules: this file opens the backend and assembles the store; each repository has its own
+ * module (`users.ts`, `profiles.ts`, `samples.ts`, `history.ts`, `memories.ts`, `job-records.ts`,
+ * `dedupe.ts`, `key-value.ts`) over the shared record layer in `records.ts`.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
@@ -44,31 +48,40 @@ import { Keyv } from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
 import KeyvRedis, { RedisErrorMessages, type RedisClientType } from '@keyv/redis';
 import { silentLogger, type Logger } from '../log.js';
-import type { ChatTurn, MemoryRecord } from '../providers.js';
+import type { ChatTurn } from '../providers.js';
 import { EncryptedBlobStore } from './blob-store.js';
 import { DATA_KEY_BYTES } from './data-key.js';
+import { KeyvDedupeRepository } from './dedupe.js';
 import { createPrivateFile, securePrivateTree } from './file-modes.js';
+import { KeyvHistoryRepository } from './history.js';
+import { KeyvJobRepository } from './job-records.js';
+import { KeyvKeyValueRepository } from './key-value.js';
 import { KeyedLock, RedisLeaseLock, type LeaseClient, type Lock } from './keyed-lock.js';
+import { KeyvMemoryRepository } from './memories.js';
+import { KeyvProfileRepository } from './profiles.js';
 import { RecordCipher, isSealed } from './record-cipher.js';
+import { Gate, Records, SEALED_FAMILIES, checkUserKey, gated } from './records.js';
 import { mapRawRecords, redisRawRecords, sqliteRawRecords, type RawRecords } from './raw-records.js';
+import { KeyvSampleRepository } from './samples.js';
+import { KeyvUserRepository } from './users.js';
 import type {
   BlobStore,
   DedupeRepository,
   HistoryRepository,
-  JobRecord,
   JobRepository,
   KeyValueRepository,
   MemoryRepository,
   ProfileRepository,
-  SampleRecord,
   SampleRepository,
   Store,
   UserDataSummary,
   UserKey,
-  UserRecord,
   UserRepository,
-  VoiceProfile,
 } from './types.js';
+
+export { DEFAULT_DEDUPE_TTL_MS } from './dedupe.js';
+export { SEALED_FAMILIES, isSealedFamily } from './records.js';
+export { USERS_INDEX_CHUNK_KEYS } from './users.js';
 
 /** The backends a store can run on. */
 export type StoreBackend = Store['backend'];
@@ -77,8 +90,6 @@ export type StoreBackend = Store['backend'];
 export const SQLITE_FILE = 'voicetwin.sqlite';
 /** Default number of history turns kept per user. */
 export const DEFAULT_HISTORY_MAX_TURNS = 200;
-/** Default time a dedupe claim is remembered: 7 days, in ms. */
-export const DEFAULT_DEDUPE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 /** Default namespace (key prefix). */
 export const DEFAULT_NAMESPACE = 'voicetwin';
 
@@ -86,9 +97,7 @@ const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5000;
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
 const SQLITE_TABLE = 'keyv';
 const SQLITE_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
-const GET_MANY_BATCH = 256;
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-const OPEN_JOB_STATES: ReadonlySet<JobRecord['state']> = new Set(['queued', 'running']);
 const DATA_KEY_CHECK_LABEL = 'voicetwin data key check v1';
 /** Set once every personal record has been sealed (later starts skip the walk). */
 const RECORDS_SEALED_MARKER = 'meta:records-sealed-v1';
@@ -272,512 +281,6 @@ function errorMessage(err: unknown): string {
   return String(err);
 }
 
-/**
- * Key families whose values are personal and stored sealed (see `record-cipher.ts`). Indexes
- * (`users:chunk:*`, `jobs:open`, `jobs:user:*`), dedupe claims and `meta:` stay in the clear: they
- * hold ids and are read or written atomically by the backend.
- */
-export const SEALED_FAMILIES: readonly string[] = ['user:', 'profile:', 'samples:', 'history:', 'memories:', 'job:', 'kv:'];
-
-/** True when values under `key` (without the namespace) are stored sealed. */
-export function isSealedFamily(key: string): boolean {
-  return SEALED_FAMILIES.some((family) => key.startsWith(family));
-}
-
-/**
- * Keyv access under the namespace prefix. Values of the {@link SEALED_FAMILIES} are sealed with
- * the data key on write and opened on read; a value found in plaintext (written before sealing
- * existed, and not yet migrated) is read as it is.
- */
-class Records {
-  constructor(
-    readonly keyv: Keyv,
-    readonly prefix: string,
-    readonly cipher: RecordCipher,
-  ) {}
-
-  key(key: string): string {
-    return `${this.prefix}${key}`;
-  }
-
-  /** @throws RecordIntegrityError when a sealed value fails authentication */
-  async get<T>(key: string): Promise<T | undefined> {
-    return this.open<T>(key, await this.keyv.get<unknown>(this.key(key)));
-  }
-
-  /**
-   * Reads many keys, in batches: @keyv/sqlite matches rows to keys with a linear search per key,
-   * so one call with thousands of keys would be quadratic.
-   */
-  async getMany<T>(keys: string[]): Promise<(T | undefined)[]> {
-    const out: (T | undefined)[] = [];
-    for (let i = 0; i < keys.length; i += GET_MANY_BATCH) {
-      const slice = keys.slice(i, i + GET_MANY_BATCH);
-      const values = await this.keyv.getMany<unknown>(slice.map((k) => this.key(k)));
-      values.forEach((value, j) => out.push(this.open<T>(slice[j]!, value)));
-    }
-    return out;
-  }
-
-  async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
-    await this.keyv.set(this.key(key), isSealedFamily(key) ? this.cipher.seal(key, value) : value, ttlMs);
-  }
-
-  async delete(key: string): Promise<void> {
-    await this.keyv.delete(this.key(key));
-  }
-
-  private open<T>(key: string, value: unknown): T | undefined {
-    if (value === undefined) return undefined;
-    return isSealed(value) ? this.cipher.open<T>(key, value) : (value as T);
-  }
-}
-
-/**
- * Admits public operations until the store closes, and lets `close()` wait for those already
- * admitted (including work still queued behind a per-key lock).
- */
-class Gate {
-  readonly #running = new Set<Promise<unknown>>();
-  #closed = false;
-
-  run<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error('The store is closed'));
-    let promise: Promise<T>;
-    try {
-      promise = operation();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    this.#running.add(promise);
-    const done = (): void => void this.#running.delete(promise);
-    promise.then(done, done);
-    return promise;
-  }
-
-  /** Stops admitting operations and waits for the admitted ones to settle. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
-  }
-}
-
-/** Adds `item` to the list under `key` unless present. Call under the key's lock. */
-async function addToIndex(records: Records, key: string, item: string): Promise<void> {
-  const list = (await records.get<string[]>(key)) ?? [];
-  if (list.includes(item)) return;
-  list.push(item);
-  await records.set(key, list);
-}
-
-/** Removes `item` from the list under `key`; deletes the key when the list empties. Call under the key's lock. */
-async function removeFromIndex(records: Records, key: string, item: string): Promise<void> {
-  const list = await records.get<string[]>(key);
-  if (!list?.includes(item)) return;
-  const next = list.filter((x) => x !== item);
-  if (next.length === 0) await records.delete(key);
-  else await records.set(key, next);
-}
-
-function checkUserKey(key: unknown, what = 'user key'): asserts key is UserKey {
-  if (typeof key !== 'string' || key.length === 0) throw new TypeError(`A ${what} must be a non-empty string`);
-}
-
-/** User keys per users-index chunk: adding a user rewrites one chunk of at most this many keys. */
-export const USERS_INDEX_CHUNK_KEYS = 1000;
-
-class KeyvUserRepository implements UserRepository {
-  /** User keys known to be in the index (saves a read on every put). */
-  readonly #indexed = new Set<UserKey>();
-  #migrated: Promise<void> | undefined;
-
-  constructor(
-    private readonly records: Records,
-    private readonly lock: Lock,
-  ) {}
-
-  get(key: UserKey): Promise<UserRecord | undefined> {
-    return this.records.get<UserRecord>(`user:${key}`);
-  }
-
-  /**
-   * Creates or replaces the user; a new user's key is appended to the users index first (so a
-   * crash in between leaves an index entry without a record, which `list` skips, never a user
-   * missing from broadcasts).
-   */
-  put(user: UserRecord): Promise<void> {
-    checkUserKey(user?.key);
-    return this.lock.run(`user:${user.key}`, async () => {
-      if (!this.#indexed.has(user.key)) {
-        // A stored record means the key was indexed before it was written.
-        if ((await this.records.get(`user:${user.key}`)) === undefined) await this.indexAdd(user.key);
-        this.#indexed.add(user.key);
-      }
-      await this.records.set(`user:${user.key}`, user);
-    });
-  }
-
-  /** Deletes the user and its index entry; deleting a missing user does nothing. */
-  delete(key: UserKey): Promise<void> {
-    return this.lock.run(`user:${key}`, async () => {
-      await this.records.delete(`user:${key}`);
-      this.#indexed.delete(key);
-      await this.indexRemove(key);
-    });
-  }
-
-  /** Every user, in the order they were first stored. */
-  async list(): Promise<UserRecord[]> {
-    await this.migrate();
-    const count = (await this.records.get<number>('users:chunks')) ?? 0;
-    const chunks = await this.records.getMany<string[]>(Array.from({ length: count }, (_, i) => `users:chunk:${i}`));
-    const keys = [...new Set(chunks.flatMap((c) => c ?? []))];
-    const users = await this.records.getMany<UserRecord>(keys.map((k) => `user:${k}`));
-    return users.filter((u): u is UserRecord => u !== undefined);
-  }
-
-  /**
-   * The users index is `users:chunks` (how many chunks) and `users:chunk:<i>` (up to
-   * {@link USERS_INDEX_CHUNK_KEYS} keys each, first-seen order), so adding a user costs one
-   * bounded write however many users there are. Stores written before kept one `users` list; it
-   * is split into chunks once, on first use (idempotent if interrupted: the list is deleted last).
-   */
-  private migrate(): Promise<void> {
-    this.#migrated ??= this.lock.run('users', async () => {
-      const legacy = await this.records.get<string[]>('users');
-      if (!legacy) return;
-      const count = Math.ceil(legacy.length / USERS_INDEX_CHUNK_KEYS);
-      for (let i = 0; i < count; i++) {
-        await this.records.set(`users:chunk:${i}`, legacy.slice(i * USERS_INDEX_CHUNK_KEYS, (i + 1) * USERS_INDEX_CHUNK_KEYS));
-      }
-      await this.records.set('users:chunks', count);
-      await this.records.delete('users');
-    });
-    return this.#migrated;
-  }
-
-  private async indexAdd(key: UserKey): Promise<void> {
-    await this.migrate();
-    await this.lock.run('users', async () => {
-      const count = (await this.records.get<number>('users:chunks')) ?? 0;
-      const last = count > 0 ? ((await this.records.get<string[]>(`users:chunk:${count - 1}`)) ?? []) : undefined;
-      if (last && last.length < USERS_INDEX_CHUNK_KEYS) {
-        last.push(key);
-        await this.records.set(`users:chunk:${count - 1}`, last);
-      } else {
-        await this.records.set(`users:chunk:${count}`, [key]);
-        await this.records.set('users:chunks', count + 1);
-      }
-    });
-  }
-
-  /** Removes every entry of `key` (reads each chunk: deletions are rare). */
-  private async indexRemove(key: UserKey): Promise<void> {
-    await this.migrate();
-    await this.lock.run('users', async () => {
-      const count = (await this.records.get<number>('users:chunks')) ?? 0;
-      const chunkKeys = Array.from({ length: count }, (_, i) => `users:chunk:${i}`);
-      const chunks = await this.records.getMany<string[]>(chunkKeys);
-      for (let i = 0; i < count; i++) {
-        const chunk = chunks[i];
-        if (chunk?.includes(key)) await this.records.set(chunkKeys[i]!, chunk.filter((k) => k !== key));
-      }
-    });
-  }
-}
-
-class KeyvProfileRepository implements ProfileRepository {
-  constructor(
-    private readonly records: Records,
-    private readonly lock: Lock,
-  ) {}
-
-  get(key: UserKey): Promise<VoiceProfile | undefined> {
-    return this.records.get<VoiceProfile>(`profile:${key}`);
-  }
-
-  put(profile: VoiceProfile): Promise<void> {
-    checkUserKey(profile?.userKey);
-    return this.lock.run(`profile:${profile.userKey}`, () => this.records.set(`profile:${profile.userKey}`, profile));
-  }
-
-  delete(key: UserKey): Promise<void> {
-    return this.lock.run(`profile:${key}`, () => this.records.delete(`profile:${key}`));
-  }
-}
-
-/** A per-user JSON list with serialised read-modify-write. */
-class UserList<T> {
-  constructor(
-    private readonly records: Records,
-    private readonly lock: Lock,
-    private readonly name: string,
-  ) {}
-
-  read(key: UserKey): Promise<T[]> {
-    return this.records.get<T[]>(`${this.name}:${key}`).then((list) => list ?? []);
-  }
-
-  /** Applies `change` to the current list under the lock; an empty result deletes the key. */
-  update<R>(key: UserKey, change: (list: T[]) => { next: T[]; result: R; changed?: boolean }): Promise<R> {
-    checkUserKey(key);
-    const recordKey = `${this.name}:${key}`;
-    return this.lock.run(recordKey, async () => {
-      const current = (await this.records.get<T[]>(recordKey)) ?? [];
-      const { next, result, changed = true } = change(current);
-      if (!changed) return result;
-      if (next.length === 0) await this.records.delete(recordKey);
-      else await this.records.set(recordKey, next);
-      return result;
-    });
-  }
-
-  clear(key: UserKey): Promise<void> {
-    const recordKey = `${this.name}:${key}`;
-    return this.lock.run(recordKey, () => this.records.delete(recordKey));
-  }
-}
-
-class KeyvSampleRepository implements SampleRepository {
-  readonly #list: UserList<SampleRecord>;
-  constructor(records: Records, lock: Lock) {
-    this.#list = new UserList(records, lock, 'samples');
-  }
-
-  /** The user's samples in the order they were added. */
-  list(key: UserKey): Promise<SampleRecord[]> {
-    return this.#list.read(key);
-  }
-
-  /** Appends the sample; a sample with the same id replaces the earlier one in place. */
-  async add(sample: SampleRecord): Promise<void> {
-    checkUserKey(sample?.userKey);
-    await this.#list.update(sample.userKey, (list) => {
-      const at = list.findIndex((s) => s.id === sample.id);
-      if (at >= 0) list[at] = sample;
-      else list.push(sample);
-      return { next: list, result: undefined };
-    });
-  }
-
-  deleteAll(key: UserKey): Promise<void> {
-    return this.#list.clear(key);
-  }
-}
-
-class KeyvHistoryRepository implements HistoryRepository {
-  readonly #list: UserList<ChatTurn>;
-  constructor(
-    records: Records,
-    lock: Lock,
-    private readonly maxTurns: number,
-  ) {
-    this.#list = new UserList(records, lock, 'history');
-  }
-
-  /**
-   * The last `limit` turns, oldest first.
-   * @throws RangeError when `limit` is not a non-negative integer
-   */
-  async recent(key: UserKey, limit: number): Promise<ChatTurn[]> {
-    if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`limit must be a non-negative integer (got ${String(limit)})`);
-    if (limit === 0) return [];
-    const turns = await this.#list.read(key);
-    return turns.slice(-limit);
-  }
-
-  /** Appends turns in order, keeping only the newest `maxTurns`. */
-  async append(key: UserKey, ...turns: ChatTurn[]): Promise<void> {
-    if (turns.length === 0) return;
-    await this.#list.update(key, (list) => ({ next: list.concat(turns).slice(-this.maxTurns), result: undefined }));
-  }
-
-  /**
-   * Deletes the turns whose `atMs` is before `beforeMs` (retention); the key goes when none is left.
-   * @returns how many turns were deleted
-   */
-  pruneBefore(key: UserKey, beforeMs: number): Promise<number> {
-    return this.#list.update(key, (list) => {
-      const next = list.filter((t) => !(t.atMs < beforeMs));
-      const removed = list.length - next.length;
-      return { next, result: removed, changed: removed > 0 };
-    });
-  }
-
-  deleteAll(key: UserKey): Promise<void> {
-    return this.#list.clear(key);
-  }
-}
-
-class KeyvMemoryRepository implements MemoryRepository {
-  readonly #list: UserList<MemoryRecord>;
-  constructor(records: Records, lock: Lock) {
-    this.#list = new UserList(records, lock, 'memories');
-  }
-
-  /** The user's memories in the order they were added. */
-  list(key: UserKey): Promise<MemoryRecord[]> {
-    return this.#list.read(key);
-  }
-
-  /** Appends the memory; a memory with the same id replaces the earlier one in place. */
-  async add(key: UserKey, memory: MemoryRecord): Promise<void> {
-    await this.#list.update(key, (list) => {
-      const at = list.findIndex((m) => m.id === memory.id);
-      if (at >= 0) list[at] = memory;
-      else list.push(memory);
-      return { next: list, result: undefined };
-    });
-  }
-
-  remove(key: UserKey, id: string): Promise<boolean> {
-    return this.#list.update(key, (list) => {
-      const next = list.filter((m) => m.id !== id);
-      const removed = next.length !== list.length;
-      return { next, result: removed, changed: removed };
-    });
-  }
-
-  deleteAll(key: UserKey): Promise<void> {
-    return this.#list.clear(key);
-  }
-}
-
-class KeyvJobRepository implements JobRepository {
-  constructor(
-    private readonly records: Records,
-    private readonly lock: Lock,
-  ) {}
-
-  get(id: string): Promise<JobRecord | undefined> {
-    return this.records.get<JobRecord>(`job:${id}`);
-  }
-
-  /** Creates or replaces the job and keeps the open-jobs and per-user indexes in step. */
-  put(job: JobRecord): Promise<void> {
-    if (typeof job?.id !== 'string' || job.id.length === 0) throw new TypeError('A job id must be a non-empty string');
-    return this.lock.run(`job:${job.id}`, async () => {
-      const previous = await this.records.get<JobRecord>(`job:${job.id}`);
-      const open = OPEN_JOB_STATES.has(job.state);
-      // Indexes gain an id before the record is written and lose it after, so a crash in between
-      // leaves an extra id (filtered out on read), never a missing one.
-      if (job.userKey) {
-        const userKey = job.userKey;
-        await this.lock.run(`jobs:user:${userKey}`, () => addToIndex(this.records, `jobs:user:${userKey}`, job.id));
-      }
-      if (open) await this.lock.run('jobs:open', () => addToIndex(this.records, 'jobs:open', job.id));
-      await this.records.set(`job:${job.id}`, job);
-      if (!open && previous && OPEN_JOB_STATES.has(previous.state)) {
-        await this.lock.run('jobs:open', () => removeFromIndex(this.records, 'jobs:open', job.id));
-      }
-      if (previous?.userKey && previous.userKey !== job.userKey) {
-        const oldKey = previous.userKey;
-        await this.lock.run(`jobs:user:${oldKey}`, () => removeFromIndex(this.records, `jobs:user:${oldKey}`, job.id));
-      }
-    });
-  }
-
-  /** Queued and running jobs, oldest first. */
-  async listUnfinished(): Promise<JobRecord[]> {
-    const ids = (await this.records.get<string[]>('jobs:open')) ?? [];
-    const jobs = await this.records.getMany<JobRecord>(ids.map((id) => `job:${id}`));
-    return jobs.filter((j): j is JobRecord => j !== undefined && OPEN_JOB_STATES.has(j.state)).sort((a, b) => a.createdAtMs - b.createdAtMs);
-  }
-
-  /** Deletes every job that names the user. Idempotent. */
-  deleteForUser(key: UserKey): Promise<void> {
-    return this.lock.run(`jobs:user:${key}`, async () => {
-      const ids = (await this.records.get<string[]>(`jobs:user:${key}`)) ?? [];
-      for (const id of ids) {
-        await this.lock.run(`job:${id}`, async () => {
-          await this.records.delete(`job:${id}`);
-          await this.lock.run('jobs:open', () => removeFromIndex(this.records, 'jobs:open', id));
-        });
-      }
-      await this.records.delete(`jobs:user:${key}`);
-    });
-  }
-}
-
-class KeyvDedupeRepository implements DedupeRepository {
-  constructor(
-    private readonly records: Records,
-    private readonly lock: Lock,
-    private readonly redis: KeyvRedis<string> | undefined,
-  ) {}
-
-  /**
-   * Claims an inbound message id.
-   * @param ttlMs how long the claim is remembered, in ms (default 7 days)
-   * @returns true the first time an id is claimed within its TTL, false afterwards
-   * @throws RangeError when `ttlMs` is not a positive number
-   */
-  async claim(messageId: string, ttlMs: number = DEFAULT_DEDUPE_TTL_MS): Promise<boolean> {
-    if (typeof messageId !== 'string' || messageId.length === 0) throw new TypeError('A message id must be a non-empty string');
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive number of milliseconds (got ${String(ttlMs)})`);
-    const key = `dedupe:${messageId}`;
-    const ttl = Math.ceil(ttlMs);
-    const redis = this.redis;
-    if (redis) {
-      // One atomic SET NX PX; the value is in keyv's stored form so keyv reads it too.
-      const value = JSON.stringify({ value: true, expires: Date.now() + ttl });
-      const client = (await redis.getClient()) as RedisClientType;
-      const reply = await client.set(this.records.key(key), value, { NX: true, PX: ttl });
-      return reply === 'OK';
-    }
-    return this.lock.run(key, async () => {
-      if ((await this.records.get<boolean>(key)) !== undefined) return false;
-      await this.records.set(key, true, ttl);
-      return true;
-    });
-  }
-}
-
-class KeyvKeyValueRepository implements KeyValueRepository {
-  constructor(
-    private readonly records: Records,
-    private readonly lock: Lock,
-  ) {}
-
-  /**
-   * Atomic read-modify-write: `fn` gets the current value (or undefined) and returns the new one,
-   * under the key's lock (across processes on Redis).
-   * @returns the value stored
-   */
-  update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T> {
-    return this.lock.run(`kv:${key}`, async () => {
-      const next = fn(await this.get<T>(key));
-      await this.set(key, next, ttlMs);
-      return next;
-    });
-  }
-
-  get<T>(key: string): Promise<T | undefined> {
-    return this.records.get<T>(`kv:${key}`);
-  }
-
-  /**
-   * Stores a JSON-serialisable value.
-   * @param ttlMs expiry in ms; omitted means no expiry
-   * @throws TypeError for `undefined` or binary values (audio belongs in the blob store);
-   *   RangeError when `ttlMs` is not a positive number
-   */
-  async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
-    if (value === undefined) throw new TypeError(`kv value for "${key}" is undefined; use delete() instead`);
-    if (Buffer.isBuffer(value) || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-      throw new TypeError(`kv value for "${key}" is binary; store audio in the blob store and keep its blob key here`);
-    }
-    if (ttlMs !== undefined && (!Number.isFinite(ttlMs) || ttlMs <= 0)) {
-      throw new RangeError(`ttlMs must be a positive number of milliseconds (got ${String(ttlMs)})`);
-    }
-    await this.records.set(`kv:${key}`, value, ttlMs === undefined ? undefined : Math.ceil(ttlMs));
-  }
-
-  delete(key: string): Promise<void> {
-    return this.records.delete(`kv:${key}`);
-  }
-}
-
 interface Repositories {
   users: KeyvUserRepository;
   profiles: KeyvProfileRepository;
@@ -788,17 +291,6 @@ interface Repositories {
   dedupe: KeyvDedupeRepository;
   kv: KeyvKeyValueRepository;
   blobs: BlobStore;
-}
-
-/** Wraps every method of `target` so it runs through the gate (refused after close, awaited by close). */
-function gated<T extends object>(target: T, gate: Gate): T {
-  return new Proxy(target, {
-    get(obj, prop) {
-      const value: unknown = Reflect.get(obj, prop, obj);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => gate.run(() => (value as (...a: unknown[]) => Promise<unknown>).apply(obj, args));
-    },
-  });
 }
 
 class KeyvStore implements Store {

@@ -1,0 +1,40 @@
+/** The memories repository: `memories:<userKey>`. */
+import type { MemoryRecord } from '../providers.js';
+import type { Lock } from './keyed-lock.js';
+import type { Records } from './records.js';
+import { UserList } from './user-list.js';
+import type { MemoryRepository, UserKey } from './types.js';
+
+export class KeyvMemoryRepository implements MemoryRepository {
+  readonly #list: UserList<MemoryRecord>;
+  constructor(records: Records, lock: Lock) {
+    this.#list = new UserList(records, lock, 'memories');
+  }
+
+  /** The user's memories in the order they were added. */
+  list(key: UserKey): Promise<MemoryRecord[]> {
+    return this.#list.read(key);
+  }
+
+  /** Appends the memory; a memory with the same id replaces the earlier one in place. */
+  async add(key: UserKey, memory: MemoryRecord): Promise<void> {
+    await this.#list.update(key, (list) => {
+      const at = list.findIndex((m) => m.id === memory.id);
+      if (at >= 0) list[at] = memory;
+      else list.push(memory);
+      return { next: list, result: undefined };
+    });
+  }
+
+  remove(key: UserKey, id: string): Promise<boolean> {
+    return this.#list.update(key, (list) => {
+      const next = list.filter((m) => m.id !== id);
+      const removed = next.length !== list.length;
+      return { next, result: removed, changed: removed };
+    });
+  }
+
+  deleteAll(key: UserKey): Promise<void> {
+    return this.#list.clear(key);
+  }
+}
