@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(ffmpeg flite espeak-ng pocketsphinx pocketsphinx-en-us sox redis-server chromium procps ca-certificates python3 make g++)
+packages=(ffmpeg flite espeak-ng pocketsphinx pocketsphinx-en-us sox unzip redis-server chromium procps ca-certificates python3 make g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -19,7 +19,7 @@ import type { SampleRecord, Store, UserKey, UserRecord, VoiceProfile } from './s
 import type { Channel } from './types.js';
 import type { DailyUsage, UsageMeter } from './usage.js';
 import { utcDay } from './usage.js';
-import { createZip, type ZipEntry } from './zip.js';
+import { zipSync, type Zippable } from 'fflate';
 
 /**
  * Largest document a bot may send, bytes, per channel: Telegram Bot API uploads 50 MB
@@ -93,7 +93,7 @@ export async function buildPersonalExport(
       if (day.total.calls > 0) days.push(day);
     }
   }
-  const entries: ZipEntry[] = [];
+  const entries: ExportFile[] = [];
   const samples: ExportDocument['samples'] = [];
   for (const [i, sample] of summary.samples.entries()) {
     if (!includeAudio) {
@@ -129,7 +129,24 @@ export async function buildPersonalExport(
     { name: 'README.txt', bytes: Buffer.from(readme(includeAudio), 'utf8') },
   );
   const stamp = document.exportedAt.slice(0, 10);
-  return { bytes: createZip(entries), fileName: `voicetwin-export-${stamp}.zip`, document, audioFiles };
+  return { bytes: zipArchive(entries), fileName: `voicetwin-export-${stamp}.zip`, document, audioFiles };
+}
+
+/** One file of the export archive. */
+interface ExportFile {
+  /** Path inside the archive, `/`-separated. */
+  name: string;
+  bytes: Buffer;
+}
+
+/**
+ * Builds the ZIP archive with fflate (https://github.com/101arrowz/fflate): every file deflated at
+ * level 6 (WAV and JSON shrink well), the export time as each entry's modification time.
+ */
+function zipArchive(files: readonly ExportFile[]): Buffer {
+  const tree: Zippable = {};
+  for (const file of files) tree[file.name] = [new Uint8Array(file.bytes.buffer, file.bytes.byteOffset, file.bytes.byteLength), { level: 6 }];
+  return Buffer.from(zipSync(tree));
 }
 
 /** Stored audio as WAV: enrollment audio is stored as WAV already; anything else is decoded. */
