@@ -1,7 +1,7 @@
 /**
  * Turns reply text into a voice note: sentences are synthesised concurrently (bounded), each
  * through the synthesis cache, decoded to PCM, joined with short pauses and encoded as Ogg/Opus at
- * the channel's sample rate.
+ * the lowest Opus rate that holds the speech, up to the channel's sample rate ({@link voiceEncoderRate}).
  */
 import { SHARED_TTS_OWNER } from './retention.js';
 import { createHash } from 'node:crypto';
@@ -21,8 +21,42 @@ const CHUNK_CHARS = 300;
 /** Pause between joined pieces, seconds. */
 const GAP_SEC = 0.12;
 
-/** Voice-note sample rate per channel, Hz: 48 kHz as Telegram's and Discord's own clients send; 16 kHz mono for WhatsApp mobile playback. */
+/**
+ * Highest voice-note sample rate per channel, Hz: 48 kHz as Telegram's and Discord's own clients
+ * send; 16 kHz mono for WhatsApp mobile playback. Speech synthesised at a lower rate is encoded at
+ * the lowest Opus rate that holds it ({@link voiceEncoderRate}), except on
+ * {@link FIXED_RATE_CHANNELS}.
+ */
 export const DEFAULT_VOICE_RATES: Record<Channel, number> = { telegram: 48000, discord: 48000, whatsapp: 16000, console: 48000, web: 48000 };
+
+/**
+ * Channels whose voice notes are always encoded at the channel's rate: Discord's player is reported
+ * to play a voice message whose OpusHead says 24 kHz at half speed
+ * (https://github.com/openclaw/openclaw/pull/32298, see docs/discord.md).
+ */
+export const FIXED_RATE_CHANNELS: ReadonlySet<Channel> = new Set<Channel>(['discord']);
+
+/** Encoder rates we use, Hz, lowest first: a subset of libopus's 8/12/16/24/48 kHz (RFC 7845 §5.1: decoders play at 48 kHz whatever OpusHead says). */
+const OPUS_ENCODER_RATES = [16000, 24000, 48000] as const;
+
+/**
+ * The Opus encoder rate for speech at `sourceRateHz` on a channel whose highest rate is
+ * `channelRateHz`: the lowest of 16/24/48 kHz at or above the source (so 16 kHz speech is encoded
+ * with no resampling and 22.05 kHz speech is resampled to 24 kHz, not 48 kHz), never above the
+ * channel's rate; the channel's rate itself when `fixed`. libopus accepts 8/12/16/24/48 kHz input
+ * natively (https://opus-codec.org/docs/opus_api-1.5/group__opus__encoder.html#gaa89264fd93c9da70362a0c9b96b9ca88)
+ * and a decoder always outputs 48 kHz, so the OpusHead input rate is only metadata (RFC 7845 §5.1).
+ *
+ * @param sourceRateHz rate of the speech to encode, Hz
+ * @param channelRateHz the channel's voice-note rate, Hz (16000, 24000 or 48000)
+ * @param fixed true for {@link FIXED_RATE_CHANNELS}
+ * @returns 16000, 24000 or 48000
+ */
+export function voiceEncoderRate(sourceRateHz: number, channelRateHz: number, fixed = false): 48000 | 24000 | 16000 {
+  const cap = OPUS_ENCODER_RATES.filter((r) => r <= channelRateHz).at(-1) ?? 16000;
+  if (fixed) return cap;
+  return OPUS_ENCODER_RATES.find((r) => r >= sourceRateHz && r <= cap) ?? cap;
+}
 
 /** A rendered voice note with how long synthesis and encoding took, milliseconds. */
 export interface RenderedVoice {
@@ -73,7 +107,7 @@ export class VoiceRenderer {
     const t1 = performance.now();
     const joined = concatPcm(pcms, GAP_SEC);
     if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });
-    const note = await encodeVoiceNote(joined, { sampleRateHz: this.rates[channel] as 48000 | 24000 | 16000 });
+    const note = await encodeVoiceNote(joined, { sampleRateHz: voiceEncoderRate(joined.sampleRateHz, this.rates[channel], FIXED_RATE_CHANNELS.has(channel)) });
     const t2 = performance.now();
     return { voice: note, synthMs: t1 - t0, encodeMs: t2 - t1, cacheHits, pieces: pieces.length, synthesized };
   }

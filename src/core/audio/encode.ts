@@ -26,9 +26,10 @@ export const WAVEFORM_POINTS = 256;
 export interface EncodeOptions {
   /**
    * Rate of the Opus encoder and of OpusHead's input rate, Hz (default 48000; WhatsApp mobile is
-   * said to prefer 16000). Kept at the channel's rate even for speech at a lower rate: Discord's
-   * player is reported to play a voice message whose OpusHead says 24 kHz at half speed
-   * (https://github.com/openclaw/openclaw/pull/32298).
+   * said to prefer 16000). PCM at another rate is resampled to it first, so pass the speech's own
+   * rate when libopus accepts it (`voiceEncoderRate` in `core/voice.ts` chooses; Discord keeps
+   * 48 kHz: its player is reported to play a voice message whose OpusHead says 24 kHz at half
+   * speed, https://github.com/openclaw/openclaw/pull/32298).
    */
   sampleRateHz?: 48000 | 24000 | 16000;
   /** Target bitrate, bits per second (default 32000, variable bitrate). */
