@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { createLogger, type Logger } from './core/log.js';
 import { createStore, loadDataKey } from './core/store/index.js';
 import type { Store } from './core/store/types.js';
-import type { Providers } from './core/providers.js';
+import type { Providers, TextEmbedder } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
 import { BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
@@ -82,6 +82,7 @@ export async function buildApp(
   }
   let closeProviders = (): void => undefined;
   let providers: Providers;
+  let embedder: TextEmbedder | undefined;
   let offline: boolean;
   if (options.providers) {
     providers = options.providers;
@@ -126,6 +127,7 @@ export async function buildApp(
       );
       providers = resilient;
       closeProviders = () => resilient.close();
+      if (lists.memoryRetrieval === 'auto') embedder = cloud.embeddings.gemini;
     }
   }
   const { DEFAULT_UNIT_PRICES } = await import('./providers/cloud.js');
@@ -135,6 +137,7 @@ export async function buildApp(
     ...(queue ? { queue } : {}),
     store,
     providers,
+    ...(embedder ? { embedder } : {}),
     logger,
     ...(options.observer ? { observer: options.observer } : {}),
     settings: { ...config.engine, limits: config.limits, operators: config.operators },

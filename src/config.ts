@@ -53,6 +53,8 @@ export interface Config {
     tts: ProviderName[];
     clone: ProviderName[];
     pocketsphinxModelDir: string;
+    /** `MEMORY_RETRIEVAL`: `auto` (by meaning with Gemini embeddings when a Gemini key is set, else words) or `words`. */
+    memoryRetrieval: 'auto' | 'words';
   };
   elevenlabs?: { apiKey: string; baseUrl?: string; ttsModel: string; sttModel: string; defaultVoiceId?: string };
   replicate?: { apiToken: string; baseUrl?: string; model: string };
@@ -172,6 +174,12 @@ function providerList(env: Env, name: string, fallback: ProviderName[], allowed:
   return list as ProviderName[];
 }
 
+function memoryRetrieval(env: Env): 'auto' | 'words' {
+  const value = (str(env, 'MEMORY_RETRIEVAL') ?? 'auto').toLowerCase();
+  if (value !== 'auto' && value !== 'words') throw new ConfigError('MEMORY_RETRIEVAL', `expected auto or words, got "${value}"`);
+  return value;
+}
+
 function operators(env: Env): string[] {
   const raw = str(env, 'OPERATORS');
   if (raw === undefined) return [];
@@ -205,6 +213,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     tts: providerList(env, 'TTS_PROVIDERS', defaults(['elevenlabs', 'replicate', 'local']), ['elevenlabs', 'replicate', 'local']),
     clone: providerList(env, 'CLONE_PROVIDERS', defaults(['elevenlabs', 'replicate', 'local']), ['elevenlabs', 'replicate', 'local']),
     pocketsphinxModelDir: str(env, 'POCKETSPHINX_MODEL_DIR') ?? '/usr/share/pocketsphinx/model/en-us',
+    memoryRetrieval: memoryRetrieval(env),
   };
   for (const [variable, list] of [
     ['STT_PROVIDERS', providers.stt],
@@ -280,6 +289,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       ...optional('enrollMinSpeechSec', str(env, 'ENROLL_MIN_SPEECH_SEC') === undefined ? undefined : num(env, 'ENROLL_MIN_SPEECH_SEC', 20, z.number().min(1).max(600))),
       insightEvery: num(env, 'INSIGHT_EVERY', 5, z.number().int().min(0).max(1000)),
       memoryEvery: num(env, 'MEMORY_EVERY', 3, z.number().int().min(0).max(1000)),
+      memoryMinSimilarity: num(env, 'MEMORY_MIN_SIMILARITY', 0.6, z.number().min(-1).max(1)),
       turnConcurrency: num(env, 'TURN_CONCURRENCY', 4, z.number().int().min(1).max(64)),
       cloneTimeoutSec: num(env, 'CLONE_TIMEOUT_S', 35, z.number().min(1).max(3600)),
       seed: num(env, 'CHAT_SEED', 7, z.number().int().min(0)),

@@ -21,11 +21,12 @@ import type {
 } from './types.js';
 import type { Job, JobQueue } from './jobs.js';
 import { OutboxTarget } from './outbox.js';
-import type { ClonedVoice, MemoryRecord, PcmAudio, Providers } from './providers.js';
+import type { ClonedVoice, MemoryRecord, PcmAudio, Providers, TextEmbedder } from './providers.js';
 import type { Store, UserRecord, VoiceProfile } from './store/types.js';
 import { PERSONA_NAMES, PERSONAS, isPersonaName, renderSystemPrompt, type PersonaName } from './personas.js';
 import { KeyedSerialQueue } from './queue.js';
-import { isDuplicateMemory, selectMemories } from './memory.js';
+import { isDuplicateMemory } from './memory.js';
+import { MemoryRetriever } from './memory-retrieval.js';
 import { trimToSentences } from './text.js';
 import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
@@ -59,6 +60,8 @@ export interface EngineSettings {
   insightEvery: number;
   /** Memory extraction every N user messages (0 = never). */
   memoryEvery: number;
+  /** Cosine similarity a memory needs to be chosen by meaning (with an embedder), default 0.6. */
+  memoryMinSimilarity?: number;
   /** Users processed at once. */
   turnConcurrency: number;
   /** Seconds after which a running clone is announced as slow; replies use the default voice meanwhile. */
@@ -144,6 +147,8 @@ export interface OperatorCommand {
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
+  /** Embeds memories and turns, to choose memories by meaning; without it, by word overlap. */
+  embedder?: TextEmbedder;
   store: Store;
   providers: Providers;
   settings?: Partial<EngineSettings>;
@@ -202,6 +207,8 @@ export class Engine implements ConversationEngine {
   readonly now: () => number;
   /** Per-person API keys and sign-in codes (`/apikey`, the HTTP API). */
   readonly apiKeys: ApiKeys;
+  /** Chooses the memories a chat turn carries. */
+  readonly memoryRetriever: MemoryRetriever;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -214,6 +221,12 @@ export class Engine implements ConversationEngine {
     this.queue = options.queue;
     this.serial = new KeyedSerialQueue(this.settings.turnConcurrency);
     this.apiKeys = new ApiKeys(this.store.kv, this.now);
+    this.memoryRetriever = new MemoryRetriever({
+      memories: this.store.memories,
+      embedder: options.embedder,
+      logger: this.logger,
+      ...(this.settings.memoryMinSimilarity !== undefined ? { minSimilarity: this.settings.memoryMinSimilarity } : {}),
+    });
     this.voice = new VoiceRenderer({ store: this.store, tts: this.providers.tts, logger: this.logger, sampleRates: this.settings.voiceSampleRateHz });
     this.enrollment = new Enrollment({
       store: this.store,
@@ -844,7 +857,8 @@ export class Engine implements ConversationEngine {
       this.store.profiles.get(user.key),
     ]);
     timings.storeMs += performance.now() - t;
-    const relevant = selectMemories(memories, userText, 3);
+    const { memories: relevant, method: memoryMethod } = await this.memoryRetriever.select(user.key, memories, userText, 3);
+    if (relevant.length) log.debug({ memories: relevant.length, method: memoryMethod }, 'memories chosen for the reply');
     t = performance.now();
     const response = await this.providers.chat.reply({
       persona: user.persona,

@@ -47,3 +47,49 @@ export function isDuplicateMemory(candidate: string, existing: MemoryRecord[]): 
   const c = [...terms(candidate)].sort().join(' ');
   return existing.some((m) => [...terms(m.text)].sort().join(' ') === c);
 }
+
+/** A vector as stored in {@link MemoryRecord.vector}: little-endian float32 values, base64. */
+export function encodeVector(vector: Float32Array): string {
+  const bytes = Buffer.alloc(vector.length * 4);
+  vector.forEach((x, i) => bytes.writeFloatLE(x, i * 4));
+  return bytes.toString('base64');
+}
+
+/** The inverse of {@link encodeVector}; undefined when the text is not a whole number of float32 values. */
+export function decodeVector(text: string): Float32Array | undefined {
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length === 0 || bytes.length % 4 !== 0) return undefined;
+  const out = new Float32Array(bytes.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
+  return out;
+}
+
+/** Cosine similarity of two vectors, −1…1 (0 when either is all zeros or the lengths differ). */
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return 0;
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
+}
+
+/**
+ * The `limit` memories whose vectors are most similar to `query`, most similar first, keeping only
+ * those at or above `minSimilarity` (cosine). Memories without a vector of `model` are left out.
+ */
+export function selectMemoriesByVector(memories: MemoryRecord[], query: Float32Array, model: string, limit = 3, minSimilarity = 0.6): MemoryRecord[] {
+  const scored: { m: MemoryRecord; score: number }[] = [];
+  for (const m of memories) {
+    if (!m.vector || m.vectorModel !== model) continue;
+    const v = decodeVector(m.vector);
+    if (!v) continue;
+    const score = cosineSimilarity(query, v);
+    if (score >= minSimilarity) scored.push({ m, score });
+  }
+  return scored.sort((a, b) => b.score - a.score || b.m.createdAtMs - a.m.createdAtMs).slice(0, limit).map((s) => s.m);
+}

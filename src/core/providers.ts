@@ -57,6 +57,13 @@ export interface MemoryRecord {
   source: 'explicit' | 'extracted';
   /** The inbound message it came from (`/remember`), so a re-run of that job stores it once. */
   sourceMessageId?: string;
+  /**
+   * Embedding of `text` for retrieval by meaning: little-endian float32 values, unit length,
+   * base64 (768 dimensions ≈ 4 KiB). Sealed with the rest of the record; absent offline.
+   */
+  vector?: string;
+  /** Which embedder made {@link vector} (`TextEmbedder.model`); a vector from another one is recomputed. */
+  vectorModel?: string;
 }
 
 /** Everything a chat model needs for one reply. */
@@ -152,6 +159,27 @@ export interface SpeechSynthesizer {
    * @throws ProviderError on provider failure or empty output
    */
   synthesize(request: { text: string; voice?: ClonedVoice; languageCode?: string; signal?: AbortSignal }): Promise<SynthesizedAudio>;
+}
+
+/**
+ * What an embedding is for: a stored text to be found later (`RETRIEVAL_DOCUMENT`) or the text
+ * that searches (`RETRIEVAL_QUERY`); the names of gemini-embedding-001's task types
+ * (https://ai.google.dev/gemini-api/docs/embeddings#task-types), which other embedders map.
+ */
+export type EmbeddingTaskType = 'RETRIEVAL_QUERY' | 'RETRIEVAL_DOCUMENT' | 'SEMANTIC_SIMILARITY' | 'CLASSIFICATION' | 'CLUSTERING';
+
+/** Text embeddings, for retrieving memories by meaning. */
+export interface TextEmbedder {
+  readonly name: string;
+  /** Model id; vectors of different models are never compared. */
+  readonly model: string;
+  /** Length of every vector. */
+  readonly dimensions: number;
+  /**
+   * @returns one unit-length vector per text, in order
+   * @throws ProviderError on provider failure
+   */
+  embed(texts: readonly string[], options?: { taskType?: EmbeddingTaskType; signal?: AbortSignal }): Promise<Float32Array[]>;
 }
 
 /** The provider set the engine runs with. */

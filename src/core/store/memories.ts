@@ -34,6 +34,20 @@ export class KeyvMemoryRepository implements MemoryRepository {
     });
   }
 
+  setVectors(key: UserKey, vectors: ReadonlyMap<string, { vector: string; model: string }>): Promise<number> {
+    return this.#list.update(key, (list) => {
+      let updated = 0;
+      for (const m of list) {
+        const v = vectors.get(m.id);
+        if (!v) continue;
+        m.vector = v.vector;
+        m.vectorModel = v.model;
+        updated++;
+      }
+      return { next: list, result: updated, changed: updated > 0 };
+    });
+  }
+
   deleteAll(key: UserKey): Promise<void> {
     return this.#list.clear(key);
   }

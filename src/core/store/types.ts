@@ -129,6 +129,12 @@ export interface MemoryRepository {
   add(key: UserKey, memory: MemoryRecord): Promise<void>;
   /** @returns true when a memory with that id existed */
   remove(key: UserKey, id: string): Promise<boolean>;
+  /**
+   * Stores embeddings on existing memories (by id) in one atomic update; ids no longer there are
+   * skipped, so a memory forgotten meanwhile is not brought back.
+   * @returns how many memories were updated
+   */
+  setVectors(key: UserKey, vectors: ReadonlyMap<string, { vector: string; model: string }>): Promise<number>;
   deleteAll(key: UserKey): Promise<void>;
 }
 

@@ -11,7 +11,7 @@
 import { Type, type Content, type GenerateContentResponse, type GoogleGenAI, type Schema } from '@google/genai';
 import { z } from 'zod';
 import { ProviderError, UserInputError } from '../../core/errors.js';
-import type { ChatModel, ChatRequest, ChatTurn, MemoryRecord, PcmAudio, SpeechToText, Transcript } from '../../core/providers.js';
+import type { ChatModel, ChatRequest, ChatTurn, EmbeddingTaskType, MemoryRecord, PcmAudio, SpeechToText, TextEmbedder, Transcript } from '../../core/providers.js';
 import { PERSONAS, type PersonaName } from '../../core/personas.js';
 import { pcmToWav } from '../../core/audio/wav.js';
 import { GEMINI, createGeminiClient, mapGeminiError, type GeminiConnection } from './client.js';
@@ -334,23 +334,7 @@ export class GeminiSpeechToText implements SpeechToText {
   }
 }
 
-/** Task types of gemini-embedding-001 (https://ai.google.dev/gemini-api/docs/embeddings#task-types). */
-export type EmbeddingTaskType = 'RETRIEVAL_QUERY' | 'RETRIEVAL_DOCUMENT' | 'SEMANTIC_SIMILARITY' | 'CLASSIFICATION' | 'CLUSTERING';
-
-/**
- * Text embeddings for memory retrieval. (`core` declares no embeddings interface yet; this one is
- * the shape a retrieval component would take.)
- */
-export interface TextEmbedder {
-  readonly name: string;
-  /** Length of every vector. */
-  readonly dimensions: number;
-  /**
-   * @returns one unit-length vector per text, in order
-   * @throws ProviderError on provider failure
-   */
-  embed(texts: readonly string[], options?: { taskType?: EmbeddingTaskType; signal?: AbortSignal }): Promise<Float32Array[]>;
-}
+export type { EmbeddingTaskType, TextEmbedder } from '../../core/providers.js';
 
 /** Settings of {@link GeminiEmbeddings}. */
 export interface GeminiEmbeddingsOptions extends GeminiConnection {
