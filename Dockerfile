@@ -12,7 +12,9 @@ RUN apt-get update \
 ENV NODE_ENV=production \
     PUPPETEER_SKIP_DOWNLOAD=1 \
     PUPPETEER_EXECUTABLE_PATH=/usr/bin/chromium \
-    VOICETWIN_DATA_DIR=/data
+    VOICETWIN_DATA_DIR=/data \
+    HTTP_HOST=0.0.0.0 \
+    HTTP_PORT=8080
 
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -24,6 +26,9 @@ COPY src ./src
 RUN mkdir -p /data /app/out && chown node:node /data /app/out
 USER node
 VOLUME ["/data"]
+# The HTTP server (health, webhooks, REST API). It listens on every interface of the container's own
+# network only: publish it on the host's loopback (`-p 127.0.0.1:8080:8080`) or behind a proxy.
+EXPOSE 8080
 
 ENTRYPOINT ["node", "bin/voicetwin.js"]
 CMD ["serve"]
