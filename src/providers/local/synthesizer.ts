@@ -6,7 +6,7 @@ import { DependencyError, ProviderError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { ClonedVoice, SpeechSynthesizer, SynthesizedAudio } from '../../core/providers.js';
 import { EspeakSpeechSynthesizer, isAudibleWav, LOCAL_PROVIDER } from './espeak.js';
-import { DEFAULT_FLITE_VOICE, isFliteParams, parseFliteParams, runFlite, type FliteVoiceParams } from './flite.js';
+import { DEFAULT_FLITE_VOICE, isFliteParams, parseFliteParams, runFlite, sweepStaleFliteDirs, type FliteVoiceParams } from './flite.js';
 
 /** The offline engines: `flite` (default) or `espeak-ng` (formant synthesis, many languages). */
 export type OfflineTtsEngine = 'flite' | 'espeak-ng';
@@ -33,6 +33,8 @@ export interface LocalSynthesizerOptions {
   espeakBinaryPath?: string;
   /** Time allowed per call, ms, from the text length in characters. Default 15 s + 20 ms per character. */
   timeoutMs?: (characters: number) => number;
+  /** Folder for flite's per-call temporary folders; default `os.tmpdir()`. */
+  tmpRoot?: string;
   logger?: Logger;
 }
 
@@ -62,6 +64,8 @@ export class LocalSpeechSynthesizer implements SpeechSynthesizer {
   private readonly espeak: EspeakSpeechSynthesizer;
   private readonly timeoutMs: (characters: number) => number;
   private fliteMissing = false;
+  /** The sweep of folders left by a killed process, run once before the first flite call. */
+  private swept: Promise<unknown> | undefined;
 
   constructor(private readonly options: LocalSynthesizerOptions = {}) {
     this.engine = options.engine ?? offlineTtsEngine();
@@ -105,11 +109,17 @@ export class LocalSpeechSynthesizer implements SpeechSynthesizer {
 
   private async flite(original: string, text: string, params: FliteVoiceParams, signal?: AbortSignal): Promise<SynthesizedAudio> {
     const characters = [...original].length;
+    this.swept ??= sweepStaleFliteDirs(this.options.tmpRoot ? { tmpRoot: this.options.tmpRoot } : {}).then((removed) => {
+      if (removed > 0) this.options.logger?.info({ removed }, 'removed temporary flite folders left by an earlier process');
+    });
+    await this.swept;
     const startedMs = Date.now();
     const bytes = await runFlite(text, params, {
       timeoutMs: this.timeoutMs(characters),
       ...(this.options.fliteBinaryPath ? { binaryPath: this.options.fliteBinaryPath } : {}),
+      ...(this.options.tmpRoot ? { tmpRoot: this.options.tmpRoot } : {}),
       ...(signal ? { signal } : {}),
+      onCleanupError: (dir, err) => this.options.logger?.warn({ dir, err }, 'temporary flite folder not removed yet; retrying later'),
     });
     if (!isAudibleWav(bytes)) throw new ProviderError(this.name, `flite produced no audible speech for ${characters} characters`, { retryable: false });
     this.options.logger?.debug({ characters, sizeBytes: bytes.length, elapsedMs: Date.now() - startedMs, voice: params.fliteVoice }, 'flite synthesised');
