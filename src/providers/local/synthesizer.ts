@@ -12,11 +12,11 @@ import { DEFAULT_FLITE_VOICE, isFliteParams, parseFliteParams, runFlite, sweepSt
 export type OfflineTtsEngine = 'flite' | 'espeak-ng';
 
 /**
- * The engine named by `OFFLINE_TTS` (`flite`, `espeak-ng` or `espeak`; case-insensitive); `flite`
- * when unset or empty.
+ * Parses an engine name (`flite`, `espeak-ng` or `espeak`; case-insensitive); `flite` when
+ * undefined or empty. The `OFFLINE_TTS` variable itself is read and validated by `src/config.ts`.
  * @throws ProviderError (not retryable) for any other value
  */
-export function offlineTtsEngine(value = process.env.OFFLINE_TTS): OfflineTtsEngine {
+export function offlineTtsEngine(value?: string): OfflineTtsEngine {
   const v = (value ?? '').trim().toLowerCase();
   if (v === '' || v === 'flite') return 'flite';
   if (v === 'espeak-ng' || v === 'espeak') return 'espeak-ng';
@@ -25,7 +25,7 @@ export function offlineTtsEngine(value = process.env.OFFLINE_TTS): OfflineTtsEng
 
 /** Options of {@link LocalSpeechSynthesizer}. */
 export interface LocalSynthesizerOptions {
-  /** Engine for English; default from `OFFLINE_TTS` ({@link offlineTtsEngine}). */
+  /** Engine for English; default flite (the app passes `OFFLINE_TTS` from its config). */
   engine?: OfflineTtsEngine;
   /** flite binary; default `FLITE_PATH` or `flite` on PATH. */
   fliteBinaryPath?: string;
@@ -68,7 +68,7 @@ export class LocalSpeechSynthesizer implements SpeechSynthesizer {
   private swept: Promise<unknown> | undefined;
 
   constructor(private readonly options: LocalSynthesizerOptions = {}) {
-    this.engine = options.engine ?? offlineTtsEngine();
+    this.engine = options.engine ?? 'flite';
     this.timeoutMs = options.timeoutMs ?? ((characters) => 15_000 + 20 * characters);
     this.espeak = new EspeakSpeechSynthesizer({
       ...(options.espeakBinaryPath ? { binaryPath: options.espeakBinaryPath } : {}),
