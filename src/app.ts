@@ -92,6 +92,7 @@ export async function buildApp(
     const local = createLocalProviders({
       ...(config.engine.enrollMinSpeechSec !== undefined ? { minSpeechSec: config.engine.enrollMinSpeechSec } : {}),
       pocketsphinxModelDir: config.providers.pocketsphinxModelDir,
+      engine: config.providers.offlineTts,
       logger,
     });
     const lists = config.providers;

@@ -10,6 +10,7 @@ import { PERSONA_NAMES, type PersonaName } from './core/personas.js';
 import type { EngineLimits, EngineSettings } from './core/engine.js';
 import { defaultAudioWorkerThreads } from './core/audio/workers.js';
 import { isInsideDir, keyFileInsideDataDirMessage } from './core/store/data-key.js';
+import type { OfflineTtsEngine } from './providers/local/synthesizer.js';
 
 /** A configuration problem; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -55,6 +56,12 @@ export interface Config {
     pocketsphinxModelDir: string;
     /** `MEMORY_RETRIEVAL`: `auto` (by meaning with Gemini embeddings when a Gemini key is set, else words) or `words`. */
     memoryRetrieval: 'auto' | 'words';
+    /**
+     * OFFLINE_TTS: the offline voice engine for English, `flite` (default; CMU Flite, Debian main)
+     * or `espeak-ng` (`espeak` accepted; case-insensitive). espeak-ng always speaks the languages
+     * flite lacks (Hindi, German, …) and stands in when flite is missing.
+     */
+    offlineTts: OfflineTtsEngine;
   };
   elevenlabs?: { apiKey: string; baseUrl?: string; ttsModel: string; sttModel: string; defaultVoiceId?: string };
   replicate?: { apiToken: string; baseUrl?: string; model: string };
@@ -214,6 +221,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     clone: providerList(env, 'CLONE_PROVIDERS', defaults(['elevenlabs', 'replicate', 'local']), ['elevenlabs', 'replicate', 'local']),
     pocketsphinxModelDir: str(env, 'POCKETSPHINX_MODEL_DIR') ?? '/usr/share/pocketsphinx/model/en-us',
     memoryRetrieval: memoryRetrieval(env),
+    offlineTts: offlineTts(env),
   };
   for (const [variable, list] of [
     ['STT_PROVIDERS', providers.stt],
@@ -387,6 +395,15 @@ function httpConfig(env: Env): Config['http'] {
     rateLimitPerIp: num(env, 'HTTP_RATE_LIMIT_PER_IP', 300, z.number().int().min(1)),
     rateLimitPerKey: num(env, 'HTTP_RATE_LIMIT_PER_KEY', 120, z.number().int().min(1)),
   };
+}
+
+/** OFFLINE_TTS: `flite` (default, also when empty), `espeak-ng` or `espeak`, case-insensitive. */
+function offlineTts(env: Env): OfflineTtsEngine {
+  const raw = str(env, 'OFFLINE_TTS');
+  const v = raw?.toLowerCase();
+  if (v === undefined || v === 'flite') return 'flite';
+  if (v === 'espeak-ng' || v === 'espeak') return 'espeak-ng';
+  throw new ConfigError('OFFLINE_TTS', `expected flite or espeak-ng, got "${raw!.slice(0, 40)}"`);
 }
 
 function optionalNum<K extends string>(env: Env, name: string, key: K, schema: z.ZodNumber): { [P in K]?: number } {

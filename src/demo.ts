@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Config } from './config.js';
+import type { OfflineTtsEngine } from './providers/local/synthesizer.js';
 import { buildApp } from './app.js';
 import type { EngineEvent, TurnTimings } from './core/engine.js';
 import type { InboundMessage } from './core/types.js';
@@ -47,6 +48,20 @@ const GENERATED_SAMPLES = [
 ];
 
 /**
+ * The demo's first line on the offline stack, naming the engines in plain words: PocketSphinx
+ * listens (English), a template chat model answers, and the offline voice of `engine` (Flite, or
+ * eSpeak NG when `OFFLINE_TTS=espeak-ng`) speaks, with eSpeak NG for Hindi and other languages.
+ */
+export function offlineBanner(engine: OfflineTtsEngine): string {
+  const english = engine === 'flite' ? 'the Flite computer voice' : 'the eSpeak NG computer voice';
+  return (
+    'VoiceTwin offline demo, no accounts or API keys: PocketSphinx turns your English voice notes into text, ' +
+    `a built-in template chat model writes the replies, and ${english} speaks them, tuned to your pitch and pace ` +
+    '(eSpeak NG speaks Hindi and other languages). It is a preview of your twin, not a copy of your own voice.'
+  );
+}
+
+/**
  * Runs the demo end to end on the offline stack.
  * @throws DependencyError when ffmpeg, espeak-ng or pocketsphinx is missing
  */
@@ -78,7 +93,7 @@ export async function runDemo(config: Config, options: DemoOptions): Promise<Dem
   try {
     write(
       app.offline
-        ? 'VoiceTwin offline demo: pocketsphinx speech-to-text, espeak-ng preview voice matched to your pitch and pace (an approximation, not a neural clone), template persona engine.'
+        ? offlineBanner(config.providers.offlineTts)
         : 'VoiceTwin demo with the configured providers.',
     );
     write(`Data dir: ${dataDir}\nReply voice notes: ${options.outDir}`);

@@ -27,7 +27,8 @@ import { PERSONA_NAMES, PERSONAS, isPersonaName, renderSystemPrompt, type Person
 import { KeyedSerialQueue } from './queue.js';
 import { isDuplicateMemory } from './memory.js';
 import { MemoryRetriever } from './memory-retrieval.js';
-import { trimToSentences } from './text.js';
+import { countOf, trimToSentences } from './text.js';
+import { APPROXIMATION_NOTE, DEFAULT_VOICE_NOTE, FALLBACK_VOICE_NOTE, describeVoice } from './wording.js';
 import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
@@ -108,7 +109,7 @@ export type EngineEvent =
 export const COMMANDS: readonly CommandInfo[] = [
   { name: 'start', description: 'Meet your twin and see how it works' },
   { name: 'enroll', description: 'Clone your voice from a few voice notes (asks for consent first)' },
-  { name: 'status', description: 'Your voice profile, persona and what is stored' },
+  { name: 'status', description: 'Your voice, persona and what is stored (/status details for the technical side)', args: '[details]' },
   { name: 'style', description: 'Choose how your twin talks', args: '<name>' },
   { name: 'styles', description: 'List the personas' },
   { name: 'say', description: 'Hear a text spoken in your twin voice', args: '<text>' },
@@ -126,8 +127,12 @@ export const COMMANDS: readonly CommandInfo[] = [
 /** Aliases accepted for commands. */
 const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say' };
 
-/** Label attached to replies spoken by a voice that only approximates the user. */
-export const APPROXIMATION_NOTE = 'Offline preview voice: a flite synthetic voice set to your pitch and pace, not a neural clone.';
+export { APPROXIMATION_NOTE, DEFAULT_VOICE_NOTE, FALLBACK_VOICE_NOTE } from './wording.js';
+
+/** Key-value key set while a person is being answered in the fallback voice (told once per outage). */
+const FALLBACK_TOLD_KEY = (userKey: string): string => `voice-fallback-told:${userKey}`;
+/** How long a told outage is remembered, ms (a day: an outage longer than that is told again). */
+const FALLBACK_TOLD_TTL_MS = 24 * 3600 * 1000;
 
 /** What an operator command receives. */
 export interface OperatorCommandContext {
@@ -535,7 +540,7 @@ export class Engine implements ConversationEngine {
         return this.enrollment.begin(user, target);
       }
       case 'status':
-        return target.reply({ kind: 'info', text: await this.statusText(user), ephemeral: true });
+        return target.reply({ kind: 'info', text: await this.statusText(user, /^details?$/i.test(args)), ephemeral: true });
       case 'styles':
         return target.reply(this.personaPicker(user));
       case 'style': {
@@ -784,7 +789,7 @@ export class Engine implements ConversationEngine {
     if (id === 'all') {
       const count = (await this.store.memories.list(user.key)).length;
       await this.store.memories.deleteAll(user.key);
-      return target.reply({ kind: 'info', text: `Forgotten: ${count} ${count === 1 ? 'memory' : 'memories'}.` });
+      return target.reply({ kind: 'info', text: `Forgotten: ${countOf(count, 'memory')}.` });
     }
     if (!(await this.store.memories.remove(user.key, id))) {
       throw new UserInputError('BAD_ARGUMENT', `I have no memory with id "${id.slice(0, 20)}". See /memories for the ids.`);
@@ -803,7 +808,8 @@ export class Engine implements ConversationEngine {
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
     const note = await this.voice.render(user.key, clean, voice, user.channel);
     for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, this.logger);
-    await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice) });
+    const notice = await this.fallbackNotice(user.key, voice, note.fallback, this.logger);
+    await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice, notice) });
   }
 
   private checkText(text: string | undefined, emptyMessage: string): string {
@@ -818,9 +824,35 @@ export class Engine implements ConversationEngine {
     return clean;
   }
 
-  /** Caption fields for a voice reply: the text per the user's setting, plus an honest label. */
-  private voiceCaption(user: UserRecord, text: string, voice: ClonedVoice | undefined): Pick<OutboundReply, 'text' | 'sendTextWithVoice' | 'voiceLabel'> {
-    const label = voice ? (voice.approximate ? APPROXIMATION_NOTE : undefined) : 'Default voice: send /enroll to hear your twin in your own voice.';
+  /**
+   * {@link FALLBACK_VOICE_NOTE} when a reply meant for the person's own voice was spoken by the
+   * fallback voice and they have not been told during this outage; undefined otherwise. A reply
+   * in their own voice ends the outage, so the next one is told again.
+   */
+  private async fallbackNotice(userKey: string, voice: ClonedVoice | undefined, fallback: boolean, log: Logger): Promise<string | undefined> {
+    if (!voice) return undefined;
+    const key = FALLBACK_TOLD_KEY(userKey);
+    try {
+      if (!fallback) {
+        if (await this.store.kv.get<boolean>(key)) await this.store.kv.delete(key);
+        return undefined;
+      }
+      log.warn({ provider: voice.provider }, 'reply spoken by the fallback voice instead of the cloned voice');
+      if (await this.store.kv.get<boolean>(key)) return undefined;
+      await this.store.kv.set(key, true, FALLBACK_TOLD_TTL_MS);
+    } catch (err) {
+      log.warn({ err }, 'fallback-voice notice state unavailable');
+      if (!fallback) return undefined;
+    }
+    return FALLBACK_VOICE_NOTE;
+  }
+
+  /**
+   * Caption fields for a voice reply: the text per the user's setting, plus an honest label (the
+   * fallback-voice notice when given, else the preview-voice or default-voice label).
+   */
+  private voiceCaption(user: UserRecord, text: string, voice: ClonedVoice | undefined, notice?: string): Pick<OutboundReply, 'text' | 'sendTextWithVoice' | 'voiceLabel'> {
+    const label = notice ?? (voice ? (voice.approximate ? APPROXIMATION_NOTE : undefined) : DEFAULT_VOICE_NOTE);
     if (!label) return { text, sendTextWithVoice: user.sendTextWithVoice };
     return {
       text: user.sendTextWithVoice ? `${text}\n\n(${label})` : `(${label})`,
@@ -897,7 +929,7 @@ export class Engine implements ConversationEngine {
     timings.storeMs += performance.now() - t;
     const heard = input === 'voice' ? `You said: "${userText}"\n\n` : '';
     if (note) {
-      const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice);
+      const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice, await this.fallbackNotice(user.key, voice, note.fallback, log));
       await target.reply({ kind: 'answer', voice: note.voice, ...caption });
     } else {
       await target.reply({ kind: 'answer', text: `${heard}${replyText}\n\n(${budgetNote})` });
@@ -985,7 +1017,7 @@ export class Engine implements ConversationEngine {
     if (built.bytes.length > limit && built.audioFiles > 0) {
       const fullBytes = built.bytes.length;
       built = await buildPersonalExport(deps, user.key, { includeAudio: false });
-      note = ` The ${built.document.samples.length} voice samples and the consent recording are left out: with them the file is ${(fullBytes / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send.`;
+      note = ` Your ${countOf(built.document.samples.length, 'voice sample')} and the consent recording are left out: with them the file is ${(fullBytes / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send.`;
     }
     log.info({ sizeBytes: built.bytes.length, audioFiles: built.audioFiles, historyTurns: built.document.history.length }, 'personal data export built');
     if (built.bytes.length > limit) {
@@ -995,7 +1027,7 @@ export class Engine implements ConversationEngine {
     await target.reply({
       kind: 'info',
       ephemeral: true,
-      text: `Everything I store about you: your profile and consent record, ${d.history.length} conversation turns, ${d.memories.length} memories, ${d.usage.length} days of usage${built.audioFiles > 0 ? `, ${built.audioFiles} recordings as WAV` : ''}.${note}`,
+      text: `Everything I store about you: your profile and consent record, ${countOf(exchanges(d.history.length), 'exchange of conversation')}, ${countOf(d.memories.length, 'memory')}, ${countOf(d.usage.length, 'day of usage')}${built.audioFiles > 0 ? `, ${countOf(built.audioFiles, 'recording')} (WAV files)` : ''}.${note}`,
       document: { bytes: built.bytes, fileName: built.fileName, mimeType: 'application/zip' },
     });
   }
@@ -1024,7 +1056,7 @@ export class Engine implements ConversationEngine {
     await target.reply({
       kind: 'info',
       ephemeral: true,
-      text: `Deleted: ${summary.samples.length} voice samples, ${voice ? 'your cloned voice, ' : ''}${summary.historyTurns} conversation turns, ${summary.memories.length} memories, your usage records and queued messages. Send /start whenever you want to begin again.`,
+      text: `Deleted: ${countOf(summary.samples.length, 'voice sample')}, ${voice ? 'your cloned voice, ' : ''}${countOf(exchanges(summary.historyTurns), 'exchange of conversation')}, ${countOf(summary.memories.length, 'memory')}, your usage records and any messages still waiting to be answered. Send /start whenever you want to begin again.`,
     });
   }
 
@@ -1045,30 +1077,46 @@ export class Engine implements ConversationEngine {
     return `Send me a voice note or text and I answer in your twin voice.\n${lines.join('\n')}`;
   }
 
-  private async statusText(user: UserRecord): Promise<string> {
+  /**
+   * `/status`: the voice, persona, what is stored and today's use in plain words; with `details`
+   * (`/status details`) the technical side: voice label, providers, storage and exact cost.
+   */
+  private async statusText(user: UserRecord, details = false): Promise<string> {
     const summary = await this.store.summarize(user.key);
     const p = summary.profile;
     const lines: string[] = [];
-    if (!p) lines.push('Voice: not enrolled. Send /enroll to clone your voice.');
-    else if (p.state === 'ready' && p.voice) lines.push(`Voice: ready (${p.voice.label}).`);
+    if (!p) lines.push('Voice: not set up yet. Send /enroll to clone your voice.');
+    else if (p.state === 'ready' && p.voice) lines.push(p.voice.approximate ? `Voice: ready. ${APPROXIMATION_NOTE}` : `Voice: ready, ${describeVoice(p.voice)}.`);
     else if (p.state === 'consent') lines.push('Voice: waiting for your consent (see /enroll).');
-    else if (p.state === 'collecting') lines.push(`Voice: collecting samples, ${p.speechSec.toFixed(1)} s of ${p.requiredSpeechSec} s of speech.`);
+    else if (p.state === 'collecting') lines.push(`Voice: collecting voice notes, ${countOf(Math.floor(p.speechSec), 'second')} of the ${p.requiredSpeechSec} seconds of speech I need.`);
     else if (p.state === 'processing') lines.push('Voice: being cloned right now.');
-    else lines.push(`Voice: cloning failed (${p.failureReason ?? 'unknown reason'}). Send /enroll to try again.`);
-    if (p?.voice?.approximate) lines.push(APPROXIMATION_NOTE);
+    else lines.push('Voice: cloning did not work. Send /enroll to try again.');
     lines.push(`Persona: ${user.persona}. Text with voice replies: ${user.sendTextWithVoice ? 'on' : 'off'}.`);
     lines.push(
-      `Stored: ${summary.samples.length} samples, ${summary.historyTurns} conversation turns, ${summary.memories.length} memories (storage: ${this.store.backend}, encrypted at rest).`,
+      `Stored, encrypted: ${countOf(summary.samples.length, 'voice sample')}, ${countOf(exchanges(summary.historyTurns), 'exchange of conversation')} and ${countOf(summary.memories.length, 'memory')}.`,
     );
-    lines.push(`Providers: speech-to-text ${this.providers.stt.name}, chat ${this.providers.chat.name}, voice ${this.providers.tts.name}.`);
-    if (this.usage) {
-      const { total } = await this.usage.today(user.key);
+    const today = this.usage ? await this.usage.today(user.key) : undefined;
+    if (today && this.usage) {
+      const { total } = today;
       const limits = this.usage.budget;
-      const of = (limit: number | undefined, unit: string): string => (limit === undefined ? '' : ` of ${limit.toLocaleString('en-US')}${unit}`);
-      lines.push(
-        `Today: ${total.ttsChars.toLocaleString('en-US')}${of(limits.dailyTtsChars, '')} characters spoken, ${Math.round(total.sttSec)}${of(limits.dailySttSec, '')} s transcribed, about $${total.costUsd.toFixed(3)}${limits.dailyCostUsd !== undefined ? ` of $${limits.dailyCostUsd.toFixed(2)}` : ''}.`,
-      );
+      const of = (limit: number | undefined): string => (limit === undefined ? '' : ` of ${limit.toLocaleString('en-US')}`);
+      const parts = [`${total.ttsChars.toLocaleString('en-US')}${of(limits.dailyTtsChars)} characters spoken`, `${Math.round(total.sttSec).toLocaleString('en-US')}${of(limits.dailySttSec)} seconds of voice notes listened to`];
+      // Cost is shown when it counts: a daily limit is set, or at least a cent was spent.
+      if (limits.dailyCostUsd !== undefined) parts.push(`about $${total.costUsd.toFixed(2)} of your $${limits.dailyCostUsd.toFixed(2)} spent`);
+      else if (total.costUsd >= 0.005) parts.push(`about $${total.costUsd.toFixed(2)} spent`);
+      lines.push(`Today: ${parts.join(', ')}.`);
     }
+    if (!details) {
+      lines.push('Send /status details for the technical details.');
+      return lines.join('\n');
+    }
+    lines.push('', 'Technical details:');
+    if (p?.voice) lines.push(`- voice: ${p.voice.label} (provider ${p.voice.provider})`);
+    if (p) lines.push(`- enrollment: ${p.state}, ${p.speechSec.toFixed(1)} s of ${p.requiredSpeechSec} s of speech${p.failureReason ? `; last failure: ${p.failureReason}` : ''}`);
+    lines.push(`- speech-to-text: ${this.providers.stt.name}${this.providers.stt.reliable ? '' : ' (offline, English only, not reliable enough to check the consent phrase word by word)'}`);
+    lines.push(`- chat model: ${this.providers.chat.name}; text-to-speech: ${this.providers.tts.name}; voice cloning: ${this.providers.cloner.name}`);
+    lines.push(`- storage: ${this.store.backend}, encrypted at rest; ${countOf(summary.historyTurns, 'conversation turn')} (yours and mine)`);
+    if (today) lines.push(`- today (UTC): ${today.total.ttsChars} TTS characters, ${today.total.sttSec.toFixed(1)} s STT, $${today.total.costUsd.toFixed(4)} estimated`);
     return lines.join('\n');
   }
 
@@ -1126,6 +1174,11 @@ function newMemoryId(existing: MemoryRecord[]): string {
     const id = randomBytes(2).toString('hex');
     if (!existing.some((m) => m.id === id)) return id;
   }
+}
+
+/** Exchanges (a message and its answer) in a history of `turns` turns, which are stored in pairs. */
+function exchanges(turns: number): number {
+  return Math.ceil(turns / 2);
 }
 
 function roundTimings(t: TurnTimings): Record<string, number> {

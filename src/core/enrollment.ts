@@ -14,7 +14,8 @@ import type { InboundAudio, InboundMessage, OutboundReply, ReplyTarget } from '.
 import type { ClonedVoice, CloneSample, PcmAudio, Providers } from './providers.js';
 import type { JobRecord, Store, UserRecord, VoiceProfile } from './store/types.js';
 import { analyseSampleOffThread, assessEnrollmentSample, normaliseLoudness, pcmToWav, wavToPcm } from './audio/index.js';
-import { tokenize } from './text.js';
+import { countOf, tokenize } from './text.js';
+import { APPROXIMATION_NOTE, describeVoice } from './wording.js';
 import type { EngineEvent } from './engine.js';
 import type { RenderedVoice } from './voice.js';
 
@@ -74,7 +75,7 @@ export class Enrollment {
     if (profile?.state === 'ready') {
       return target.reply({
         kind: 'info',
-        text: `Your twin voice is ready (${profile.voice?.label ?? 'cloned voice'}). Start over with new samples?`,
+        text: `Your twin voice is ready${profile.voice ? ` (${describeVoice(profile.voice)})` : ''}. Start over with new voice notes?`,
         buttons: [[{ label: 'Start over', data: 'enroll:restart' }]],
       });
     }
@@ -133,9 +134,11 @@ export class Enrollment {
     await this.deps.store.profiles.put(profile);
     this.deps.observer({ type: 'profile', userKey: user.key, state: 'consent' });
     const reliable = this.deps.providers.stt.reliable;
+    // One step: with an unreliable recogniser the button and the voice note are asked for together,
+    // in either order, and the button is never offered a second time.
     const steps = reliable
       ? 'Record a voice note reading this sentence aloud:'
-      : 'Record a voice note reading this sentence aloud, and tap "I agree" (or type I AGREE):';
+      : 'Tap "I agree" below (or type I AGREE) and record a voice note reading this sentence aloud, in either order:';
     await target.reply({
       kind: 'info',
       text: `Before I clone your voice I need your consent. Only you may clone your own voice.\n${steps}\n\n"${phrase}"`,
@@ -166,7 +169,7 @@ export class Enrollment {
     const previous = (await this.deps.store.samples.list(user.key)).find((s) => s.sourceMessageId === message.id);
     if (previous) {
       // An earlier run of this job stored the sample; its reply part is in the outbox.
-      return target.reply({ kind: 'status', text: `Sample accepted: ${previous.speechSec.toFixed(1)} s of speech. ${this.collectingText(profile)}` });
+      return target.reply({ kind: 'status', text: `Sample accepted: ${countOf(roundSec(previous.speechSec), 'second')} of speech. ${this.collectingText(profile)}` });
     }
     const pcm = await this.deps.receive(message.audio!, this.deps.maxSampleAudioSec);
     const analysis = await analyseSampleOffThread(pcm);
@@ -194,7 +197,7 @@ export class Enrollment {
       await store.profiles.put(updated);
       return target.reply({
         kind: 'status',
-        text: `Sample accepted: ${analysis.speechSec.toFixed(1)} s of speech. ${this.collectingText(updated)}`,
+        text: `Sample accepted: ${countOf(roundSec(analysis.speechSec), 'second')} of speech. ${this.collectingText(updated)}`,
       });
     }
     await this.startClone(user, updated, target);
@@ -224,8 +227,7 @@ export class Enrollment {
     await store.profiles.put({ ...profile, consent, updatedAtMs: this.deps.now() });
     await target.reply({
       kind: 'info',
-      text: 'I recorded your spoken consent. Please also confirm it in writing: tap "I agree" or type I AGREE.',
-      buttons: [[{ label: 'I agree', data: 'consent:agree' }, { label: 'Cancel', data: 'consent:cancel' }]],
+      text: 'I recorded your spoken consent. To finish, tap "I agree" in my message above, or type I AGREE.',
     });
   }
 
@@ -242,7 +244,7 @@ export class Enrollment {
 
   private collectingText(profile: VoiceProfile): string {
     const left = Math.max(0, profile.requiredSpeechSec - profile.speechSec);
-    return `Collected ${profile.speechSec.toFixed(1)} s of ${profile.requiredSpeechSec} s of speech; about ${Math.ceil(left)} s to go.`;
+    return `I have ${countOf(Math.floor(profile.speechSec), 'second')} of the ${profile.requiredSpeechSec} seconds of speech I need; about ${countOf(Math.ceil(left), 'second')} to go.`;
   }
 
   private async startClone(user: UserRecord, profile: VoiceProfile, target: ReplyTarget): Promise<void> {
@@ -252,7 +254,7 @@ export class Enrollment {
     await store.profiles.put({ ...profile, state: 'processing', updatedAtMs: now() });
     this.deps.observer({ type: 'profile', userKey: user.key, state: 'processing' });
     try {
-      const edit = await target.status(`Enough speech collected (${profile.speechSec.toFixed(1)} s). Cloning your voice now…`);
+      const edit = await target.status(`Enough speech collected (${countOf(Math.floor(profile.speechSec), 'second')}). Cloning your voice now…`);
       this.progress.set(job.id, edit);
     } catch (err) {
       this.deps.logger.warn({ err }, 'could not send clone status message');
@@ -286,7 +288,7 @@ export class Enrollment {
       const records = await store.samples.list(user.key);
       const samples: CloneSample[] = [];
       for (const r of records) samples.push({ id: r.id, pcm: wavToPcm(await store.blobs.get(r.blobKey)), speechSec: r.speechSec });
-      await say(`Cloning your voice from ${samples.length} samples (${profile.speechSec.toFixed(1)} s of speech)…`);
+      await say(`Cloning your voice from ${countOf(samples.length, 'voice note')} (${countOf(Math.floor(profile.speechSec), 'second')} of speech)…`);
       const slow = setTimeout(() => {
         void say(
           `Cloning is taking longer than usual (over ${this.deps.cloneTimeoutSec} s). Until it is done I answer in the default voice; I will tell you as soon as your own voice is ready.`,
@@ -308,15 +310,15 @@ export class Enrollment {
       await store.profiles.put({ ...current, state: 'ready', voice, updatedAtMs: now() });
       await store.jobs.put({ ...job, state: 'done', updatedAtMs: now() });
       this.deps.observer({ type: 'profile', userKey: user.key, state: 'ready' });
-      await say(`Your twin voice is ready: ${voice.label}.`);
+      await say(voice.approximate ? 'Your twin voice is ready: an offline preview voice tuned to your pitch and pace.' : 'Your twin voice is ready: a clone of your voice.');
       const greeting = `Hello${user.displayName ? ` ${user.displayName}` : ''}! This is your twin speaking. Send me a voice note and I will answer you.`;
       const note = await this.deps.speak(user, greeting, voice);
       await this.deps.notify(user, {
         kind: 'answer',
         voice: note.voice,
-        text: voice.approximate ? `${greeting}\n\n(${voice.label})` : greeting,
+        text: voice.approximate ? `${greeting}\n\n(${APPROXIMATION_NOTE})` : greeting,
         sendTextWithVoice: voice.approximate || user.sendTextWithVoice,
-        ...(voice.approximate ? { voiceLabel: voice.label } : {}),
+        ...(voice.approximate ? { voiceLabel: APPROXIMATION_NOTE } : {}),
       });
     } catch (err) {
       logger.error({ err, jobId, userKey: user.key }, 'clone job failed');
@@ -328,4 +330,9 @@ export class Enrollment {
       await say('Cloning your voice failed. Your samples are kept; send /enroll to try again.');
     }
   }
+}
+
+/** Seconds of speech as the user reads them: whole seconds, one decimal under 10 s ("4.5 seconds"). */
+function roundSec(sec: number): number {
+  return sec < 10 ? Math.round(sec * 10) / 10 : Math.round(sec);
 }

@@ -124,3 +124,28 @@ export function splitMessageText(text: string, maxChars: number): string[] {
   pieces.push(rest);
   return pieces.filter((piece) => piece.trim() !== '');
 }
+
+/**
+ * A count with its noun in the right number: `countOf(1, 'voice sample')` → "1 voice sample",
+ * `countOf(2, 'voice sample')` → "2 voice samples", `countOf(3, 'memory', 'memories')` → "3 memories",
+ * `countOf(1, 'exchange of conversation')` → "1 exchange of conversation". Without `plural`, the
+ * noun before any "of/in/on/for/as" phrase takes a regular English plural ("day of usage" → "days of
+ * usage", "match" → "matches", "memory" → "memories"); give `plural` for irregular nouns. The
+ * number is written with en-US thousands separators ("1,200 voice samples").
+ * @param n a finite number; only exactly 1 (and -1) take the singular
+ * @throws RangeError when `n` is not finite
+ */
+export function countOf(n: number, singular: string, plural?: string): string {
+  if (!Number.isFinite(n)) throw new RangeError(`countOf needs a finite number, not ${n}`);
+  const noun = Math.abs(n) === 1 ? singular : (plural ?? pluralOf(singular));
+  return `${n.toLocaleString('en-US')} ${noun}`;
+}
+
+/** Regular English plural of a noun phrase: its last word before any "of/in/on/for/as" phrase. */
+function pluralOf(phrase: string): string {
+  const ofAt = phrase.search(/\s(of|in|on|for|as)\s/);
+  const head = ofAt >= 0 ? phrase.slice(0, ofAt) : phrase;
+  const tail = ofAt >= 0 ? phrase.slice(ofAt) : '';
+  const plural = /(s|x|z|ch|sh)$/i.test(head) ? `${head}es` : /[^aeiou]y$/i.test(head) ? `${head.slice(0, -1)}ies` : `${head}s`;
+  return plural + tail;
+}

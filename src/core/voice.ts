@@ -68,6 +68,11 @@ export interface RenderedVoice {
   pieces: number;
   /** Characters actually sent to synthesizers, by the provider that answered (cache hits excluded). */
   synthesized: Array<{ provider: string; characters: number }>;
+  /**
+   * True when a voice was asked for and at least one piece was spoken by a fallback in another
+   * voice (the answering provider is not the voice's provider, or it reported `voiceMatched: false`).
+   */
+  fallback: boolean;
 }
 
 /** Renders text to voice notes with a synthesis cache keyed by (synthesizer, voice, text). */
@@ -88,12 +93,14 @@ export class VoiceRenderer {
   async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel): Promise<RenderedVoice> {
     const pieces = chunkSentences(text, CHUNK_CHARS);
     let cacheHits = 0;
+    let fallback = false;
     const synthesized: RenderedVoice['synthesized'] = [];
     const t0 = performance.now();
     const audio = await Promise.all(
       pieces.map((piece) =>
         this.limit(async () => {
-          const { bytes, cached, provider, characters } = await this.synthesizeCached(ownerKey, piece, voice);
+          const { bytes, cached, provider, characters, matched } = await this.synthesizeCached(ownerKey, piece, voice);
+          if (!matched) fallback = true;
           if (cached) cacheHits++;
           else synthesized.push({ provider, characters });
           return bytes;
@@ -109,10 +116,14 @@ export class VoiceRenderer {
     if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });
     const note = await encodeVoiceNote(joined, { sampleRateHz: voiceEncoderRate(joined.sampleRateHz, this.rates[channel], FIXED_RATE_CHANNELS.has(channel)) });
     const t2 = performance.now();
-    return { voice: note, synthMs: t1 - t0, encodeMs: t2 - t1, cacheHits, pieces: pieces.length, synthesized };
+    return { voice: note, synthMs: t1 - t0, encodeMs: t2 - t1, cacheHits, pieces: pieces.length, synthesized, fallback };
   }
 
-  private async synthesizeCached(ownerKey: string, text: string, voice: ClonedVoice | undefined): Promise<{ bytes: Buffer; cached: boolean; provider: string; characters: number }> {
+  private async synthesizeCached(
+    ownerKey: string,
+    text: string,
+    voice: ClonedVoice | undefined,
+  ): Promise<{ bytes: Buffer; cached: boolean; provider: string; characters: number; matched: boolean }> {
     const { store, tts, logger } = this.deps;
     const hash = createHash('sha256')
       .update(JSON.stringify([tts.name, voice?.provider ?? null, voice?.voiceId ?? null, voice?.params ?? null, text]))
@@ -121,7 +132,7 @@ export class VoiceRenderer {
     const blobKey = await store.kv.get<string>(cacheKey);
     if (blobKey) {
       try {
-        return { bytes: await store.blobs.get(blobKey), cached: true, provider: tts.name, characters: 0 };
+        return { bytes: await store.blobs.get(blobKey), cached: true, provider: tts.name, characters: 0, matched: true };
       } catch {
         await store.kv.delete(cacheKey);
       }
@@ -131,7 +142,7 @@ export class VoiceRenderer {
     // Audio from a fallback that could not speak in the requested voice is not cached under that voice.
     const fallback = out.voiceMatched === false || (voice !== undefined && out.provider !== undefined && out.provider !== voice.provider);
     const answered = { provider: out.provider ?? tts.name, characters: out.characters };
-    if (fallback) return { bytes: out.bytes, cached: false, ...answered };
+    if (fallback) return { bytes: out.bytes, cached: false, ...answered, matched: voice === undefined };
     try {
       const owner = voice ? ownerKey : SHARED_TTS_OWNER;
       const key = await store.blobs.put(owner, out.bytes, 'tts');
@@ -139,6 +150,6 @@ export class VoiceRenderer {
     } catch (err) {
       logger.warn({ err }, 'synthesis cache write failed');
     }
-    return { bytes: out.bytes, cached: false, ...answered };
+    return { bytes: out.bytes, cached: false, ...answered, matched: true };
   }
 }

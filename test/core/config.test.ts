@@ -13,6 +13,24 @@ describe('loadConfig', () => {
     expect(enabledChannels(c)).toEqual([]);
   });
 
+  it('reads OFFLINE_TTS: flite by default, espeak-ng on request, a clear error otherwise', () => {
+    expect(loadConfig({}).providers.offlineTts).toBe('flite');
+    expect(loadConfig({ OFFLINE_TTS: '' }).providers.offlineTts).toBe('flite');
+    expect(loadConfig({ OFFLINE_TTS: ' Flite ' }).providers.offlineTts).toBe('flite');
+    expect(loadConfig({ OFFLINE_TTS: 'eSpeak-NG' }).providers.offlineTts).toBe('espeak-ng');
+    expect(loadConfig({ OFFLINE_TTS: 'espeak' }).providers.offlineTts).toBe('espeak-ng');
+    const err = (() => {
+      try {
+        loadConfig({ OFFLINE_TTS: 'rhvoice' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe('OFFLINE_TTS');
+    expect((err as Error).message).toBe('OFFLINE_TTS: expected flite or espeak-ng, got "rhvoice"');
+  });
+
   it('orders configured cloud providers before the offline stack', () => {
     const c = loadConfig({ ELEVENLABS_API_KEY: 'k', GEMINI_API_KEY: 'g' });
     expect(c.providers.stt).toEqual(['elevenlabs', 'gemini', 'local']);

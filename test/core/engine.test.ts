@@ -323,19 +323,40 @@ describe('enrollment', () => {
     expect(summary.profile).toBeUndefined();
   });
 
-  it('with an unreliable STT needs a typed confirmation and a spoken one, in either order', async () => {
+  it('with an unreliable STT needs a typed confirmation and a spoken one, in either order, offering the button once', async () => {
     const s = scripted({ reliable: false });
     app = await createTestApp({ providers: s.providers });
     await app.engine.handle(cmd('enroll'), out);
     expect(out.last().buttons?.flat().map((b) => b.data)).toContain('consent:agree');
+    expect(out.last().text).toMatch(/Tap "I agree" below \(or type I AGREE\) and record a voice note reading this sentence aloud, in either order/);
     const phrase = (await app.store.profiles.get('console:u1'))!.consent.phrase;
     s.heard.push('eye agree that voice twin');
     await app.engine.handle(voice(await speech(phrase)), out);
     expect((await app.store.profiles.get('console:u1'))!.state).toBe('consent');
+    // The recording is acknowledged and the remaining step named, without asking a second time.
+    expect(out.last().text).toBe('I recorded your spoken consent. To finish, tap "I agree" in my message above, or type I AGREE.');
+    expect(out.last().buttons).toBeUndefined();
     await app.engine.handle(msg({ text: 'I AGREE' }), out);
     const p = (await app.store.profiles.get('console:u1'))!;
     expect(p.state).toBe('collecting');
     expect(p.consent.method).toBe('typed-and-spoken');
+    expect(out.last().text).toMatch(/^Consent recorded, thank you\..*I have 0 seconds of the 3 seconds of speech I need; about 3 seconds to go\.$/s);
+    const asked = out.replies.filter((r) => r.buttons?.flat().some((b) => b.data === 'consent:agree'));
+    expect(asked).toHaveLength(1);
+  });
+
+  it('button first, then the voice note: one request each, no repeated consent question', async () => {
+    const s = scripted({ reliable: false });
+    app = await createTestApp({ providers: s.providers });
+    await app.engine.handle(cmd('enroll'), out);
+    const phrase = (await app.store.profiles.get('console:u1'))!.consent.phrase;
+    await app.engine.handle(msg({ action: 'consent:agree' }), out);
+    expect(out.last().text).toBe(`Thank you. Now send the voice note reading: "${phrase}"`);
+    s.heard.push('eye agree');
+    await app.engine.handle(voice(await speech(phrase)), out);
+    expect((await app.store.profiles.get('console:u1'))!.state).toBe('collecting');
+    expect(out.replies.filter((r) => r.buttons?.flat().some((b) => b.data === 'consent:agree'))).toHaveLength(1);
+    expect(out.replies.map((r) => r.text).join('\n')).not.toMatch(/spoken consent/);
   });
 
   it('never clones from a typed confirmation alone', async () => {
@@ -464,7 +485,7 @@ describe('usage and budgets', () => {
     expect(out.last().text).toMatch(/voice notes.*please type/);
 
     await app.engine.handle(cmd('status'), out);
-    expect(out.last().text).toMatch(/Today: \d+ of 20 characters spoken, \d+ of 1 s transcribed/);
+    expect(out.last().text).toMatch(/Today: \d+ of 20 characters spoken, \d+ of 1 seconds of voice notes listened to\./);
   });
 });
 
@@ -491,5 +512,110 @@ describe('slow clone', () => {
     release();
     await app.engine.whenIdle();
     expect((await app.store.profiles.get('console:u1'))!.state).toBe('ready');
+  });
+});
+
+describe('what the user reads', () => {
+  /** Words that belong in /status details or the logs, not in what every user reads. */
+  const JARGON = /espeak|flite|pocketsphinx|Hz\b|wpm|neural|provider|template|sqlite|\$0\.0/i;
+
+  it('counts with the right plurals in /status, and keeps the technical side for /status details', async () => {
+    const s = scripted({ reliable: true });
+    app = await createTestApp({ providers: s.providers });
+    await app.engine.handle(cmd('status'), out);
+    const empty = out.last().text!;
+    expect(empty).toContain('Voice: not set up yet. Send /enroll to clone your voice.');
+    expect(empty).toContain('Stored, encrypted: 0 voice samples, 0 exchanges of conversation and 0 memories.');
+    expect(empty).toContain('Send /status details for the technical details.');
+    expect(empty).not.toMatch(JARGON);
+
+    await app.engine.handle(msg({ text: 'I want to plan my week' }), out);
+    await app.engine.handle(cmd('remember', 'my sister is called Ana'), out);
+    await app.engine.handle(cmd('status'), out);
+    expect(out.last().text).toContain('Stored, encrypted: 0 voice samples, 1 exchange of conversation and 1 memory.');
+    await app.engine.handle(msg({ text: 'And then what?' }), out);
+    await app.engine.handle(cmd('enroll'), out);
+    const phrase = (await app.store.profiles.get('console:u1'))!.consent.phrase;
+    s.heard.push(phrase);
+    await app.engine.handle(voice(await speech(phrase)), out);
+    await app.engine.handle(voice(await speech('Hello there, my friend.')), out);
+    expect(out.last().text).toMatch(/^Sample accepted: [\d.]+ seconds? of speech\. I have \d seconds? of the 3 seconds of speech I need; about \d seconds? to go\.$/);
+    await app.engine.handle(cmd('status'), out);
+    const status = out.last().text!;
+    expect(status).toContain('Stored, encrypted: 1 voice sample, 2 exchanges of conversation and 1 memory.');
+    expect(status).toMatch(/Voice: collecting voice notes, \d seconds? of the 3 seconds of speech I need\./);
+    expect(status).toMatch(/Today: [\d,]+ characters spoken, \d+ seconds of voice notes listened to\./);
+    expect(status).not.toMatch(JARGON);
+
+    await app.engine.handle(cmd('status', 'details'), out);
+    const details = out.last().text!;
+    expect(details).toContain(status.replace('\nSend /status details for the technical details.', ''));
+    expect(details).toContain('- speech-to-text: scripted');
+    expect(details).toContain('- chat model: scripted; text-to-speech: espeak-test; voice cloning: scripted');
+    expect(details).toContain('4 conversation turns (yours and mine)');
+    expect(details).toMatch(/- today \(UTC\): \d+ TTS characters, [\d.]+ s STT, \$\d+\.\d{4} estimated/);
+
+    await app.engine.handle(cmd('forget', 'all'), out);
+    expect(out.last().text).toBe('Forgotten: 1 memory.');
+    await app.engine.handle(msg({ action: 'delete:confirm' }), out);
+    expect(out.last().text).toBe('Deleted: 1 voice sample, 2 exchanges of conversation, 0 memories, your usage records and any messages still waiting to be answered. Send /start whenever you want to begin again.');
+  });
+
+  it('says once per outage, in plain words, when a cloned voice was replaced by the fallback voice', async () => {
+    const s = scripted({ reliable: true });
+    let outage = false;
+    const speak = s.providers.tts.synthesize.bind(s.providers.tts);
+    // A resilient chain reports the provider that answered: the local voice during an outage.
+    s.providers.tts = { name: 'chain', synthesize: async (req) => ({ ...(await speak(req)), provider: outage ? 'local' : 'scripted', ...(outage ? { voiceMatched: false } : {}) }) };
+    app = await createTestApp({ providers: s.providers });
+    await app.engine.handle(msg({ text: 'hello' }), out);
+    const clone: ClonedVoice = { provider: 'scripted', voiceId: 'v1', params: {}, approximate: false, label: 'test clone' };
+    await app.store.profiles.put({ userKey: 'console:u1', state: 'ready', voice: clone, consent: { phrase: 'p', codeWord: 'river', grantedAtMs: 1 }, speechSec: 5, requiredSpeechSec: 3, updatedAtMs: 1 });
+    await app.store.users.put({ ...(await app.store.users.get('console:u1'))!, sendTextWithVoice: false });
+
+    await app.engine.handle(msg({ text: 'first in my own voice' }), out);
+    expect(out.last()).toMatchObject({ kind: 'answer', text: 'You said first in my own voice.  Tell me more.', sendTextWithVoice: false });
+    expect(out.last().voiceLabel).toBeUndefined();
+
+    outage = true;
+    await app.engine.handle(msg({ text: 'during the outage' }), out);
+    const told = out.last();
+    expect(told.voice).toBeDefined();
+    expect(told.voiceLabel).toBe("Your own voice isn't available right now, so this reply is in a standby voice. I'll switch back as soon as it works again.");
+    expect(told.sendTextWithVoice).toBe(true);
+    expect(told.text).toBe(`(${told.voiceLabel})`);
+    await app.engine.handle(msg({ text: 'still during the outage' }), out);
+    expect(out.last().voiceLabel).toBeUndefined();
+    await app.engine.handle(cmd('say', 'good morning'), out);
+    expect(out.last().voiceLabel).toBeUndefined();
+
+    outage = false;
+    await app.engine.handle(msg({ text: 'back to normal' }), out);
+    expect(out.last().voiceLabel).toBeUndefined();
+    outage = true;
+    await app.engine.handle(cmd('say', 'a second outage'), out);
+    expect(out.last().voiceLabel).toBe(told.voiceLabel);
+  });
+
+  it('greets a new preview voice without technical labels', async () => {
+    const s = scripted({ reliable: true });
+    s.providers.cloner = { ...s.providers.cloner, clone: async () => ({ provider: 'scripted', voiceId: 'p1', params: {}, approximate: true, label: 'offline preview voice (flite slt, 191 Hz, 4.1 syllables/s) — an approximation, not a neural clone' }) };
+    app = await createTestApp({ providers: s.providers });
+    app.engine.registerSender(out);
+    await app.engine.handle(cmd('enroll'), out);
+    const phrase = (await app.store.profiles.get('console:u1'))!.consent.phrase;
+    s.heard.push(phrase);
+    await app.engine.handle(voice(await speech(phrase)), out);
+    await app.engine.handle(voice(await speech('This is a sample of my voice for the twin.')), out);
+    await app.engine.handle(voice(await speech('I like long walks by the sea and cooking for my friends.')), out);
+    await app.engine.whenIdle();
+    expect(out.statuses.at(-1)).toBe('Your twin voice is ready: an offline preview voice tuned to your pitch and pace.');
+    const greeting = out.replies.find((r) => r.voice && /twin speaking/.test(r.text ?? ''))!;
+    expect(greeting.text).toBe('Hello Ana! This is your twin speaking. Send me a voice note and I will answer you.\n\n(This is an offline preview voice: a computer voice tuned to your pitch and pace, not a copy of your own voice.)');
+    for (const r of out.replies.filter((r) => r.kind !== 'error')) expect(r.text ?? '').not.toMatch(/flite|Hz|neural|\(.*\(/s);
+    await app.engine.handle(cmd('status'), out);
+    expect(out.last().text).toMatch(/^Voice: ready\. This is an offline preview voice: a computer voice tuned to your pitch and pace, not a copy of your own voice\.\n/);
+    await app.engine.handle(cmd('status', 'details'), out);
+    expect(out.last().text).toContain('- voice: offline preview voice (flite slt, 191 Hz, 4.1 syllables/s) — an approximation, not a neural clone (provider scripted)');
   });
 });

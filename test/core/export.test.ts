@@ -98,7 +98,7 @@ describe('/export', () => {
     const reply = out.replies.at(-1)!;
     expect(reply.document?.mimeType).toBe('application/zip');
     expect(reply.document?.fileName).toMatch(/^voicetwin-export-\d{4}-\d{2}-\d{2}\.zip$/);
-    expect(reply.text).toMatch(/2 conversation turns, 1 memories, 1 days of usage, 3 recordings as WAV/);
+    expect(reply.text).toMatch(/your profile and consent record, 1 exchange of conversation, 1 memory, 1 day of usage, 3 recordings \(WAV files\)\./);
     const zip = reply.document!.bytes;
     const tested = infoZipTest(zip);
     if (tested !== undefined) expect(tested).toBe(true);
@@ -127,7 +127,7 @@ describe('/export', () => {
     const out = new Recorder();
     await engine.handle(message, out);
     const reply = out.replies.at(-1)!;
-    expect(reply.text).toMatch(/voice samples and the consent recording are left out: with them the file is [\d.]+ MB, over the 10 MB/);
+    expect(reply.text).toMatch(/Your 2 voice samples and the consent recording are left out: with them the file is [\d.]+ MB, over the 10 MB/);
     const files = readZip(reply.document!.bytes);
     expect([...files.keys()].sort()).toEqual(['README.txt', 'voicetwin-export.json']);
     const doc = JSON.parse(files.get('voicetwin-export.json')!.toString('utf8')) as ExportDocument;

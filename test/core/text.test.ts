@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chunkSentences, splitSentences, tokenize, trimToSentences, splitMessageText } from '../../src/core/text.js';
+import { chunkSentences, countOf, splitSentences, tokenize, trimToSentences, splitMessageText } from '../../src/core/text.js';
 
 describe('splitSentences', () => {
   it('splits at sentence ends and keeps the punctuation', () => {
@@ -108,5 +108,33 @@ describe('splitMessageText', () => {
   it('returns nothing for empty or blank text', () => {
     expect(splitMessageText('', 2000)).toEqual([]);
     expect(splitMessageText('  \n ', 2000)).toEqual([]);
+  });
+});
+
+describe('countOf', () => {
+  it('uses the singular for exactly one and the plural otherwise, including zero and fractions', () => {
+    expect(countOf(1, 'voice sample')).toBe('1 voice sample');
+    expect(countOf(2, 'voice sample')).toBe('2 voice samples');
+    expect(countOf(0, 'voice sample')).toBe('0 voice samples');
+    expect(countOf(1.5, 'second')).toBe('1.5 seconds');
+    expect(countOf(-1, 'day')).toBe('-1 day');
+  });
+
+  it('makes regular plurals of the head noun and accepts an explicit plural', () => {
+    expect(countOf(1, 'exchange of conversation')).toBe('1 exchange of conversation');
+    expect(countOf(3, 'exchange of conversation')).toBe('3 exchanges of conversation');
+    expect(countOf(2, 'day of usage')).toBe('2 days of usage');
+    expect(countOf(2, 'memory')).toBe('2 memories');
+    expect(countOf(2, 'day')).toBe('2 days');
+    expect(countOf(2, 'match')).toBe('2 matches');
+    expect(countOf(4, 'recording as WAV')).toBe('4 recordings as WAV');
+    expect(countOf(2, 'person', 'people')).toBe('2 people');
+    expect(countOf(1, 'person', 'people')).toBe('1 person');
+  });
+
+  it('writes thousands separators and refuses non-finite counts', () => {
+    expect(countOf(12000, 'character')).toBe('12,000 characters');
+    expect(() => countOf(Number.NaN, 'sample')).toThrow(RangeError);
+    expect(() => countOf(Infinity, 'sample')).toThrow(RangeError);
   });
 });

@@ -74,7 +74,9 @@ export function replyText(reply: OutboundReply): string | undefined {
   const parts: string[] = [];
   const textDue = reply.text && (!reply.voice || reply.sendTextWithVoice);
   if (textDue && reply.text) parts.push(reply.kind === 'error' ? `⚠️ ${reply.text}` : reply.text);
-  if (reply.voice && reply.voiceLabel) parts.push(`_${reply.voiceLabel}_`);
+  // The engine often puts the label in the text already ("…\n\n(label)"): say it once.
+  const labelInText = textDue && reply.voiceLabel !== undefined && reply.text!.includes(reply.voiceLabel);
+  if (reply.voice && reply.voiceLabel && !labelInText) parts.push(`_${reply.voiceLabel}_`);
   const buttons = (reply.buttons ?? []).flat();
   if (buttons.length > 0) {
     if (!textDue && reply.text && !reply.voice) parts.push(reply.text);

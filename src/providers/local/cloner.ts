@@ -14,7 +14,7 @@ import type { CloneSample, ClonedVoice, VoiceCloner } from '../../core/providers
 import { FIT_MIN_DURATION_STRETCH, FLITE_NATURAL, fliteVoiceForF0, pitchForF0, RATE_STRETCH_EXPONENT, speedForSyllableRate, variantForF0, type EspeakVariant, type FlitePreviewVoice } from './calibration.js';
 import { LOCAL_PROVIDER, type EspeakVoiceParams } from './espeak.js';
 import { DURATION_STRETCH_MAX, F0_TARGET_MAX_HZ, F0_TARGET_MIN_HZ, runFlite, type FliteVoiceParams } from './flite.js';
-import { offlineTtsEngine, type OfflineTtsEngine } from './synthesizer.js';
+import type { OfflineTtsEngine } from './synthesizer.js';
 
 /** Default seconds of enrollment speech before the preview voice is made. */
 export const DEFAULT_PREVIEW_MIN_SPEECH_SEC = 20;
@@ -164,7 +164,7 @@ export async function fitFliteVoice(
 export interface PreviewClonerOptions {
   /** Seconds of speech needed (default {@link DEFAULT_PREVIEW_MIN_SPEECH_SEC}). */
   minSpeechSec?: number;
-  /** Engine of the voice; default from `OFFLINE_TTS` (flite). */
+  /** Engine of the voice; default flite (the app passes `OFFLINE_TTS` from its config). */
   engine?: OfflineTtsEngine;
   /** flite binary; default `FLITE_PATH` or `flite` on PATH. */
   fliteBinaryPath?: string;
@@ -200,7 +200,7 @@ export class OfflinePreviewCloner implements VoiceCloner {
 
   constructor(private readonly options: PreviewClonerOptions = {}) {
     this.minSpeechSec = options.minSpeechSec ?? DEFAULT_PREVIEW_MIN_SPEECH_SEC;
-    this.engine = options.engine ?? offlineTtsEngine();
+    this.engine = options.engine ?? 'flite';
   }
 
   async clone(request: { userId: string; displayName?: string; samples: CloneSample[]; signal?: AbortSignal }): Promise<ClonedVoice> {

@@ -14,9 +14,11 @@
  *
  * flite cannot write a WAV to a pipe when it reads a text file (it appends each utterance to the
  * output file and rewrites the header), so each call works in a private temporary folder (mode
- * 0700): the text goes into a file there, never into the argument list or a shell.
+ * 0700): the text goes into a file there, never into the argument list or a shell. The folder is
+ * removed on every path (success, flite error, timeout, abort), retried while a killed child is
+ * still writing into it; folders of a process that died mid-call are swept on the next start.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ProviderError } from '../../core/errors.js';
@@ -86,12 +88,29 @@ export function fliteArgs(params: FliteVoiceParams, textFile: string, wavFile: s
   return args;
 }
 
+/** Prefix of the per-call temporary folders (`<tmp>/voicetwin-flite-XXXXXX`). */
+export const FLITE_TEMP_PREFIX = 'voicetwin-flite-';
+
+/**
+ * `fs.rm` settings for a call's folder: retried (ENOTEMPTY, EBUSY, EPERM) up to 5 times, 100 ms
+ * apart and growing, while a killed child may still be writing into it
+ * (https://nodejs.org/api/fs.html#fspromisesrmpath-options).
+ */
+const RM_OPTIONS = { recursive: true, force: true, maxRetries: 5, retryDelay: 100 } as const;
+
+/** Delay before one last removal attempt when the retries did not manage it, ms. */
+const LATE_REMOVAL_MS = 5_000;
+
 /** Options of {@link runFlite}. */
 export interface RunFliteOptions {
   /** Binary; default `FLITE_PATH` or `flite` on PATH. */
   binaryPath?: string;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Folder in which the per-call folder is made; default `os.tmpdir()`. */
+  tmpRoot?: string;
+  /** Told when a call's folder could not be removed even after retries (it is tried once more later). */
+  onCleanupError?: (dir: string, err: unknown) => void;
 }
 
 /**
@@ -104,7 +123,7 @@ export interface RunFliteOptions {
  * @throws the abort reason when `signal` aborts
  */
 export async function runFlite(text: string, params: FliteVoiceParams, options: RunFliteOptions): Promise<Buffer> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'voicetwin-flite-'));
+  const dir = await mkdtemp(path.join(options.tmpRoot ?? tmpdir(), FLITE_TEMP_PREFIX));
   try {
     const textFile = path.join(dir, 'text.txt');
     const wavFile = path.join(dir, 'speech.wav');
@@ -123,6 +142,51 @@ export async function runFlite(text: string, params: FliteVoiceParams, options: 
       throw new ProviderError('local', 'flite wrote no audio file', { retryable: false });
     });
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await removeDir(dir, options.onCleanupError);
   }
+}
+
+/**
+ * Removes a call's folder with retries; never throws (a cleanup failure must not hide the call's
+ * own error or result). When the retries fail, one more attempt runs after 5 s.
+ */
+async function removeDir(dir: string, onError?: (dir: string, err: unknown) => void): Promise<void> {
+  try {
+    await rm(dir, RM_OPTIONS);
+  } catch (err) {
+    onError?.(dir, err);
+    setTimeout(() => void rm(dir, RM_OPTIONS).catch(() => undefined), LATE_REMOVAL_MS).unref();
+  }
+}
+
+/**
+ * Removes `voicetwin-flite-*` folders in `tmpRoot` (default `os.tmpdir()`) last changed more than
+ * `maxAgeMs` ago (default 10 minutes, far above any call's timeout): what a process killed in the
+ * middle of a call left behind. Folders of other users or still in use are left alone.
+ * @returns the number of folders removed; never throws
+ */
+export async function sweepStaleFliteDirs(options: { tmpRoot?: string; maxAgeMs?: number; nowMs?: number } = {}): Promise<number> {
+  const root = options.tmpRoot ?? tmpdir();
+  const maxAgeMs = options.maxAgeMs ?? 10 * 60_000;
+  const now = options.nowMs ?? Date.now();
+  let removed = 0;
+  let names: string[];
+  try {
+    names = (await readdir(root)).filter((name) => name.startsWith(FLITE_TEMP_PREFIX));
+  } catch {
+    return 0;
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  for (const name of names) {
+    const dir = path.join(root, name);
+    try {
+      const info = await stat(dir);
+      if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || now - info.mtimeMs < maxAgeMs) continue;
+      await rm(dir, RM_OPTIONS);
+      removed++;
+    } catch {
+      // Gone already, or not ours to remove.
+    }
+  }
+  return removed;
 }

@@ -9,7 +9,7 @@ import type { Providers } from '../../core/providers.js';
 import { OfflinePreviewCloner } from './cloner.js';
 import { PocketsphinxSpeechToText } from './pocketsphinx.js';
 import { ESPEAK_INSTALL_HINT, FLITE_INSTALL_HINT, localToolPaths, POCKETSPHINX_INSTALL_HINT, runLocalTool } from './process.js';
-import { LocalSpeechSynthesizer, offlineTtsEngine, type OfflineTtsEngine } from './synthesizer.js';
+import { LocalSpeechSynthesizer, type OfflineTtsEngine } from './synthesizer.js';
 import { TemplateChatModel } from './template.js';
 import { DependencyError } from '../../core/errors.js';
 
@@ -63,7 +63,7 @@ export interface LocalProvidersOptions {
   pocketsphinxModelDir?: string;
   /** Seed of the template chat model when a request carries none. */
   seed?: number;
-  /** Offline TTS engine for English; default `OFFLINE_TTS` from the environment, else flite. */
+  /** Offline TTS engine for English; default flite (the app passes `OFFLINE_TTS` from its config). */
   engine?: OfflineTtsEngine;
   logger?: Logger;
 }
@@ -71,13 +71,12 @@ export interface LocalProvidersOptions {
 /**
  * The offline {@link Providers}: `stt` pocketsphinx (not reliable), `chat` template, `cloner`
  * flite preview voice fitted to the speaker (espeak-ng when flite is missing or
- * `OFFLINE_TTS=espeak-ng`), `tts` flite with espeak-ng for other languages and as the fallback.
+ * `engine` is `espeak-ng`), `tts` flite with espeak-ng for other languages and as the fallback.
  * Nothing is spawned until first use; call {@link checkLocalTools} at start-up to fail early.
- * @throws ProviderError when `OFFLINE_TTS` names an unknown engine
  */
 export function createLocalProviders(options: LocalProvidersOptions = {}): Providers {
   const logger = options.logger?.child({ provider: 'local' });
-  const engine = options.engine ?? offlineTtsEngine();
+  const engine = options.engine ?? 'flite';
   return {
     stt: new PocketsphinxSpeechToText({ ...(options.pocketsphinxModelDir ? { modelDir: options.pocketsphinxModelDir } : {}), ...(logger ? { logger } : {}) }),
     chat: new TemplateChatModel(options.seed !== undefined ? { defaultSeed: options.seed } : {}),

@@ -6,17 +6,17 @@ import { DependencyError, ProviderError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { ClonedVoice, SpeechSynthesizer, SynthesizedAudio } from '../../core/providers.js';
 import { EspeakSpeechSynthesizer, isAudibleWav, LOCAL_PROVIDER } from './espeak.js';
-import { DEFAULT_FLITE_VOICE, isFliteParams, parseFliteParams, runFlite, type FliteVoiceParams } from './flite.js';
+import { DEFAULT_FLITE_VOICE, isFliteParams, parseFliteParams, runFlite, sweepStaleFliteDirs, type FliteVoiceParams } from './flite.js';
 
 /** The offline engines: `flite` (default) or `espeak-ng` (formant synthesis, many languages). */
 export type OfflineTtsEngine = 'flite' | 'espeak-ng';
 
 /**
- * The engine named by `OFFLINE_TTS` (`flite`, `espeak-ng` or `espeak`; case-insensitive); `flite`
- * when unset or empty.
+ * Parses an engine name (`flite`, `espeak-ng` or `espeak`; case-insensitive); `flite` when
+ * undefined or empty. The `OFFLINE_TTS` variable itself is read and validated by `src/config.ts`.
  * @throws ProviderError (not retryable) for any other value
  */
-export function offlineTtsEngine(value = process.env.OFFLINE_TTS): OfflineTtsEngine {
+export function offlineTtsEngine(value?: string): OfflineTtsEngine {
   const v = (value ?? '').trim().toLowerCase();
   if (v === '' || v === 'flite') return 'flite';
   if (v === 'espeak-ng' || v === 'espeak') return 'espeak-ng';
@@ -25,7 +25,7 @@ export function offlineTtsEngine(value = process.env.OFFLINE_TTS): OfflineTtsEng
 
 /** Options of {@link LocalSpeechSynthesizer}. */
 export interface LocalSynthesizerOptions {
-  /** Engine for English; default from `OFFLINE_TTS` ({@link offlineTtsEngine}). */
+  /** Engine for English; default flite (the app passes `OFFLINE_TTS` from its config). */
   engine?: OfflineTtsEngine;
   /** flite binary; default `FLITE_PATH` or `flite` on PATH. */
   fliteBinaryPath?: string;
@@ -33,6 +33,8 @@ export interface LocalSynthesizerOptions {
   espeakBinaryPath?: string;
   /** Time allowed per call, ms, from the text length in characters. Default 15 s + 20 ms per character. */
   timeoutMs?: (characters: number) => number;
+  /** Folder for flite's per-call temporary folders; default `os.tmpdir()`. */
+  tmpRoot?: string;
   logger?: Logger;
 }
 
@@ -62,9 +64,11 @@ export class LocalSpeechSynthesizer implements SpeechSynthesizer {
   private readonly espeak: EspeakSpeechSynthesizer;
   private readonly timeoutMs: (characters: number) => number;
   private fliteMissing = false;
+  /** The sweep of folders left by a killed process, run once before the first flite call. */
+  private swept: Promise<unknown> | undefined;
 
   constructor(private readonly options: LocalSynthesizerOptions = {}) {
-    this.engine = options.engine ?? offlineTtsEngine();
+    this.engine = options.engine ?? 'flite';
     this.timeoutMs = options.timeoutMs ?? ((characters) => 15_000 + 20 * characters);
     this.espeak = new EspeakSpeechSynthesizer({
       ...(options.espeakBinaryPath ? { binaryPath: options.espeakBinaryPath } : {}),
@@ -105,11 +109,17 @@ export class LocalSpeechSynthesizer implements SpeechSynthesizer {
 
   private async flite(original: string, text: string, params: FliteVoiceParams, signal?: AbortSignal): Promise<SynthesizedAudio> {
     const characters = [...original].length;
+    this.swept ??= sweepStaleFliteDirs(this.options.tmpRoot ? { tmpRoot: this.options.tmpRoot } : {}).then((removed) => {
+      if (removed > 0) this.options.logger?.info({ removed }, 'removed temporary flite folders left by an earlier process');
+    });
+    await this.swept;
     const startedMs = Date.now();
     const bytes = await runFlite(text, params, {
       timeoutMs: this.timeoutMs(characters),
       ...(this.options.fliteBinaryPath ? { binaryPath: this.options.fliteBinaryPath } : {}),
+      ...(this.options.tmpRoot ? { tmpRoot: this.options.tmpRoot } : {}),
       ...(signal ? { signal } : {}),
+      onCleanupError: (dir, err) => this.options.logger?.warn({ dir, err }, 'temporary flite folder not removed yet; retrying later'),
     });
     if (!isAudibleWav(bytes)) throw new ProviderError(this.name, `flite produced no audible speech for ${characters} characters`, { retryable: false });
     this.options.logger?.debug({ characters, sizeBytes: bytes.length, elapsedMs: Date.now() - startedMs, voice: params.fliteVoice }, 'flite synthesised');

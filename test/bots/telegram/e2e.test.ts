@@ -73,13 +73,14 @@ describeIfSpeech('Telegram end to end on the offline stack', () => {
     expect(shown(start)).toContain('Ada');
     expect(fake.myCommands.map((c) => (c as { command: string }).command)).toContain('enroll');
 
-    // Consent: the phrase with buttons, the spoken consent, then the "I agree" button.
+    // Consent: the phrase with the one "I agree" button, the spoken consent, then that button.
     const consent = await expectCall('sendMessage', /need your consent/, () => fake.sendCommand('/enroll', { from: ada }));
     expect(JSON.stringify(consent.params.reply_markup)).toContain('consent:agree');
-    const spoken = await expectCall('sendMessage', /spoken consent/, () =>
+    const spoken = await expectCall('sendMessage', /spoken consent.*my message above/s, () =>
       fake.sendVoice(voiceOf('coqui-tts-ljspeech/LJ001-0004.wav'), { from: ada, durationSec: 5.14 }),
     );
-    const agree = fake.botMessages(ada.id).find((m) => m.message_id === (spoken.response as { result: { message_id: number } }).result.message_id);
+    expect(spoken.params.reply_markup).toBeUndefined();
+    const agree = fake.botMessages(ada.id).find((m) => m.message_id === (consent.response as { result: { message_id: number } }).result.message_id);
     await expectCall('sendMessage', /Consent recorded/, () => fake.pressButton('consent:agree', { from: ada, message: agree! }));
 
     // A forwarded voice note is never a sample.

@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import wwebjs from 'whatsapp-web.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWhatsAppBot, type WhatsAppBot } from '../../../src/bots/whatsapp/index.js';
+import { replyText } from '../../../src/bots/whatsapp/replies.js';
 import { isUserInputError } from '../../../src/core/errors.js';
 import { RecipientUnavailableError, type VoiceNote } from '../../../src/core/types.js';
 import { FakeWhatsAppClient } from '../../fakes/whatsapp/fake-client.js';
@@ -200,6 +201,13 @@ describe('bad inputs', () => {
 });
 
 describe('outbound', () => {
+  it('says the voice label once when the text already carries it', () => {
+    const label = 'This is an offline preview voice.';
+    expect(replyText({ kind: 'answer', text: `Hi there.\n\n(${label})`, voice, sendTextWithVoice: true, voiceLabel: label })).toBe(`Hi there.\n\n(${label})`);
+    expect(replyText({ kind: 'answer', text: 'Hi there.', voice, sendTextWithVoice: true, voiceLabel: label })).toBe(`Hi there.\n\n_${label}_`);
+    expect(replyText({ kind: 'answer', text: `Hi there.\n\n(${label})`, voice, sendTextWithVoice: false, voiceLabel: label })).toBe(`_${label}_`);
+  });
+
   it('sends a voice reply as a ptt voice note (sendAudioAsVoice) after "recording…", then the text', async () => {
     const engine = new RecordingEngine(async (_message, target) => {
       await target.activity('record_voice');

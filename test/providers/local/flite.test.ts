@@ -22,7 +22,7 @@ function analyse(bytes: Buffer) {
 const TEXT = 'The weather was lovely today, so we walked along the river and talked for hours about the garden.';
 
 describe('LocalSpeechSynthesizer with flite', () => {
-  it('speaks words the offline recogniser can read back (round-trip word error rate at most 30%)', async () => {
+  it('speaks words the offline recogniser can read back (round-trip word error rate at most 30%)', { timeout: 180_000 }, async () => {
     const stt = new PocketsphinxSpeechToText({ maxConcurrent: 2 });
     const sentences = ['Thanks for telling me about your day.', 'Tomorrow you could take a short walk before work.', 'Reading a good book before bed can help you sleep.'];
     for (const params of [undefined, { fliteVoice: 'awb', f0TargetHz: 110 }, { fliteVoice: 'slt', f0TargetHz: 220 }]) {
