@@ -103,6 +103,7 @@ function mountRecorder(container, { idleText, onRecorded }) {
   const stop = async () => {
     clearInterval(clock);
     setRecording(false);
+    elapsed.textContent = '0:00';
     try {
       const recording = await recorder.stop();
       status.textContent = '';

@@ -20,7 +20,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { loadConfig } from '../../src/config.js';
-import { serve, type SignIn } from '../../src/main.js';
+import { serve, signInMessage, type SignIn } from '../../src/main.js';
+import { createTestApp } from '../helpers/app.js';
 import { webAppUrlOf } from '../../src/app.js';
 import { WEB_APP_CSP, WEB_APP_FILES } from '../../src/http/web-app.js';
 import { ConsoleChannel } from '../../src/bots/console.js';
@@ -107,6 +108,27 @@ describe('web app: files and sign-in links', () => {
     const again = await fetch(`${base}/v1/auth/sign-in`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: link![1] }) });
     expect(again.status).toBe(401);
     expect(running.app.engine.commands.map((c) => c.name)).toContain('web');
+  });
+
+  it('/web without a web app served sends the code alone', async () => {
+    const app = await createTestApp({ env: { HTTP_ENABLED: 'false' } });
+    try {
+      const chat = new ConsoleChannel({ outDir: await mkdtemp(path.join(tmpdir(), 'vt-web-')), write: () => undefined });
+      await app.engine.handle({ id: 'console:web:2', channel: 'console', chatId: 'bo', userId: 'bo', receivedAtMs: Date.now(), command: { name: 'web', args: '' } }, chat);
+      const text = chat.records.at(-1)!.reply.text!;
+      expect(text).not.toMatch(/https?:/);
+      const code = /code for the VoiceTwin web app \(it works once, for 15 minutes\): ([A-Z2-9]{8})\n/.exec(text)?.[1];
+      expect(code, text).toBeDefined();
+      expect((await app.engine.apiKeys.redeemSignInCode(code!))?.record.userKey).toBe('console:bo');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('the printed sign-in message leads with the link', () => {
+    const lines = signInMessage(signIn).split('\n');
+    expect(lines[2]!.trim()).toBe(signIn.link);
+    expect(lines.join('\n')).toContain(`enter the code ${signIn.code}`);
   });
 
   it('links point at HTTP_PUBLIC_URL when set, else at the configured address', () => {
@@ -347,6 +369,7 @@ const OVERFLOW = (width: number) => `(() => {
     await expectNoHorizontalScroll();
 
     // 7. Persona switch.
+    await page.evaluate('window.scrollTo(0, 0)');
     await page.locator('#persona').selectOption('coaching');
     await expect.poll(() => page.locator('#notice').textContent()).toContain('coaching');
     expect((await running.app.store.users.get('web:owner'))?.persona).toBe('coaching');
