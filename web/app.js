@@ -309,6 +309,12 @@ async function sendSample(blob, name) {
       const form = new FormData();
       form.append('audio', blob, blob.name || fileName(blob.type));
       const { replies, voice } = await call('POST', '/v1/voice/samples', { body: form });
+      // A refused sample (silence, noise, too short) is answered as an error reply: say why.
+      const refused = replies.filter((r) => r.kind === 'error').map((r) => r.text).filter(Boolean);
+      if (refused.length) {
+        renderEnroll(voice, '');
+        throw new Error(refused.join(' '));
+      }
       const text = replies.map((r) => r.text).filter(Boolean).join(' ');
       const item = document.createElement('li');
       item.textContent = `${name}: ${text.replace(/\s*Collected .*$/, '') || 'accepted'}`;

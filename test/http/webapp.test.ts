@@ -25,7 +25,7 @@ import { createTestApp } from '../helpers/app.js';
 import { webAppUrlOf } from '../../src/app.js';
 import { WEB_APP_CSP, WEB_APP_FILES } from '../../src/http/web-app.js';
 import { ConsoleChannel } from '../../src/bots/console.js';
-import { makeSpeechWav, SAMPLE_SENTENCES, toWav } from '../helpers/audio.js';
+import { makeSilence, makeSpeechWav, SAMPLE_SENTENCES, toWav } from '../helpers/audio.js';
 import { readSpeech, repoRoot, speechAvailable, speechDir } from '../helpers/speech.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -315,7 +315,14 @@ const OVERFLOW = (width: number) => `(() => {
     await page.locator('#consent-start').click();
     await expect.poll(() => page.locator('#consent-phrase').textContent()).toMatch(/^I agree that VoiceTwin may clone my voice\. My code word is \w+\.$/);
     expect(await page.locator('#consent-send').isDisabled()).toBe(true);
-    await record('consent-recorder', 4);
+    // Focus moves to the Record button; Space starts and stops the recording (keyboard only).
+    const consentRecord = page.locator('#consent-recorder .record');
+    await expect.poll(() => consentRecord.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
+    await page.keyboard.press('Space');
+    await expect.poll(() => consentRecord.getAttribute('aria-pressed')).toBe('true');
+    await page.waitForTimeout(4000);
+    await page.keyboard.press('Space');
+    await expect.poll(() => consentRecord.getAttribute('aria-pressed')).toBe('false');
     await expect.poll(() => page.locator('#consent-recorder .recorder-status').textContent()).toMatch(/^Recorded \d/);
     await page.locator('#consent-confirm').check();
     await shot('consent-recorded');
@@ -324,7 +331,12 @@ const OVERFLOW = (width: number) => `(() => {
     expect((await running.app.store.profiles.get('web:owner'))?.state).toBe('collecting');
     expect((await running.app.store.profiles.get('web:owner'))?.consent.method).toBe('typed-and-spoken');
 
-    // 4. Samples: one recorded with the microphone, then real speech clips uploaded, until cloning starts.
+    // 4. A silent upload is refused with the engine's own words; nothing is counted.
+    await page.locator('#sample-file').setInputFiles({ name: 'silence.wav', mimeType: 'audio/wav', buffer: makeSilence(4) });
+    await expect.poll(() => page.locator('#error-text').textContent(), { timeout: 30_000 }).toBe("I couldn't hear anything in that recording. Check that your microphone is on and not muted, then record again.");
+    expect(await page.locator('#sample-list li').count()).toBe(0);
+    await shot('enroll-silent-sample-refused');
+    // Samples: one recorded with the microphone, then real speech clips uploaded, until cloning starts.
     await record('sample-recorder', 9);
     await expect.poll(() => page.locator('#sample-list li').count(), { timeout: 60_000 }).toBe(1);
     const afterFirst = Number(await page.locator('#enroll-progress').getAttribute('value'));
