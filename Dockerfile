@@ -22,6 +22,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
+COPY web ./web
 
 RUN mkdir -p /data /app/out && chown node:node /data /app/out
 USER node

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what VoiceTwin needs on a Debian/Ubuntu machine: system packages (ffmpeg, flite and
-# espeak-ng for the offline voice, pocketsphinx with its US English model, sox, Redis for the Redis tests, Chromium for WhatsApp)
+# espeak-ng for the offline voice, pocketsphinx with its US English model, sox, Redis for the Redis tests, Chromium for WhatsApp and the web app's browser test)
 # and the npm packages. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -141,7 +141,7 @@ export async function buildApp(
     ...(embedder ? { embedder } : {}),
     logger,
     ...(options.observer ? { observer: options.observer } : {}),
-    settings: { ...config.engine, limits: config.limits, operators: config.operators },
+    settings: { ...config.engine, limits: config.limits, operators: config.operators, ...webAppUrlOf(config) },
   });
   const whatsappIntervalMs = config.whatsapp?.minSendIntervalMs;
   const broadcasts = new BroadcastService({
@@ -196,4 +196,17 @@ export async function openQueue(config: Config, logger: Logger, dataKey?: Buffer
   }
   const { EmbeddedQueue } = await import('./queue/embedded.js');
   return EmbeddedQueue.open({ dataDir: config.dataDir, concurrency: config.queue.concurrency, leaseMs: config.queue.lockMs, logger, ...(dataKey ? { dataKey } : {}) });
+}
+
+/**
+ * The web app's base URL for `/web` sign-in links: HTTP_PUBLIC_URL, else the configured address
+ * of the HTTP server (127.0.0.1 for a wildcard host); none when the server is off or its port is
+ * picked at start-up (then `startHttp` sets it once the server listens).
+ */
+export function webAppUrlOf(config: Config): { webAppUrl?: string } {
+  const { http } = config;
+  if (http.publicUrl) return { webAppUrl: http.publicUrl };
+  if (!http.enabled || http.port === 0) return {};
+  const host = http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host.includes(':') ? `[${http.host}]` : http.host;
+  return { webAppUrl: `http://${host}:${http.port}` };
 }

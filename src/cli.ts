@@ -305,7 +305,11 @@ apikey
   .action(async (person: string, opts: { label: string; signInCode?: boolean }) => {
     await withApiKeys(async (keys) => {
       if (opts.signInCode) {
-        process.stdout.write(`One-time sign-in code for ${person} (valid 15 minutes): ${await keys.createSignInCode(person)}\n`);
+        const code = await keys.createSignInCode(person);
+        const { webAppUrlOf } = await import('./app.js');
+        const { signInLink } = await import('./core/apikeys.js');
+        const { webAppUrl } = webAppUrlOf(config());
+        process.stdout.write(`One-time sign-in code for ${person} (valid 15 minutes): ${code}\n${webAppUrl ? `Web app sign-in link: ${signInLink(webAppUrl, code)}\n` : ''}`);
         return;
       }
       const { key, record } = await keys.create(person, opts.label);

@@ -9,6 +9,7 @@ import { buildApp, type App } from './app.js';
 import { checkAudioTools } from './core/audio/index.js';
 import { checkLocalTools } from './providers/local/index.js';
 import type { HttpServer } from './http/server.js';
+import { signInLink } from './core/apikeys.js';
 
 /**
  * Starts the HTTP server of `app.config.http` with health checks of the store and the queue.
@@ -29,11 +30,8 @@ export async function startHttp(app: App): Promise<HttpServer> {
         rateLimitPerKey: http.rateLimitPerKey,
         ...(http.publicUrl ? { publicUrl: http.publicUrl } : {}),
       });
-      fastify.get('/', async (_req, reply) =>
-        reply
-          .type('text/html; charset=utf-8')
-          .send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>VoiceTwin</title></head><body><h1>VoiceTwin</h1><p>The HTTP API is described at <a href="/v1/docs">/v1/docs</a> (<a href="/v1/openapi.json">OpenAPI</a>). Health: <a href="/health">/health</a>.</p></body></html>'),
-      );
+      const { registerWebApp } = await import('./http/web-app.js');
+      await registerWebApp(fastify);
     },
     health: {
       store: async () => {
@@ -49,7 +47,9 @@ export async function startHttp(app: App): Promise<HttpServer> {
     },
   });
   try {
-    await server.listen();
+    const { url } = await server.listen();
+    // Links sent by /web point at HTTP_PUBLIC_URL, else at the address this server listens on.
+    if (!http.publicUrl) app.engine.setWebAppUrl(url);
   } catch (err) {
     await server.close().catch(() => undefined);
     throw err;
@@ -182,8 +182,8 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
   let signIn: SignIn | undefined;
   if (webOnly && http) {
     const code = await app.engine.apiKeys.createSignInCode(LOCAL_OWNER);
-    const base = config.http.publicUrl ?? http.url;
-    signIn = { code, url: base, expiresInMin: 15 };
+    const base = (config.http.publicUrl ?? http.url).replace(/\/+$/, '');
+    signIn = { code, url: base, link: signInLink(base, code), expiresInMin: 15 };
   }
   const p = app.providers;
   log.info(
@@ -213,18 +213,22 @@ export const LOCAL_OWNER = 'web:owner';
 /** A one-time sign-in code for the local owner, printed by `serve` when no platform is configured. */
 export interface SignIn {
   code: string;
-  /** The server's base URL. */
+  /** The server's base URL (HTTP_PUBLIC_URL, else the address it listens on), no trailing slash. */
   url: string;
+  /** The web app's sign-in link: `<url>/?code=<code>`. */
+  link: string;
   expiresInMin: number;
 }
 
 /** What `voicetwin serve` prints for a {@link SignIn}. */
 export function signInMessage(signIn: SignIn): string {
   return [
-    `No chat platform is configured: VoiceTwin serves its HTTP API on ${signIn.url} (see /health).`,
-    `Sign in as the local owner with this one-time code (valid ${signIn.expiresInMin} minutes): ${signIn.code}`,
+    `No chat platform is configured: VoiceTwin serves its web app and HTTP API on ${signIn.url} (see /health).`,
+    `Open this link to sign in as the local owner (one use, valid ${signIn.expiresInMin} minutes):`,
+    `  ${signIn.link}`,
+    `or enter the code ${signIn.code} in the web app, or exchange it for an API key:`,
     `  curl -s -X POST ${signIn.url}/v1/auth/sign-in -H 'content-type: application/json' -d '{"code":"${signIn.code}"}'`,
-    `API reference: ${signIn.url}/v1/docs. Another code: voicetwin apikey create web:owner. Bots: see .env.example.`,
+    `API reference: ${signIn.url}/v1/docs. Another code: voicetwin apikey create --sign-in-code. Bots: see .env.example.`,
   ].join('\n');
 }
 

@@ -114,6 +114,15 @@ export class ApiKeys {
   }
 }
 
+/**
+ * The web app's sign-in link for a code: `<base>/?code=<code>` (the app exchanges it for a key and
+ * removes it from the address bar). `base` is a URL such as `http://127.0.0.1:8080` or
+ * `https://twin.example.com/`; a trailing slash is dropped.
+ */
+export function signInLink(base: string, code: string): string {
+  return `${base.replace(/\/+$/, '')}/?code=${encodeURIComponent(code)}`;
+}
+
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }

@@ -34,7 +34,7 @@ import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
 import { DOCUMENT_LIMIT_BYTES, buildPersonalExport } from './export.js';
-import { ApiKeys } from './apikeys.js';
+import { ApiKeys, SIGN_IN_CODE_TTL_MS, signInLink } from './apikeys.js';
 import type { VoiceNote } from './types.js';
 
 /** Limits on what the engine accepts and says. */
@@ -73,6 +73,11 @@ export interface EngineSettings {
   operators: string[];
   /** Voice-note sample rate per channel, Hz (default 48 kHz; WhatsApp 16 kHz for mobile playback). */
   voiceSampleRateHz?: Partial<Record<Channel, number>>;
+  /**
+   * Base URL of the web app (HTTP_PUBLIC_URL, else the address the HTTP server listens on), for
+   * the sign-in links `/web` sends; unset when no web app is served (then `/web` sends the code only).
+   */
+  webAppUrl?: string;
 }
 
 /** Default settings (the documented defaults of `.env.example`). */
@@ -120,6 +125,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'stop', description: 'Stop receiving announcements' },
   { name: 'export', description: 'Get a copy of everything stored about you (a zip file)' },
   { name: 'apikey', description: 'Keys for the HTTP API and web app: create, list, revoke', args: '<create [label]|list|revoke id>' },
+  { name: 'web', description: 'A one-time link to talk to your twin in the browser' },
   { name: 'delete', description: 'Delete all your data and your cloned voice' },
   { name: 'help', description: 'What you can do' },
 ];
@@ -568,6 +574,8 @@ export class Engine implements ConversationEngine {
         return this.exportEverything(user, target, log);
       case 'apikey':
         return this.apiKeyCommand(user, args, target);
+      case 'web':
+        return this.webSignIn(user, target);
       case 'delete':
         return target.reply({
           kind: 'info',
@@ -614,6 +622,25 @@ export class Engine implements ConversationEngine {
     }
     this.logger.warn({ action, messageId: message.id }, 'unknown action');
     throw new UserInputError('BAD_ARGUMENT', 'That button has expired. Send /help to see what you can do.');
+  }
+
+  /**
+   * Points the `/web` sign-in links at `url` (the HTTP server calls it once it listens, when
+   * HTTP_PUBLIC_URL is unset, so a free port picked at start-up is the one linked).
+   */
+  setWebAppUrl(url: string): void {
+    this.settings.webAppUrl = url;
+  }
+
+  /** `/web`: a one-time sign-in code for the person, as a link to the web app when it is served. */
+  private async webSignIn(user: UserRecord, target: ReplyTarget): Promise<void> {
+    const code = await this.apiKeys.createSignInCode(user.key);
+    const minutes = Math.round(SIGN_IN_CODE_TTL_MS / 60_000);
+    const base = this.settings.webAppUrl;
+    const text = base
+      ? `Open this link to talk to your twin in your browser (it works once, for ${minutes} minutes, and signs that browser in as you):\n${signInLink(base, code)}\nOr enter the code ${code} on the sign-in page. Do not share it: whoever uses it can act as you.`
+      : `Your one-time sign-in code for the VoiceTwin web app (it works once, for ${minutes} minutes): ${code}\nEnter it on the web app's sign-in page. Do not share it: whoever uses it can act as you.`;
+    return target.reply({ kind: 'info', ephemeral: true, text });
   }
 
   /** `/apikey create [label]`, `/apikey list`, `/apikey revoke <id>`. */

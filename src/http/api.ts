@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fast
 import { z } from 'zod';
 import type { Engine } from '../core/engine.js';
 import type { InboundMessage } from '../core/types.js';
-import { PERSONA_NAMES } from '../core/personas.js';
+import { PERSONA_NAMES, PERSONAS } from '../core/personas.js';
 import { decodeToPcm, pcmToWav } from '../core/audio/index.js';
 import { audioToolPaths, runTool } from '../core/audio/process.js';
 import { AudioUrlSigner } from './audio-urls.js';
@@ -62,6 +62,7 @@ const VoiceSchema = z.object({
   voiceLabel: z.string().optional(),
   approximate: z.boolean().optional(),
   failureReason: z.string().optional(),
+  consentPhrase: z.string().optional().describe('While the state is consent: the sentence to read aloud'),
 });
 const Persona = z.enum(PERSONA_NAMES as unknown as [string, ...string[]]);
 
@@ -97,6 +98,7 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
       requiredSpeechSec: p.requiredSpeechSec,
       ...(p.voice ? { voiceLabel: p.voice.label, approximate: p.voice.approximate ?? false } : {}),
       ...(p.failureReason ? { failureReason: p.failureReason } : {}),
+      ...(p.state === 'consent' ? { consentPhrase: p.consent.phrase } : {}),
     };
   };
   /** The uploaded `audio` file and text fields of a multipart request (none when not multipart). */
@@ -297,6 +299,25 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
       handler: async ({ params, userKey }) => {
         if (!(await store.memories.remove(userKey, params.id ?? ''))) throw new HttpProblem(404, 'NOT_FOUND', 'There is no memory with that id.');
       },
+    }),
+    route({
+      method: 'get',
+      path: '/v1/persona',
+      operationId: 'getPersona',
+      summary: 'How your twin talks now, and the personas to choose from',
+      tag: 'conversation',
+      auth: true,
+      responses: {
+        200: {
+          description: 'The persona in use, the available ones and what each is like',
+          schema: z.object({ persona: Persona, available: z.array(Persona), descriptions: z.record(z.string(), z.string()) }),
+        },
+      },
+      handler: async ({ userKey }) => ({
+        persona: (await engine.person(userKey)).persona,
+        available: [...PERSONA_NAMES],
+        descriptions: Object.fromEntries(PERSONA_NAMES.map((name) => [name, PERSONAS[name].description])),
+      }),
     }),
     route({
       method: 'put',

@@ -178,6 +178,9 @@ describe('REST API', () => {
     expect((await call('DELETE', '/v1/memories/{id}', { path: `/v1/memories/${added.json.id}` })).status).toBe(404);
     expect((await call('DELETE', '/v1/memories')).status).toBe(204);
     expect((await call('PUT', '/v1/persona', { body: { persona: 'coaching' } })).json).toMatchObject({ persona: 'coaching' });
+    const persona = await call('GET', '/v1/persona');
+    expect(persona.json).toMatchObject({ persona: 'coaching', available: expect.arrayContaining(['supportive', 'coaching']) });
+    expect(persona.json.descriptions.coaching).toBe('Goal-focused; asks what the next step is.');
     const bad = await call('PUT', '/v1/persona', { body: { persona: 'pirate' } });
     expect(bad.status).toBe(400);
     expect(bad.json).toMatchObject({ code: 'VALIDATION' });
@@ -203,6 +206,7 @@ describe('REST API', () => {
     const started = await post('/v1/voice/consent');
     expect(started.status).toBe(200);
     expect(started.json.voice.state).toBe('consent');
+    expect(started.json.voice.consentPhrase).toMatch(/^I agree that VoiceTwin may clone my voice\. My code word is \w+\.$/);
     const phrase = /"(I agree[^"]+)"/.exec(started.json.replies.map((r: { text?: string }) => r.text ?? '').join('\n'))?.[1] ?? 'I agree that VoiceTwin may clone my voice.';
     const consent = await post('/v1/voice/consent', form(toOggOpus(makeSpeechWav(phrase)), { confirm: 'true' }));
     expect(consent.status).toBe(200);

@@ -22,7 +22,7 @@ import { attachmentAudio } from './mapping.js';
 export const MAX_DESCRIPTION_CHARS = 100;
 
 /** Commands whose answers are private to the user (deferred as ephemeral). */
-export const EPHEMERAL_COMMANDS: ReadonlySet<string> = new Set(['status', 'memories', 'remember', 'forget', 'delete']);
+export const EPHEMERAL_COMMANDS: ReadonlySet<string> = new Set(['status', 'memories', 'remember', 'forget', 'delete', 'web']);
 
 /** Descriptions used when the engine's command list has none for a command. */
 const FALLBACK_DESCRIPTIONS: Record<string, string> = {
@@ -38,13 +38,14 @@ const FALLBACK_DESCRIPTIONS: Record<string, string> = {
   help: 'What you can do',
   text: 'Send the text with each voice reply, or not',
   stop: 'Stop receiving announcements',
+  web: 'A one-time link to talk to your twin in the browser',
 };
 
 /** The names of the commands the bot always registers, in menu order. */
 export const DISCORD_COMMAND_NAMES = ['enroll', 'talk', 'say', 'style', 'remember', 'memories', 'forget', 'status', 'delete', 'help'] as const;
 
 /** Settings commands registered after those when the engine lists them. */
-export const OPTIONAL_COMMAND_NAMES = ['text', 'stop'] as const;
+export const OPTIONAL_COMMAND_NAMES = ['text', 'stop', 'web'] as const;
 
 function describe(name: string, engineCommands: readonly CommandInfo[]): string {
   const fromEngine = engineCommands.find((c) => c.name === name)?.description;
@@ -100,6 +101,8 @@ export function buildSlashCommands(engineCommands: readonly CommandInfo[]): REST
     );
   }
   if (offered.has('stop')) commands.push(base('stop'));
+  // The sign-in link carries a one-time code: the reply is ephemeral (EPHEMERAL_COMMANDS).
+  if (offered.has('web')) commands.push(base('web'));
   return commands.map((c) => c.toJSON());
 }
 

@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startDiscordBot, type DiscordBot } from '../../../src/bots/discord/index.js';
 import { MAX_CONTENT_CHARS, VOICE_UNDELIVERABLE_NOTICE } from '../../../src/bots/discord/render.js';
 import { PERSONA_NAMES } from '../../../src/core/personas.js';
+import { COMMANDS } from '../../../src/core/engine.js';
+import { buildSlashCommands, EPHEMERAL_COMMANDS } from '../../../src/bots/discord/commands.js';
 import { RecipientUnavailableError, type InboundMessage, type OutboundReply, type VoiceNote } from '../../../src/core/types.js';
 import { silentLogger } from '../../../src/core/log.js';
 import { DEFAULT_APP_PERMISSIONS, FakeDiscord, MESSAGE_FLAG, OPTION_TYPE, PERMISSION, type FakeInteraction, type FakeUser, type PostedMessage } from '../../fakes/discord/server.js';
@@ -72,6 +74,13 @@ describe('slash command registration', () => {
       expect(c.description.length).toBeLessThanOrEqual(100);
       expect(c.contexts).toEqual([0, 1]);
     }
+  });
+
+  it("offers /web (a one-time sign-in link, answered privately) when the engine's menu has it", () => {
+    const names = buildSlashCommands(COMMANDS).map((c) => c.name);
+    expect(names.at(-1)).toBe('web');
+    expect(names.filter((n) => n === 'web')).toHaveLength(1);
+    expect(EPHEMERAL_COMMANDS.has('web')).toBe(true);
   });
 
   it('registers globally without a guild id, and fails start-up clearly on a wrong token', async () => {
