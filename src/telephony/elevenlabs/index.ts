@@ -9,3 +9,4 @@ export { buildClientData, toWire, DYNAMIC_VARIABLES, type VoiceUse } from './ove
 export { PostCallProcessor, type PostCallOutcome } from './post-call.js';
 export { CALL_RECORD_TTL_MS, callRecordKey, type CallRecord } from './call-records.js';
 export { loadElevenLabsAgentConfig, type ElevenLabsAgentConfig } from './config.js';
+export { createElevenLabsTelephony, type ElevenLabsTelephony, type ElevenLabsTelephonyOptions } from './setup.js';
