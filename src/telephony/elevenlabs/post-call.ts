@@ -121,10 +121,12 @@ export class PostCallProcessor {
     const ref = data.conversation_initiation_client_data?.dynamic_variables?.voicetwin_call_ref;
     if (typeof ref === 'string' && /^[\w-]{1,64}$/.test(ref)) {
       const record = await this.deps.store.kv.get<CallRecord>(callRecordKey(ref));
-      if (record?.userKey) return record.userKey;
+      // A person deleted since the call (`/delete`) gets nothing stored.
+      if (record?.userKey) return (await this.deps.store.users.get(record.userKey)) ? record.userKey : undefined;
     }
     const caller = data.metadata?.phone_call?.external_number;
-    return caller ? this.deps.lookupCaller(caller) : undefined;
+    const userKey = caller ? await this.deps.lookupCaller(caller) : undefined;
+    return userKey && (await this.deps.store.users.get(userKey)) ? userKey : undefined;
   }
 
   private async afterCall(userKey: string, turns: ChatTurn[], log: Logger): Promise<void> {

@@ -278,6 +278,16 @@ describe('POST /telephony/elevenlabs/post-call', () => {
     expect((await postCall(b, sign(POST_CALL_SECRET, now + 60, b))).status).toBe(200);
   });
 
+  it('stores nothing for a person deleted since the call, or an unknown caller', async () => {
+    await start();
+    await store.kv.set<CallRecord>(callRecordKey('ref-gone-0001'), { userKey: 'telegram:77', voiceUse: 'own', startedAtMs: 1 });
+    const gone = transcriptionEvent('conv_gone_1', { voicetwin_call_ref: 'ref-gone-0001' }, lines);
+    expect(await (await postCall(gone, sign(POST_CALL_SECRET, Math.floor(Date.now() / 1000), gone))).json()).toEqual({ ok: true, status: 'unknown-caller' });
+    const stranger = transcriptionEvent('conv_stranger_1', {}, lines);
+    expect(await (await postCall(stranger, sign(POST_CALL_SECRET, Math.floor(Date.now() / 1000), stranger))).json()).toEqual({ ok: true, status: 'unknown-caller' });
+    expect(await store.history.recent('telegram:77', 10)).toEqual([]);
+  });
+
   it('refuses everything when no secret is configured', async () => {
     await start({ postCallSecret: undefined });
     const body = transcriptionEvent('conv_x', {}, lines);
