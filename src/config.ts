@@ -11,6 +11,7 @@ import type { EngineLimits, EngineSettings } from './core/engine.js';
 import { defaultAudioWorkerThreads } from './core/audio/workers.js';
 import { isInsideDir, keyFileInsideDataDirMessage } from './core/store/data-key.js';
 import type { OfflineTtsEngine } from './providers/local/synthesizer.js';
+import { loadElevenLabsAgentConfig, type ElevenLabsAgentConfig } from './telephony/elevenlabs/config.js';
 
 /** A configuration problem; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -64,6 +65,8 @@ export interface Config {
     offlineTts: OfflineTtsEngine;
   };
   elevenlabs?: { apiKey: string; baseUrl?: string; ttsModel: string; sttModel: string; defaultVoiceId?: string };
+  /** The `elevenlabs-agent` phone mode (ELEVENLABS_AGENT_ID and friends, see docs/telephony-elevenlabs.md). */
+  elevenlabsAgent?: ElevenLabsAgentConfig;
   replicate?: { apiToken: string; baseUrl?: string; model: string };
   gemini?: { apiKey: string; baseUrl?: string; chatModel: string };
   telegram?: { token: string; apiRoot?: string; selfHostedApi: boolean; webhookUrl?: string; webhookSecret?: string; webhookPort: number };
@@ -317,6 +320,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
         ...optional('defaultVoiceId', str(env, 'ELEVENLABS_DEFAULT_VOICE_ID')),
       },
     ),
+    ...optional('elevenlabsAgent', loadElevenLabsAgentConfig(env)),
     ...optional(
       'replicate',
       replicateToken && {

@@ -13,6 +13,9 @@
  *   `{ language_code, language_probability, text, words[], audio_duration_secs }`
  *   https://elevenlabs.io/docs/api-reference/speech-to-text/convert
  * - `GET /v1/models` → `[{ model_id, … }]` https://elevenlabs.io/docs/api-reference/models/list
+ * - `POST /v1/convai/twilio/register-call` (JSON `agent_id`, `from_number`, `to_number`,
+ *   `direction`, `conversation_initiation_client_data`) → TwiML that connects the call to the agent
+ *   over a `<Connect><Stream>` https://elevenlabs.io/docs/api-reference/twilio/register-call
  *
  * Authentication is the `xi-api-key` header (https://elevenlabs.io/docs/api-reference/authentication).
  * Errors use the documented `{ "detail": { "status", "message" } }` body: 401 `invalid_api_key`,
@@ -29,7 +32,7 @@ import { randomBytes } from 'node:crypto';
 import { espeakWav, toMp3, toOggOpus } from './audio.js';
 
 /** Routes faults can be injected into. */
-export type ElevenLabsRoute = 'clone' | 'delete' | 'tts' | 'stt' | 'models';
+export type ElevenLabsRoute = 'clone' | 'delete' | 'tts' | 'stt' | 'models' | 'register-call';
 
 /** A failure the fake answers with instead of the normal response. */
 export interface ElevenLabsFault {
@@ -96,6 +99,10 @@ export class ElevenLabsFake {
   readonly requests: ElevenLabsRequest[] = [];
   /** Voices created through `/v1/voices/add`, by voice id. */
   readonly voices = new Map<string, { name: string; labels: Record<string, string>; files: ReceivedFile[] }>();
+  /** Agents that exist (`register-call` answers 404 `agent_not_found` for any other id). */
+  readonly agents = new Set<string>();
+  /** Calls registered through `register-call`, in order, with the TwiML returned. */
+  readonly registeredCalls: { body: Record<string, unknown>; twiml: string }[] = [];
   /** Text the fake "recognises" in any uploaded audio. */
   sttText = '';
   /** Language the fake reports (ISO 639-3, as Scribe does). */
@@ -193,6 +200,8 @@ export class ElevenLabsFake {
         return this.tts(record, url, res, send);
       case 'stt':
         return this.stt(record, send);
+      case 'register-call':
+        return this.registerCall(record, res, send);
     }
   }
 
@@ -202,7 +211,28 @@ export class ElevenLabsFake {
     if (method === 'DELETE' && /^\/v1\/voices\/[^/]+$/.test(path)) return 'delete';
     if (method === 'POST' && /^\/v1\/text-to-speech\/[^/]+$/.test(path)) return 'tts';
     if (method === 'POST' && path === '/v1/speech-to-text') return 'stt';
+    if (method === 'POST' && path === '/v1/convai/twilio/register-call') return 'register-call';
     return 'unknown';
+  }
+
+  private registerCall(record: ElevenLabsRequest, res: ServerResponse, send: (s: number, p: unknown) => void): void {
+    const json = record.json ?? {};
+    for (const field of ['agent_id', 'from_number', 'to_number']) {
+      if (typeof json[field] !== 'string' || json[field] === '') return send(422, validation(field, 'Field required'));
+    }
+    if (json.direction !== undefined && json.direction !== 'inbound' && json.direction !== 'outbound') {
+      return send(422, { detail: [{ loc: ['body', 'direction'], msg: "Input should be 'inbound' or 'outbound'", type: 'enum' }] });
+    }
+    if (!this.agents.has(json.agent_id as string)) return send(404, detail('agent_not_found', `Agent ${String(json.agent_id)} not found.`));
+    const conversationId = `conv_${randomBytes(12).toString('hex')}`;
+    const twiml =
+      '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>' +
+      `<Stream url="wss://api.elevenlabs.io/v1/convai/conversation/twilio?agent_id=${encodeURIComponent(json.agent_id as string)}&amp;conversation_id=${conversationId}"/>` +
+      '</Connect></Response>';
+    this.registeredCalls.push({ body: json, twiml });
+    record.status = 200;
+    res.writeHead(200, { 'content-type': 'text/xml' });
+    res.end(twiml);
   }
 
   private clone(record: ElevenLabsRequest, send: (s: number, p: unknown) => void): void {
