@@ -29,6 +29,9 @@ export async function startHttp(app: App): Promise<HttpServer> {
         rateLimitPerKey: http.rateLimitPerKey,
         ...(http.publicUrl ? { publicUrl: http.publicUrl } : {}),
       });
+      // The phone line (TWILIO_AUTH_TOKEN): Twilio webhooks and the Media Streams WebSocket.
+      const { startTelephony } = await import('./telephony/index.js');
+      await startTelephony(fastify, { config: app.config, engine: app.engine, logger: app.logger });
       fastify.get('/', async (_req, reply) =>
         reply
           .type('text/html; charset=utf-8')
