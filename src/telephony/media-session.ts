@@ -134,7 +134,12 @@ export class MediaSession {
   private async onStart(msg: TwilioMessage): Promise<void> {
     const start = msg.start ?? {};
     const callSid = start.callSid ?? '';
-    const owner = callSid ? await this.options.callLog.ownerOf(callSid) : undefined;
+    // The call record is written right after the voice webhook's answer: wait a moment for it.
+    let owner = callSid ? await this.options.callLog.ownerOf(callSid) : undefined;
+    for (let i = 0; callSid && !owner && i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      owner = await this.options.callLog.ownerOf(callSid);
+    }
     if (!owner || start.customParameters?.callSid !== callSid || start.customParameters?.person !== owner) {
       this.log.warn({ hasCallSid: Boolean(callSid) }, 'media stream refused: the call was not answered by this server');
       this.socket.close(1008, 'unknown call');

@@ -66,6 +66,12 @@ export interface Telephony {
 
 type Form = Record<string, string>;
 
+/** TwiML to send, and records to write once it is sent. */
+interface Answer {
+  xml: string;
+  after?: () => Promise<void>;
+}
+
 /**
  * Mounts the Twilio routes in their own scope of `app` (a form-body parser and the WebSocket
  * plugin that do not leak to other routes).
@@ -95,16 +101,24 @@ export async function registerTelephony(app: FastifyInstance, options: Telephony
     const base = (req: FastifyRequest): string => publicRequestUrl('', req.headers, { publicUrl: options.publicUrl });
     const routeConfig = { config: { rateLimit: false as const }, bodyLimit: FORM_BODY_LIMIT_BYTES };
 
+    // The TwiML is sent first; the records the answer implies (the call log entry, the count of an
+    // unlinked number) are written right after, so Twilio is not kept waiting on the store.
     scope.post(TWILIO_PATHS.voice, routeConfig, async (req, reply) => {
       const params = form(req);
       verify(req, params);
-      return twiml(reply, await answerCall(params, base(req)));
+      const answer = await answerCall(params, base(req));
+      twiml(reply, answer.xml);
+      await answer.after?.().catch((err: unknown) => log.error({ err }, 'call record not written'));
+      return reply;
     });
 
     scope.post(TWILIO_PATHS.link, routeConfig, async (req, reply) => {
       const params = form(req);
       verify(req, params);
-      return twiml(reply, await linkFromGather(params, Number((req.query as Record<string, string>).attempt ?? '1')));
+      const answer = await linkFromGather(params, Number((req.query as Record<string, string>).attempt ?? '1'));
+      twiml(reply, answer.xml);
+      await answer.after?.().catch((err: unknown) => log.error({ err }, 'phone link record not written'));
+      return reply;
     });
 
     scope.post(TWILIO_PATHS.status, routeConfig, async (req, reply) => {
@@ -152,8 +166,8 @@ export async function registerTelephony(app: FastifyInstance, options: Telephony
     );
   });
 
-  /** The TwiML for the voice webhook. */
-  async function answerCall(params: Form, publicUrl: string): Promise<string> {
+  /** The TwiML for the voice webhook, and what to store once it is sent. */
+  async function answerCall(params: Form, publicUrl: string): Promise<Answer> {
     const from = normaliseE164(params.From);
     const callSid = params.CallSid ?? '';
     const userKey = from ? await personForCaller(options.engine.store.kv, from) : undefined;
@@ -161,19 +175,19 @@ export async function registerTelephony(app: FastifyInstance, options: Telephony
     const usedSec = await callLog.secondsToday(userKey);
     if (usedSec >= options.dailyCallMin * 60) {
       log.info({ personId: userKey }, 'call refused: daily minutes used up');
-      return say(`You have used today's ${options.dailyCallMin} minutes on the phone with your twin. Please call again tomorrow, or send a voice note in the chat. Goodbye!`);
+      return { xml: say(`You have used today's ${options.dailyCallMin} minutes on the phone with your twin. Please call again tomorrow, or send a voice note in the chat. Goodbye!`) };
     }
-    await callLog.start(userKey, { callSid, from: from!, mode: options.mode.name });
     log.info({ personId: userKey, caller: maskNumber(from!), mode: options.mode.name }, 'incoming call answered');
-    return options.mode.answer({ callSid, from: from!, to: normaliseE164(params.To) ?? params.To ?? '', userKey }, publicUrl);
+    const xml = await options.mode.answer({ callSid, from: from!, to: normaliseE164(params.To) ?? params.To ?? '', userKey }, publicUrl);
+    return { xml, after: () => callLog.start(userKey, { callSid, from: from!, mode: options.mode.name }) };
   }
 
   /** The explanation and `<Gather>` for a caller id that is not linked (rate-limited per number). */
-  async function unlinkedAnswer(from: string | undefined, attempt: number, intro: string): Promise<string> {
-    if (!from) return say('Hello! I can only link a phone number that is shown to me, and yours is withheld. Please call again without hiding your number. Goodbye!');
-    if (!(await callLog.allowUnlinked(from, options.unlinkedCallsPerHour))) {
+  async function unlinkedAnswer(from: string | undefined, attempt: number, intro: string): Promise<Answer> {
+    if (!from) return { xml: say('Hello! I can only link a phone number that is shown to me, and yours is withheld. Please call again without hiding your number. Goodbye!') };
+    if ((await callLog.unlinkedLeft(from, options.unlinkedCallsPerHour)) <= 0) {
       log.warn({ caller: maskNumber(from) }, 'unlinked caller rate-limited');
-      return say('Too many calls from this number for now. Please try again in an hour. Goodbye!');
+      return { xml: say('Too many calls from this number for now. Please try again in an hour. Goodbye!') };
     }
     const response = new twilio.twiml.VoiceResponse();
     const gather = response.gather({
@@ -189,13 +203,13 @@ export async function registerTelephony(app: FastifyInstance, options: Telephony
     gather.say(`${intro} To link it, send slash phone to your twin in any chat. You get a six-digit code. Type it on your keypad or say it now.`);
     response.say('I did not get a code. Goodbye!');
     response.hangup();
-    return response.toString();
+    return { xml: response.toString(), after: async () => void (await callLog.allowUnlinked(from, options.unlinkedCallsPerHour)) };
   }
 
   /** The `<Gather>` action: links the caller id with the code typed or said. */
-  async function linkFromGather(params: Form, attempt: number): Promise<string> {
+  async function linkFromGather(params: Form, attempt: number): Promise<Answer> {
     const from = normaliseE164(params.From);
-    if (!from) return say('I can only link a phone number that is shown to me. Goodbye!');
+    if (!from) return { xml: say('I can only link a phone number that is shown to me. Goodbye!') };
     const code = parseSpokenCode(params.Digits) ?? parseSpokenCode(params.SpeechResult);
     const userKey = code ? await redeemLinkCode(options.engine.store.kv, code, from) : undefined;
     if (userKey) {
@@ -203,10 +217,10 @@ export async function registerTelephony(app: FastifyInstance, options: Telephony
       const response = new twilio.twiml.VoiceResponse();
       response.say('Thank you, your number is linked. Connecting you to your twin.');
       response.redirect({ method: 'POST' }, TWILIO_PATHS.voice);
-      return response.toString();
+      return { xml: response.toString() };
     }
     log.info({ caller: maskNumber(from), attempt }, 'phone link code refused');
-    if (attempt >= MAX_LINK_ATTEMPTS) return say('That code did not work either. Send slash phone in the chat for a new one, then call again. Goodbye!');
+    if (attempt >= MAX_LINK_ATTEMPTS) return { xml: say('That code did not work either. Send slash phone in the chat for a new one, then call again. Goodbye!') };
     return unlinkedAnswer(from, attempt + 1, code ? 'That code is wrong or has expired.' : 'I did not get six digits.');
   }
 
