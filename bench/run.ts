@@ -12,7 +12,9 @@
  *    rate matching on real speakers, synthesis real-time factor.
  * 4. Scale-out (bench/scale.ts): turns/s with 1, 2 and 3 serve processes on one Redis, and the
  *    first sign of life (update → first Bot API call for that chat), alone and in a burst of 20.
- * 5. Peak RSS of the process (KiB → MiB).
+ * 5. Phone line (bench/telephony.ts): inbound-call webhook p95 under 20 concurrent calls, pipeline
+ *    end of caller speech → first reply audio frame p95, offline STT time on telephone audio.
+ * 6. Peak RSS of the process (KiB → MiB).
  */
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,8 +32,8 @@ import { zeroLatencyProviders } from './providers.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TURNS = Number(process.env.BENCH_TURNS ?? 40);
 const USERS = Number(process.env.BENCH_USERS ?? 8);
-/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast, scale); default all. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'pipeline,offline,audio,store,telegram,broadcast,scale').split(',').map((s) => s.trim()));
+/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast, scale, telephony); default all. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'pipeline,offline,audio,store,telegram,broadcast,scale,telephony').split(',').map((s) => s.trim()));
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
@@ -187,6 +189,7 @@ async function main(): Promise<void> {
       broadcast: SECTIONS.has('broadcast') ? await optionalBench('./broadcast.js', 'benchBroadcast') : 'skipped',
       firstSignOfLife: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchFirstSignOfLife') : 'skipped',
       scaleOut: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchScaleOut') : 'skipped',
+      telephony: SECTIONS.has('telephony') ? await optionalBench('./telephony.js', 'benchTelephony') : 'skipped',
     };
     report.peakRssMiB = Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
     const outDir = path.join(here, 'results');

@@ -16,6 +16,7 @@ import { audioWorkersError, closeAudioWorkers, setAudioWorkerThreads, warmAudioW
 import type { JobQueue } from './core/jobs.js';
 import path from 'node:path';
 import { checkSharedBlobVolume } from './core/store/blob-volume.js';
+import { setUpPhoneCommands } from './telephony/commands-setup.js';
 
 /** A built application: the engine and what it runs on. */
 export interface App {
@@ -151,6 +152,8 @@ export async function buildApp(
     ...(whatsappIntervalMs ? { pace: { whatsapp: { messagesPerSec: 1000 / whatsappIntervalMs, perChatIntervalMs: whatsappIntervalMs } } } : {}),
   });
   engine.registerOperatorCommand(broadcasts.command());
+  // The phone line's /phone and /calls (with TWILIO_AUTH_TOKEN); its routes are mounted by the HTTP server.
+  setUpPhoneCommands(config, engine);
   // HISTORY_RETENTION_DAYS / AUDIO_RETENTION_DAYS: swept now and hourly.
   const stopRetention = scheduleRetention(store, config.retention, logger);
   return {

@@ -102,6 +102,23 @@ export interface Config {
    * (HTTP_IDLE_TIMEOUT_MS, a silent socket, 30 000); rate limits per minute:
    * `rateLimitPerIp` (HTTP_RATE_LIMIT_PER_IP, 300), `rateLimitPerKey` (HTTP_RATE_LIMIT_PER_KEY, 120).
    */
+  /**
+   * The phone line (`src/telephony/`, docs/telephony.md), present when TWILIO_AUTH_TOKEN is set.
+   * `mode` (PHONE_MODE, default `pipeline`): how a call is conversed, see `CallMode`;
+   * `twilio.authToken` (TWILIO_AUTH_TOKEN): checks the `X-Twilio-Signature` of every webhook;
+   * `twilio.accountSid` (TWILIO_ACCOUNT_SID, optional, `AC…`); `twilio.phoneNumber`
+   * (TWILIO_PHONE_NUMBER, E.164, shown by `/phone`); `maxCallSec` (MAX_CALL_SEC, default 900):
+   * longest call, seconds; `dailyCallMin` (DAILY_CALL_MIN, default 30): minutes one person may be on
+   * the phone per UTC day; `unlinkedCallsPerHour` (PHONE_UNLINKED_CALLS_PER_HOUR, default 5): calls
+   * and wrong codes accepted per hour from one unlinked number.
+   */
+  telephony?: {
+    mode: PhoneModeName;
+    twilio: { authToken: string; accountSid?: string; phoneNumber?: string };
+    maxCallSec: number;
+    dailyCallMin: number;
+    unlinkedCallsPerHour: number;
+  };
   http: {
     enabled: boolean;
     host: string;
@@ -116,6 +133,10 @@ export interface Config {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** Conversation modes of the phone line (PHONE_MODE). */
+export const PHONE_MODES = ['pipeline', 'elevenlabs-agent'] as const;
+export type PhoneModeName = (typeof PHONE_MODES)[number];
 
 const CHANNELS: Channel[] = ['telegram', 'discord', 'whatsapp', 'console', 'web'];
 
@@ -379,6 +400,32 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       lockMs: num(env, 'QUEUE_LOCK_MS', 30_000, z.number().int().min(1000).max(600_000)),
     },
     http: httpConfig(env),
+    ...optional('telephony', telephonyConfig(env)),
+  };
+}
+
+function telephonyConfig(env: Env): Config['telephony'] {
+  const authToken = str(env, 'TWILIO_AUTH_TOKEN');
+  if (authToken === undefined) {
+    for (const name of ['TWILIO_PHONE_NUMBER', 'PHONE_MODE']) {
+      if (str(env, name) !== undefined) throw new ConfigError('TWILIO_AUTH_TOKEN', `${name} is set but TWILIO_AUTH_TOKEN is not: the phone line needs it to check Twilio's webhook signatures`);
+    }
+    return undefined;
+  }
+  const mode = (str(env, 'PHONE_MODE') ?? 'pipeline').toLowerCase();
+  if (!(PHONE_MODES as readonly string[]).includes(mode)) throw new ConfigError('PHONE_MODE', `expected ${PHONE_MODES.join(' or ')}, got "${mode}"`);
+  const phoneNumber = str(env, 'TWILIO_PHONE_NUMBER');
+  if (phoneNumber !== undefined && !/^\+[1-9]\d{6,14}$/.test(phoneNumber)) {
+    throw new ConfigError('TWILIO_PHONE_NUMBER', `expected an E.164 number like +14155550123, got "${phoneNumber}"`);
+  }
+  const accountSid = str(env, 'TWILIO_ACCOUNT_SID');
+  if (accountSid !== undefined && !/^AC[0-9a-fA-F]{32}$/.test(accountSid)) throw new ConfigError('TWILIO_ACCOUNT_SID', 'expected AC followed by 32 hexadecimal characters');
+  return {
+    mode: mode as PhoneModeName,
+    twilio: { authToken, ...optional('accountSid', accountSid), ...optional('phoneNumber', phoneNumber) },
+    maxCallSec: num(env, 'MAX_CALL_SEC', 900, z.number().int().min(10).max(14_400)),
+    dailyCallMin: num(env, 'DAILY_CALL_MIN', 30, z.number().min(1).max(1440)),
+    unlinkedCallsPerHour: num(env, 'PHONE_UNLINKED_CALLS_PER_HOUR', 5, z.number().int().min(1).max(1000)),
   };
 }
 

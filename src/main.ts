@@ -32,6 +32,9 @@ export async function startHttp(app: App): Promise<HttpServer> {
       });
       const { registerWebApp } = await import('./http/web-app.js');
       await registerWebApp(fastify);
+      // The phone line (TWILIO_AUTH_TOKEN): Twilio webhooks and the Media Streams WebSocket.
+      const { startTelephony } = await import('./telephony/index.js');
+      await startTelephony(fastify, { config: app.config, engine: app.engine, logger: app.logger });
     },
     health: {
       store: async () => {

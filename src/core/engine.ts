@@ -156,6 +156,43 @@ export interface OperatorCommand {
   run(context: OperatorCommandContext): Promise<void>;
 }
 
+/** What a {@link ChatCommand} receives. */
+export interface ChatCommandContext {
+  user: UserRecord;
+  message: InboundMessage;
+  /** Text after the command name, trimmed. */
+  args: string;
+  target: ReplyTarget;
+  log: Logger;
+}
+
+/**
+ * A command any person may run, added by a feature outside the engine (the phone line's `/phone`
+ * and `/calls`). Errors the user caused are thrown as {@link UserInputError}.
+ */
+export interface ChatCommand {
+  info: CommandInfo;
+  run(context: ChatCommandContext): Promise<void>;
+}
+
+/**
+ * Deletes what a feature outside the engine stores about a person (their call log, their linked
+ * phone numbers), called by `/delete` before the store's own records go.
+ * @returns how many records were deleted, for the log
+ */
+export type DeletionHook = (userKey: string) => Promise<number>;
+
+/** What {@link Engine.spokenTurn} answers. */
+export interface SpokenTurnReply {
+  /** The twin's reply, trimmed to whole sentences within REPLY_MAX_CHARS. */
+  replyText: string;
+  /** The person's cloned voice when their profile is ready, else undefined (the default voice). */
+  voice?: ClonedVoice;
+  persona: PersonaName;
+  /** Time the chat model took, ms. */
+  chatMs: number;
+}
+
 /** Options of {@link Engine}. */
 export interface EngineOptions {
   /** Embeds memories and turns, to choose memories by meaning; without it, by word overlap. */
@@ -200,6 +237,8 @@ interface CloneJobData extends Record<string, unknown> {
 export class Engine implements ConversationEngine {
   private commandList: CommandInfo[] = [...COMMANDS];
   private readonly operatorCommands = new Map<string, OperatorCommand>();
+  private readonly chatCommands = new Map<string, ChatCommand>();
+  private readonly deletionHooks = new Map<string, DeletionHook>();
   readonly settings: EngineSettings;
   readonly store: Store;
   readonly providers: Providers;
@@ -275,6 +314,23 @@ export class Engine implements ConversationEngine {
   registerOperatorCommand(command: OperatorCommand): void {
     this.operatorCommands.set(command.info.name, command);
     this.commandList = [...this.commandList.filter((c) => c.name !== command.info.name), command.info];
+  }
+
+  /**
+   * Adds a command every person may run (shown in menus and `/help` before `/delete`).
+   * @throws Error when a built-in command already has that name
+   */
+  registerCommand(command: ChatCommand): void {
+    if (COMMANDS.some((c) => c.name === command.info.name)) throw new Error(`/${command.info.name} is a built-in command`);
+    this.chatCommands.set(command.info.name, command);
+    const rest = this.commandList.filter((c) => c.name !== command.info.name);
+    const at = rest.findIndex((c) => c.name === 'delete');
+    this.commandList = at < 0 ? [...rest, command.info] : [...rest.slice(0, at), command.info, ...rest.slice(at)];
+  }
+
+  /** Registers what `/delete` must also delete (`name` is for the log). */
+  registerDeletionHook(name: string, hook: DeletionHook): void {
+    this.deletionHooks.set(name, hook);
   }
 
   /** True when the user (`<channel>:<user id>`) is listed in `OPERATORS`. */
@@ -584,6 +640,8 @@ export class Engine implements ConversationEngine {
           buttons: [[{ label: 'Delete everything', data: 'delete:confirm' }, { label: 'Keep my data', data: 'delete:cancel' }]],
         });
       default: {
+        const chatCommand = this.chatCommands.get(name);
+        if (chatCommand) return chatCommand.run({ user, message, args, target, log });
         const operatorCommand = this.operatorCommands.get(name);
         if (operatorCommand) {
           if (!this.isOperator(user.key)) {
@@ -675,6 +733,57 @@ export class Engine implements ConversationEngine {
       default:
         throw new UserInputError('BAD_ARGUMENT', 'Use /apikey create [label], /apikey list or /apikey revoke <id>.');
     }
+  }
+
+  /**
+   * One turn of a live spoken conversation (a phone call) whose speech was already transcribed:
+   * the person's persona, recent history and relevant memories go to the chat model like in any
+   * chat turn; the exchange is stored in their history (once per `messageId`), usage is recorded
+   * and memory extraction runs every MEMORY_EVERY messages. Synthesis is left to the caller, which
+   * streams it.
+   * @param userKey an existing person
+   * @param userText what the person said
+   * @param options.messageId unique id of this turn, e.g. `phone:<call sid>:<n>`
+   * @param options.sttSec seconds of audio transcribed, for usage accounting
+   * @throws UserInputError FORBIDDEN when the person does not exist, EMPTY_TEXT, TEXT_TOO_LONG
+   */
+  async spokenTurn(userKey: string, userText: string, options: { messageId: string; sttSec?: number; sttProvider?: string }): Promise<SpokenTurnReply> {
+    const user = await this.store.users.get(userKey);
+    if (!user) throw new UserInputError('FORBIDDEN', 'This phone number belongs to a person who no longer exists.');
+    const text = this.checkText(userText, 'I did not hear anything.');
+    const log = this.logger.child({ channel: 'phone', personId: userKey, messageId: options.messageId });
+    if (options.sttSec) await this.record(userKey, { provider: options.sttProvider ?? this.providers.stt.name, sttSec: options.sttSec }, log);
+    const [history, memories, profile] = await Promise.all([this.store.history.recent(userKey, 12), this.store.memories.list(userKey), this.store.profiles.get(userKey)]);
+    const t = performance.now();
+    const response = await this.providers.chat.reply({
+      persona: user.persona,
+      systemPrompt: renderSystemPrompt(user.persona, user.displayName),
+      history,
+      memories: (await this.memoryRetriever.select(userKey, memories, text, 3)).memories,
+      userText: text,
+      ...(user.displayName ? { userName: user.displayName } : {}),
+      maxChars: this.settings.limits.replyMaxChars,
+      seed: this.settings.seed + user.messageCount,
+    });
+    const chatMs = performance.now() - t;
+    if (response.usage) await this.record(userKey, { provider: response.provider ?? this.providers.chat.name, ...response.usage }, log);
+    const replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
+    const voice = profile?.state === 'ready' ? profile.voice : undefined;
+    let updated = user;
+    if (!history.some((turn) => turn.messageId === options.messageId)) {
+      const now = this.now();
+      await this.store.history.append(userKey, { role: 'user', text, atMs: now, messageId: options.messageId }, { role: 'twin', text: replyText, atMs: now, messageId: options.messageId });
+      updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now };
+      await this.store.users.put(updated);
+    }
+    const quiet: ReplyTarget = { reply: async () => undefined, activity: async () => undefined, status: async () => async () => undefined };
+    this.track(this.afterTurn(updated, quiet, log));
+    return { replyText, persona: user.persona, chatMs, ...(voice ? { voice } : {}) };
+  }
+
+  /** Adds synthesis or transcription to a person's daily usage (a phone call's TTS); never throws. */
+  async recordUsage(userKey: string, event: Parameters<UsageMeter['record']>[1]): Promise<void> {
+    await this.record(userKey, event, this.logger);
   }
 
   /**
@@ -1077,6 +1186,10 @@ export class Engine implements ConversationEngine {
       } catch (err) {
         this.logger.warn({ err, userKey: user.key }, 'could not delete the queued jobs of a deleted user');
       }
+    }
+    for (const [name, hook] of this.deletionHooks) {
+      const count = await hook(user.key);
+      this.logger.info({ userKey: user.key, records: count, feature: name }, 'deleted feature records of a user');
     }
     await this.store.deleteUser(user.key, { messageIds });
     await this.apiKeys.revokeAll(user.key);

@@ -28,7 +28,8 @@ export type UserInputErrorCode =
   | 'BUSY'
   | 'BUDGET_EXCEEDED'
   | 'FORBIDDEN'
-  | 'EXPORT_TOO_LARGE';
+  | 'EXPORT_TOO_LARGE'
+  | 'NOT_CONFIGURED';
 
 /**
  * An error caused by what the user sent (bad audio, unknown command, empty text…).
