@@ -166,9 +166,10 @@ export async function benchTelephony(): Promise<Record<string, unknown>> {
           turns: latencies.length,
           endOfSpeechToFirstAudio: { p50Ms: percentile(latencies, 50), p95Ms: percentile(latencies, 95) },
           serverSide: {
-            sttMs: percentile(turnTimings.map((t) => t.sttMs), 95),
+            what: 'p95 as the server measures from its last speech frame: transcript ready (includes the end-of-turn silence), chat model, first reply frame sent',
+            speechEndToTranscriptMs: percentile(turnTimings.map((t) => t.sttMs), 95),
             chatMs: percentile(turnTimings.map((t) => t.chatMs), 95),
-            firstAudioMsP95: percentile(turnTimings.map((t) => t.firstAudioMs), 95),
+            speechEndToFirstFrameMs: percentile(turnTimings.map((t) => t.firstAudioMs), 95),
           },
           goalP95Ms: 700,
           meetsGoal: percentile(latencies, 95) <= 700,

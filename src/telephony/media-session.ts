@@ -29,7 +29,7 @@ export interface MediaSocket {
 
 /** Timings of one answered turn, ms (benchmarks, logs). */
 export interface PhoneTurnTimings {
-  /** End of the caller's speech as the detector saw it → transcript. */
+  /** Last speech frame of the caller → transcript ready (includes the end-of-turn silence). */
   sttMs: number;
   chatMs: number;
   /** End of the caller's speech (last speech frame) → first reply frame sent. */

@@ -230,3 +230,44 @@ describeIfSpeech('pipeline mode with a real speech clip', () => {
     stream.close();
   }, 180_000);
 });
+
+describe('pipeline mode with a cloned voice', () => {
+  it('speaks in the person\'s voice, and logs the fallback when the synthesizer used its default voice', async () => {
+    const scripted = scriptedOffline();
+    const voices: Array<string | undefined> = [];
+    const tts: Providers['tts'] = {
+      name: 'chain',
+      synthesize: async (request) => {
+        voices.push(request.voice?.voiceId);
+        // The clone's provider is down: the fallback speaks in its own default voice.
+        const out = await scripted.providers.tts.synthesize({ text: request.text });
+        return { ...out, provider: 'local', voiceMatched: false };
+      },
+    };
+    const h = await createPhoneHarness({ publicUrl: PUBLIC, providers: { ...scripted.providers, tts } });
+    try {
+      await h.chat('eve', '/start');
+      await h.app.store.profiles.put({
+        userKey: 'console:eve',
+        state: 'ready',
+        consent: { phrase: 'p', codeWord: 'c', grantedAtMs: 1 },
+        speechSec: 30,
+        requiredSpeechSec: 20,
+        voice: { provider: 'elevenlabs', voiceId: 'voice-eve', params: {}, approximate: false, label: 'ElevenLabs instant clone' },
+        updatedAtMs: 1,
+      });
+      const { stream } = await placeCall(h, 30, '+14155550501', 'eve');
+      await stream.until(() => stream.received.length > 0, 20_000, 'greeting audio');
+      await stream.until(() => voices.length > 0, 5000, 'synthesis');
+      expect(voices.every((v) => v === 'voice-eve')).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      const [call] = await new CallLog(h.app.store.kv).list('console:eve');
+      expect(call!.voice).toBe('ElevenLabs instant clone');
+      expect(call!.fallback).toMatch(/local spoke in its default voice/);
+      expect((await h.chat('eve', '/calls'))[0]).toMatch(/voice: ElevenLabs instant clone, fallback: local spoke in its default voice/);
+      stream.close();
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
+});
