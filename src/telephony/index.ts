@@ -38,14 +38,51 @@ export async function startTelephony(
 ): Promise<Telephony | undefined> {
   const t = deps.config.telephony;
   if (!t) return undefined;
+  const modes = { ...deps.modes };
+  if (t.mode === 'elevenlabs-agent' && !modes['elevenlabs-agent']) {
+    const built = await buildElevenLabsAgent(app, deps);
+    modes['elevenlabs-agent'] = built;
+  }
   return registerTelephony(app, {
     engine: deps.engine,
     logger: deps.logger,
     authToken: t.twilio.authToken,
     ...(deps.config.http.publicUrl ? { publicUrl: deps.config.http.publicUrl } : {}),
-    mode: selectCallMode(t.mode, deps.modes),
+    mode: selectCallMode(t.mode, modes),
     maxCallSec: t.maxCallSec,
     dailyCallMin: t.dailyCallMin,
     unlinkedCallsPerHour: t.unlinkedCallsPerHour,
   });
+}
+
+/**
+ * The `elevenlabs-agent` mode from `Config.elevenlabsAgent` (docs/telephony-elevenlabs.md), with its
+ * pre-call and post-call webhooks mounted on `app`. The live call is updated through the official
+ * `twilio` client of TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN
+ * (https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource).
+ * @throws Error when ELEVENLABS_API_KEY, ELEVENLABS_AGENT_ID or TWILIO_ACCOUNT_SID is missing
+ */
+async function buildElevenLabsAgent(app: FastifyInstance, deps: { config: Config; engine: Engine; logger: Logger }): Promise<CallMode> {
+  const { config, engine, logger } = deps;
+  const t = config.telephony!;
+  if (!config.elevenlabs) throw new Error('PHONE_MODE=elevenlabs-agent needs ELEVENLABS_API_KEY');
+  if (!config.elevenlabsAgent) throw new Error('PHONE_MODE=elevenlabs-agent needs ELEVENLABS_AGENT_ID (see docs/telephony-elevenlabs.md)');
+  if (!t.twilio.accountSid) throw new Error('PHONE_MODE=elevenlabs-agent needs TWILIO_ACCOUNT_SID, to move a call to the agent once its voice is ready');
+  const [{ default: twilio }, { createElevenLabsTelephony }, { personForCaller }] = await Promise.all([
+    import('twilio'),
+    import('./elevenlabs/setup.js'),
+    import('./links.js'),
+  ]);
+  const built = createElevenLabsTelephony({
+    connection: { apiKey: config.elevenlabs.apiKey, ...(config.elevenlabs.baseUrl ? { baseUrl: config.elevenlabs.baseUrl } : {}) },
+    agent: config.elevenlabsAgent,
+    cloneTimeoutSec: config.engine.cloneTimeoutSec,
+    store: engine.store,
+    chat: engine.providers.chat,
+    twilio: twilio(t.twilio.accountSid, t.twilio.authToken),
+    lookupCaller: (e164) => personForCaller(engine.store.kv, e164),
+    logger: logger.child({ component: 'phone-agent' }),
+  });
+  await built.registerRoutes(app);
+  return built.mode;
 }
