@@ -28,6 +28,14 @@ import { KeyedSerialQueue } from './queue.js';
 import { isDuplicateMemory, selectMemories } from './memory.js';
 import { countOf, trimToSentences } from './text.js';
 import { APPROXIMATION_NOTE, DEFAULT_VOICE_NOTE, FALLBACK_VOICE_NOTE, describeVoice } from './wording.js';
+import {
+  LANGUAGE_NAMES,
+  detectTextLanguage,
+  detectTranscriptLanguage,
+  parseLanguagePreference,
+  replyLanguage,
+  type ReplyLanguage,
+} from './language.js';
 import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
@@ -114,6 +122,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'memories', description: 'List what your twin remembers' },
   { name: 'forget', description: 'Forget one memory, or all of them', args: '<id|all>' },
   { name: 'text', description: 'Send the text with each voice reply, or not', args: '<on|off>' },
+  { name: 'language', description: 'The language I answer in: English, Hindi, Hinglish, or auto to follow yours', args: '<en|hi|hinglish|auto>' },
   { name: 'stop', description: 'Stop receiving announcements' },
   { name: 'export', description: 'Get a copy of everything stored about you (a zip file)' },
   { name: 'apikey', description: 'Keys for the HTTP API and web app: create, list, revoke', args: '<create [label]|list|revoke id>' },
@@ -122,7 +131,13 @@ export const COMMANDS: readonly CommandInfo[] = [
 ];
 
 /** Aliases accepted for commands. */
-const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say' };
+const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say', lang: 'language', bhasha: 'language' };
+
+/** Told when a Hindi or Hinglish voice note reaches a recogniser that only knows English. */
+export const HINDI_VOICE_UNSUPPORTED =
+  "I can't understand Hindi voice notes here: the speech recogniser on this server only knows English, so I would only guess at your words. " +
+  'Please type your message instead (Hindi, Hinglish and English are all fine), or ask whoever runs this VoiceTwin to set up a cloud recogniser (ElevenLabs or Gemini). ' +
+  'If you spoke English, send /language en and try again.';
 
 export { APPROXIMATION_NOTE, DEFAULT_VOICE_NOTE, FALLBACK_VOICE_NOTE } from './wording.js';
 
@@ -548,6 +563,8 @@ export class Engine implements ConversationEngine {
         await this.store.users.put({ ...user, sendTextWithVoice: v === 'on', updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: v === 'on' ? 'Voice replies now come with their text.' : 'Voice replies now come without their text.' });
       }
+      case 'language':
+        return this.setLanguage(user, args, target);
       case 'stop':
         await this.store.users.put({ ...user, optedOut: true, updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: 'You will no longer receive announcements. Send /start to receive them again. Your twin still answers you.' });
@@ -793,10 +810,48 @@ export class Engine implements ConversationEngine {
     await target.activity('record_voice');
     const profile = await this.store.profiles.get(user.key);
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
-    const note = await this.voice.render(user.key, clean, voice, user.channel);
+    const note = await this.voice.render(user.key, clean, voice, user.channel, detectTextLanguage(clean));
     for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, this.logger);
     const notice = await this.fallbackNotice(user.key, voice, note.fallback, this.logger);
     await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice, notice) });
+  }
+
+  /** `/language en|hi|hinglish|auto`; with no argument, says the current setting. */
+  private async setLanguage(user: UserRecord, args: string, target: ReplyTarget): Promise<void> {
+    const current = user.language ?? 'auto';
+    const usage = 'Send /language en, /language hi, /language hinglish, or /language auto to follow the language you write or speak in.';
+    if (!args) {
+      const now = current === 'auto' ? `auto (${user.lastLanguage ? `now ${LANGUAGE_NAMES[user.lastLanguage]}` : 'English until you write otherwise'})` : LANGUAGE_NAMES[current];
+      return target.reply({ kind: 'info', text: `I answer in: ${now}. ${usage}` });
+    }
+    const wanted = parseLanguagePreference(args);
+    if (!wanted) throw new UserInputError('BAD_ARGUMENT', `I don't know the language "${args.slice(0, 30)}". ${usage}`);
+    await this.store.users.put({ ...user, language: wanted, updatedAtMs: this.now() });
+    const said: Record<typeof wanted, string> = {
+      auto: 'I now answer in the language you write or speak in: English, Hindi or Hinglish.',
+      en: 'I now answer in English.',
+      hi: 'अब मैं हिंदी में जवाब दूँगा। (I now answer in Hindi.)',
+      hinglish: 'Theek hai, ab main Hinglish mein jawab dunga. (I now answer in Hinglish.)',
+    };
+    const offlineNote = wanted === 'hi' || wanted === 'hinglish' ? this.hindiSpeechNote() : '';
+    return target.reply({ kind: 'info', text: `${said[wanted]}${offlineNote}` });
+  }
+
+  /** A sentence saying Hindi voice notes cannot be understood here, when the recogniser lacks Hindi. */
+  private hindiSpeechNote(): string {
+    const languages = this.providers.stt.languages;
+    return languages && !languages.includes('hi') ? ' Voice notes in Hindi cannot be understood on this server yet: please type them.' : '';
+  }
+
+  /**
+   * True when the person talks Hindi or Hinglish: by their `/language` setting, else by what they
+   * last wrote or said, else by the platform's language (Telegram `language_code`).
+   */
+  private speaksHindi(user: UserRecord, message: InboundMessage): boolean {
+    const setting = user.language ?? 'auto';
+    if (setting !== 'auto') return setting === 'hi' || setting === 'hinglish';
+    if (user.lastLanguage) return user.lastLanguage !== 'en';
+    return message.languageCode?.toLowerCase().split('-')[0] === 'hi';
   }
 
   private checkText(text: string | undefined, emptyMessage: string): string {
@@ -853,6 +908,7 @@ export class Engine implements ConversationEngine {
     const timings: TurnTimings = { decodeMs: 0, sttMs: 0, chatMs: 0, ttsMs: 0, encodeMs: 0, storeMs: 0, totalMs: 0 };
     let userText: string;
     let input: 'voice' | 'text';
+    let detected: ReplyLanguage | undefined;
     if (message.audio) {
       input = 'voice';
       await this.usage?.checkBudget(user.key, ['stt']);
@@ -863,11 +919,20 @@ export class Engine implements ConversationEngine {
       timings.sttMs = performance.now() - t;
       await this.record(user.key, { provider: transcript.provider ?? this.providers.stt.name, sttSec: transcript.durationSec }, log);
       userText = transcript.text.trim();
+      // A recogniser without Hindi turns Hindi speech into English-sounding nonsense: say so instead.
+      const recogniserLanguages = transcript.languages ?? (transcript.provider === undefined ? this.providers.stt.languages : undefined);
+      if (recogniserLanguages && !recogniserLanguages.includes('hi') && this.speaksHindi(user, message)) {
+        log.info({ provider: transcript.provider ?? this.providers.stt.name }, 'Hindi voice note refused: the recogniser has no Hindi');
+        throw new UserInputError('LANGUAGE_UNSUPPORTED', HINDI_VOICE_UNSUPPORTED);
+      }
       if (!userText) throw new UserInputError('NO_SPEECH', "I couldn't make out any words in that voice note. Could you say it again, a little closer to the microphone?");
+      detected = detectTranscriptLanguage(userText, transcript.languageCode);
     } else {
       input = 'text';
       userText = this.checkText(message.text, 'I understand voice notes and text, but this message had neither. Send me a voice note or write to me.');
+      detected = detectTextLanguage(userText);
     }
+    const language = replyLanguage(user.language, detected, user.lastLanguage);
     await target.activity('record_voice');
     let t = performance.now();
     const [history, memories, profile] = await Promise.all([
@@ -887,13 +952,14 @@ export class Engine implements ConversationEngine {
       ...(user.displayName ? { userName: user.displayName } : {}),
       maxChars: this.settings.limits.replyMaxChars,
       seed: this.settings.seed + user.messageCount,
+      ...(language !== 'en' ? { language } : {}),
     });
     timings.chatMs = performance.now() - t;
     if (response.usage) await this.record(user.key, { provider: response.provider ?? this.providers.chat.name, ...response.usage }, log);
     const replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
     const budgetNote = await this.ttsBudgetNote(user.key);
-    const note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel);
+    const note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel, language);
     if (note) {
       timings.ttsMs = note.synthMs;
       timings.encodeMs = note.encodeMs;
@@ -909,7 +975,7 @@ export class Engine implements ConversationEngine {
         { role: 'user', text: userText, atMs: now, messageId: message.id },
         { role: 'twin', text: replyText, atMs: now, messageId: message.id },
       );
-      updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now };
+      updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now, ...(detected ? { lastLanguage: detected } : {}) };
       await this.store.users.put(updated);
     }
     timings.storeMs += performance.now() - t;
@@ -921,7 +987,7 @@ export class Engine implements ConversationEngine {
       await target.reply({ kind: 'answer', text: `${heard}${replyText}\n\n(${budgetNote})` });
     }
     timings.totalMs = performance.now() - started;
-    log.info({ input, persona: user.persona, timings: roundTimings(timings) }, 'chat turn answered');
+    log.info({ input, persona: user.persona, language, timings: roundTimings(timings) }, 'chat turn answered');
     this.observer({ type: 'turn', userKey: user.key, input, transcript: userText, replyText, persona: user.persona, timings });
     await this.afterTurn(updated, target, log);
   }

@@ -85,7 +85,11 @@ export class LocalSpeechSynthesizer implements SpeechSynthesizer {
     if (request.voice?.provider === LOCAL_PROVIDER) params = request.voice.params;
     else if (request.voice) this.options.logger?.debug({ provider: request.voice.provider }, 'offline TTS: voice of another provider, using the default voice');
 
-    const english = !request.languageCode || request.languageCode.toLowerCase().split('-')[0] === 'en';
+    // Romanised Hindi (Hinglish in Latin letters) is read by the English voice: espeak-ng's Hindi
+    // voice switches to its English rules for Latin letters anyway (`espeak-ng -v hi -x` shows
+    // "(en)…(hi)"), and flite's English is the more intelligible of the two.
+    const primary = request.languageCode?.toLowerCase().split('-')[0];
+    const english = !primary || primary === 'en' || (primary === 'hi' && !/[\u0900-\u097F]/u.test(text));
     const hasFlite = isFliteParams(params) || params.espeakVoice === undefined;
     if (this.engine === 'flite' && english && hasFlite && !this.fliteMissing) {
       const fliteParams: FliteVoiceParams = isFliteParams(params) ? parseFliteParams(params) : { fliteVoice: DEFAULT_FLITE_VOICE };
