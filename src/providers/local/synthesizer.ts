@@ -44,7 +44,8 @@ export interface LocalSynthesizerOptions {
  * `synthesize` speaks `text` in `voice` when it is a `local` voice, else in the default voice
  * (flite `rms`). Which engine speaks:
  * - flite, when the voice has flite settings (`fliteVoice`, see {@link FliteVoiceParams}) or no
- *   voice is given, and `languageCode` is absent or English;
+ *   voice is given, and `languageCode` is absent or English, or Hindi with no Devanagari in the
+ *   text (romanised Hinglish is read by the English voice);
  * - espeak-ng, with the voice's espeak-ng settings (`espeakVoice`, `pitch`, `speedWpm`; preview
  *   voices carry both sets), when `languageCode` is not English (espeak-ng switches language when
  *   it has it), when the voice only has espeak-ng settings (voices made before flite), when the
