@@ -42,6 +42,8 @@ import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
 import { DOCUMENT_LIMIT_BYTES, buildPersonalExport } from './export.js';
 import { ApiKeys } from './apikeys.js';
+import { wordErrorRate } from './wer.js';
+import type { RenderedVoice } from './voice.js';
 import type { VoiceNote } from './types.js';
 
 /** Limits on what the engine accepts and says. */
@@ -74,6 +76,14 @@ export interface EngineSettings {
   cloneTimeoutSec: number;
   /** Chat model seed (template model determinism). */
   seed: number;
+  /**
+   * Reply fidelity check (VERIFY_REPLIES, default false): each spoken reply in a person's cloned
+   * voice is transcribed by the configured recogniser and compared with its text; above
+   * `verifyMaxWer` it is re-synthesised once in the fallback (default) voice, and both are logged.
+   */
+  verifyReplies: boolean;
+  /** Word error rate above which a reply is re-synthesised (VERIFY_REPLIES_MAX_WER, default 0.5). */
+  verifyMaxWer: number;
   /** Operators as `<channel>:<user id>`. */
   operators: string[];
   /** Voice-note sample rate per channel, Hz (default 48 kHz; WhatsApp 16 kHz for mobile playback). */
@@ -89,6 +99,8 @@ export const DEFAULT_ENGINE_SETTINGS: EngineSettings = {
   turnConcurrency: 4,
   cloneTimeoutSec: 35,
   seed: 7,
+  verifyReplies: false,
+  verifyMaxWer: 0.5,
   operators: [],
 };
 
@@ -132,6 +144,9 @@ export const COMMANDS: readonly CommandInfo[] = [
 
 /** Aliases accepted for commands. */
 const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say', lang: 'language', bhasha: 'language' };
+
+/** Told when a reply in the cloned voice failed the fidelity check and the fallback voice spoke it. */
+export const UNCLEAR_VOICE_NOTE = 'My copy of your voice came out unclear this time, so this reply is in the standard voice.';
 
 /** Told when a Hindi or Hinglish voice note reaches a recogniser that only knows English. */
 export const HINDI_VOICE_UNSUPPORTED =
@@ -959,7 +974,9 @@ export class Engine implements ConversationEngine {
     const replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
     const budgetNote = await this.ttsBudgetNote(user.key);
-    const note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel, language);
+    let note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel, language);
+    let unclear = false;
+    if (note && voice && this.settings.verifyReplies) ({ note, unclear } = await this.verifyReply(user, replyText, note, voice, language, log));
     if (note) {
       timings.ttsMs = note.synthMs;
       timings.encodeMs = note.encodeMs;
@@ -981,7 +998,8 @@ export class Engine implements ConversationEngine {
     timings.storeMs += performance.now() - t;
     const heard = input === 'voice' ? `You said: "${userText}"\n\n` : '';
     if (note) {
-      const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice, await this.fallbackNotice(user.key, voice, note.fallback, log));
+      const notice = unclear ? UNCLEAR_VOICE_NOTE : await this.fallbackNotice(user.key, voice, note.fallback, log);
+      const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice, notice);
       await target.reply({ kind: 'answer', voice: note.voice, ...caption });
     } else {
       await target.reply({ kind: 'answer', text: `${heard}${replyText}\n\n(${budgetNote})` });
@@ -990,6 +1008,44 @@ export class Engine implements ConversationEngine {
     log.info({ input, persona: user.persona, language, timings: roundTimings(timings) }, 'chat turn answered');
     this.observer({ type: 'turn', userKey: user.key, input, transcript: userText, replyText, persona: user.persona, timings });
     await this.afterTurn(updated, target, log);
+  }
+
+  /**
+   * The fidelity check of {@link EngineSettings.verifyReplies}: transcribes the rendered reply and
+   * compares it with `text`; above `verifyMaxWer` renders it once more in the fallback (default)
+   * voice. Skipped when the recogniser does not know the reply's language. A failing check is
+   * logged and the reply kept as it was.
+   * @returns the note to send, and whether it was re-synthesised
+   */
+  private async verifyReply(
+    user: UserRecord,
+    text: string,
+    note: RenderedVoice,
+    voice: ClonedVoice,
+    language: ReplyLanguage,
+    log: Logger,
+  ): Promise<{ note: RenderedVoice; unclear: boolean }> {
+    const userKey = user.key;
+    const known = this.providers.stt.languages;
+    if (known && !known.includes(language === 'en' ? 'en' : 'hi')) return { note, unclear: false };
+    try {
+      const pcm = await decodeToPcm(note.voice.oggOpus, { sampleRateHz: 16000 });
+      const heard = await this.providers.stt.transcribe(pcm, language === 'en' ? {} : { languageHint: 'hi' });
+      await this.record(userKey, { provider: heard.provider ?? this.providers.stt.name, sttSec: heard.durationSec }, log);
+      const { wer, words } = wordErrorRate(text, heard.text);
+      const checked = { wer: Math.round(wer * 1000) / 1000, words, maxWer: this.settings.verifyMaxWer, voiceProvider: voice.provider };
+      if (wer <= this.settings.verifyMaxWer) {
+        log.info(checked, 'reply fidelity checked');
+        return { note, unclear: false };
+      }
+      log.warn(checked, 'reply failed the fidelity check; re-synthesising it in the fallback voice');
+      const again = await this.voice.render(userKey, text, undefined, user.channel, language);
+      for (const s of again.synthesized) await this.record(userKey, { provider: s.provider, ttsChars: s.characters }, log);
+      return { note: again, unclear: true };
+    } catch (err) {
+      log.warn({ err }, 'reply fidelity check failed; the reply is sent as it was');
+      return { note, unclear: false };
+    }
   }
 
   /** Adds a provider call to the user's usage; accounting failures are logged, never shown. */

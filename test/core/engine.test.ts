@@ -714,3 +714,44 @@ describe('Hindi and Hinglish', () => {
     expect(out.last().text).toMatch(/^I can't understand Hindi voice notes here/);
   });
 });
+
+describe('reply fidelity check (VERIFY_REPLIES)', () => {
+  async function withClone(env: Record<string, string>) {
+    const s = scripted({ reliable: true });
+    const voices: Array<string | undefined> = [];
+    const speak = s.providers.tts.synthesize.bind(s.providers.tts);
+    s.providers.tts = { name: 'espeak-test', synthesize: async (req) => (voices.push(req.voice?.voiceId), speak(req)) };
+    app = await createTestApp({ providers: s.providers, env });
+    await app.engine.handle(msg({ text: 'hello' }), out);
+    const clone: ClonedVoice = { provider: 'scripted', voiceId: 'v1', params: {}, approximate: false, label: 'test clone' };
+    await app.store.profiles.put({ userKey: 'console:u1', state: 'ready', voice: clone, consent: { phrase: 'p', codeWord: 'river', grantedAtMs: 1 }, speechSec: 5, requiredSpeechSec: 3, updatedAtMs: 1 });
+    voices.length = 0;
+    return { s, voices };
+  }
+
+  it('keeps a reply the recogniser reads back, and re-synthesises once in the fallback voice one it cannot', async () => {
+    const { s, voices } = await withClone({ VERIFY_REPLIES: 'true', VERIFY_REPLIES_MAX_WER: '0.4' });
+    s.heard.push('you said a clear reply tell me more');
+    await app.engine.handle(msg({ text: 'a clear reply' }), out);
+    expect(voices).toEqual(['v1']);
+    expect(out.last().voiceLabel).toBeUndefined();
+    const sttBefore = (await app.engine.usage!.today('console:u1')).total.sttSec;
+    expect(sttBefore).toBeGreaterThan(0.5);
+
+    // Heard as the demo's voice turn once was: nothing like the text.
+    s.heard.push('the you are you finish got a raw the week');
+    await app.engine.handle(msg({ text: 'plan my week' }), out);
+    expect(voices.slice(1)).toEqual(['v1', undefined]);
+    expect(out.last()).toMatchObject({ kind: 'answer', voiceLabel: 'My copy of your voice came out unclear this time, so this reply is in the standard voice.' });
+    expect(out.last().voice!.durationSec).toBeGreaterThan(0.5);
+    expect((await app.engine.usage!.today('console:u1')).total.sttSec).toBeGreaterThan(sttBefore);
+  });
+
+  it('is off unless VERIFY_REPLIES is set', async () => {
+    const { s, voices } = await withClone({});
+    s.heard.push('never consumed');
+    await app.engine.handle(msg({ text: 'plan my week' }), out);
+    expect(voices).toEqual(['v1']);
+    expect(s.heard).toEqual(['never consumed']);
+  });
+});
