@@ -46,7 +46,8 @@ export interface Config {
   limits: EngineLimits;
   /**
    * Engine settings from DEFAULT_PERSONA, ENROLL_MIN_SPEECH_SEC, INSIGHT_EVERY, MEMORY_EVERY,
-   * TURN_CONCURRENCY, CLONE_TIMEOUT_S and CHAT_SEED (documented on {@link EngineSettings}).
+   * TURN_CONCURRENCY, CLONE_TIMEOUT_S, CHAT_SEED, VERIFY_REPLIES and VERIFY_REPLIES_MAX_WER
+   * (documented on {@link EngineSettings}).
    */
   engine: Omit<EngineSettings, 'limits' | 'operators' | 'voiceSampleRateHz'>;
   providers: {
@@ -324,6 +325,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       memoryMinSimilarity: num(env, 'MEMORY_MIN_SIMILARITY', 0.6, z.number().min(-1).max(1)),
       turnConcurrency: num(env, 'TURN_CONCURRENCY', 4, z.number().int().min(1).max(64)),
       cloneTimeoutSec: num(env, 'CLONE_TIMEOUT_S', 35, z.number().min(1).max(3600)),
+      verifyReplies: bool(env, 'VERIFY_REPLIES', false),
+      verifyMaxWer: num(env, 'VERIFY_REPLIES_MAX_WER', 0.5, z.number().min(0).max(2)),
       seed: num(env, 'CHAT_SEED', 7, z.number().int().min(0)),
     },
     retention: {

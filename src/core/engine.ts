@@ -29,12 +29,22 @@ import { isDuplicateMemory } from './memory.js';
 import { MemoryRetriever } from './memory-retrieval.js';
 import { countOf, trimToSentences } from './text.js';
 import { APPROXIMATION_NOTE, DEFAULT_VOICE_NOTE, FALLBACK_VOICE_NOTE, describeVoice } from './wording.js';
+import {
+  LANGUAGE_NAMES,
+  detectTextLanguage,
+  detectTranscriptLanguage,
+  parseLanguagePreference,
+  replyLanguage,
+  type ReplyLanguage,
+} from './language.js';
 import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
 import { VoiceRenderer } from './voice.js';
 import { DOCUMENT_LIMIT_BYTES, buildPersonalExport } from './export.js';
 import { ApiKeys, SIGN_IN_CODE_TTL_MS, signInLink } from './apikeys.js';
+import { wordErrorRate } from './wer.js';
+import type { RenderedVoice } from './voice.js';
 import type { VoiceNote } from './types.js';
 
 /** Limits on what the engine accepts and says. */
@@ -69,6 +79,14 @@ export interface EngineSettings {
   cloneTimeoutSec: number;
   /** Chat model seed (template model determinism). */
   seed: number;
+  /**
+   * Reply fidelity check (VERIFY_REPLIES, default false): each spoken reply in a person's cloned
+   * voice is transcribed by the configured recogniser and compared with its text; above
+   * `verifyMaxWer` it is re-synthesised once in the fallback (default) voice, and both are logged.
+   */
+  verifyReplies: boolean;
+  /** Word error rate above which a reply is re-synthesised (VERIFY_REPLIES_MAX_WER, default 0.5). */
+  verifyMaxWer: number;
   /** Operators as `<channel>:<user id>`. */
   operators: string[];
   /** Voice-note sample rate per channel, Hz (default 48 kHz; WhatsApp 16 kHz for mobile playback). */
@@ -89,6 +107,8 @@ export const DEFAULT_ENGINE_SETTINGS: EngineSettings = {
   turnConcurrency: 4,
   cloneTimeoutSec: 35,
   seed: 7,
+  verifyReplies: false,
+  verifyMaxWer: 0.5,
   operators: [],
 };
 
@@ -122,6 +142,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'memories', description: 'List what your twin remembers' },
   { name: 'forget', description: 'Forget one memory, or all of them', args: '<id|all>' },
   { name: 'text', description: 'Send the text with each voice reply, or not', args: '<on|off>' },
+  { name: 'language', description: 'The language I answer in: English, Hindi, Hinglish, or auto to follow yours', args: '<en|hi|hinglish|auto>' },
   { name: 'stop', description: 'Stop receiving announcements' },
   { name: 'export', description: 'Get a copy of everything stored about you (a zip file)' },
   { name: 'apikey', description: 'Keys for the HTTP API and web app: create, list, revoke', args: '<create [label]|list|revoke id>' },
@@ -131,7 +152,16 @@ export const COMMANDS: readonly CommandInfo[] = [
 ];
 
 /** Aliases accepted for commands. */
-const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say' };
+const ALIASES: Record<string, string> = { unsubscribe: 'stop', persona: 'style', personas: 'styles', speak: 'say', lang: 'language', bhasha: 'language' };
+
+/** Told when a reply in the cloned voice failed the fidelity check and the fallback voice spoke it. */
+export const UNCLEAR_VOICE_NOTE = 'My copy of your voice came out unclear this time, so this reply is in the standard voice.';
+
+/** Told when a Hindi or Hinglish voice note reaches a recogniser that only knows English. */
+export const HINDI_VOICE_UNSUPPORTED =
+  "I can't understand Hindi voice notes here: the speech recogniser on this server only knows English, so I would only guess at your words. " +
+  'Please type your message instead (Hindi, Hinglish and English are all fine), or ask whoever runs this VoiceTwin to set up a cloud recogniser (ElevenLabs or Gemini). ' +
+  'If you spoke English, send /language en and try again.';
 
 export { APPROXIMATION_NOTE, DEFAULT_VOICE_NOTE, FALLBACK_VOICE_NOTE } from './wording.js';
 
@@ -623,6 +653,8 @@ export class Engine implements ConversationEngine {
         await this.store.users.put({ ...user, sendTextWithVoice: v === 'on', updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: v === 'on' ? 'Voice replies now come with their text.' : 'Voice replies now come without their text.' });
       }
+      case 'language':
+        return this.setLanguage(user, args, target);
       case 'stop':
         await this.store.users.put({ ...user, optedOut: true, updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: 'You will no longer receive announcements. Send /start to receive them again. Your twin still answers you.' });
@@ -942,10 +974,48 @@ export class Engine implements ConversationEngine {
     await target.activity('record_voice');
     const profile = await this.store.profiles.get(user.key);
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
-    const note = await this.voice.render(user.key, clean, voice, user.channel);
+    const note = await this.voice.render(user.key, clean, voice, user.channel, detectTextLanguage(clean));
     for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, this.logger);
     const notice = await this.fallbackNotice(user.key, voice, note.fallback, this.logger);
     await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice, notice) });
+  }
+
+  /** `/language en|hi|hinglish|auto`; with no argument, says the current setting. */
+  private async setLanguage(user: UserRecord, args: string, target: ReplyTarget): Promise<void> {
+    const current = user.language ?? 'auto';
+    const usage = 'Send /language en, /language hi, /language hinglish, or /language auto to follow the language you write or speak in.';
+    if (!args) {
+      const now = current === 'auto' ? `auto (${user.lastLanguage ? `now ${LANGUAGE_NAMES[user.lastLanguage]}` : 'English until you write otherwise'})` : LANGUAGE_NAMES[current];
+      return target.reply({ kind: 'info', text: `I answer in: ${now}. ${usage}` });
+    }
+    const wanted = parseLanguagePreference(args);
+    if (!wanted) throw new UserInputError('BAD_ARGUMENT', `I don't know the language "${args.slice(0, 30)}". ${usage}`);
+    await this.store.users.put({ ...user, language: wanted, updatedAtMs: this.now() });
+    const said: Record<typeof wanted, string> = {
+      auto: 'I now answer in the language you write or speak in: English, Hindi or Hinglish.',
+      en: 'I now answer in English.',
+      hi: 'अब मैं हिंदी में जवाब दूँगा। (I now answer in Hindi.)',
+      hinglish: 'Theek hai, ab main Hinglish mein jawab dunga. (I now answer in Hinglish.)',
+    };
+    const offlineNote = wanted === 'hi' || wanted === 'hinglish' ? this.hindiSpeechNote() : '';
+    return target.reply({ kind: 'info', text: `${said[wanted]}${offlineNote}` });
+  }
+
+  /** A sentence saying Hindi voice notes cannot be understood here, when the recogniser lacks Hindi. */
+  private hindiSpeechNote(): string {
+    const languages = this.providers.stt.languages;
+    return languages && !languages.includes('hi') ? ' Voice notes in Hindi cannot be understood on this server yet: please type them.' : '';
+  }
+
+  /**
+   * True when the person talks Hindi or Hinglish: by their `/language` setting, else by what they
+   * last wrote or said, else by the platform's language (Telegram `language_code`).
+   */
+  private speaksHindi(user: UserRecord, message: InboundMessage): boolean {
+    const setting = user.language ?? 'auto';
+    if (setting !== 'auto') return setting === 'hi' || setting === 'hinglish';
+    if (user.lastLanguage) return user.lastLanguage !== 'en';
+    return message.languageCode?.toLowerCase().split('-')[0] === 'hi';
   }
 
   private checkText(text: string | undefined, emptyMessage: string): string {
@@ -1002,6 +1072,7 @@ export class Engine implements ConversationEngine {
     const timings: TurnTimings = { decodeMs: 0, sttMs: 0, chatMs: 0, ttsMs: 0, encodeMs: 0, storeMs: 0, totalMs: 0 };
     let userText: string;
     let input: 'voice' | 'text';
+    let detected: ReplyLanguage | undefined;
     if (message.audio) {
       input = 'voice';
       await this.usage?.checkBudget(user.key, ['stt']);
@@ -1012,11 +1083,20 @@ export class Engine implements ConversationEngine {
       timings.sttMs = performance.now() - t;
       await this.record(user.key, { provider: transcript.provider ?? this.providers.stt.name, sttSec: transcript.durationSec }, log);
       userText = transcript.text.trim();
+      // A recogniser without Hindi turns Hindi speech into English-sounding nonsense: say so instead.
+      const recogniserLanguages = transcript.languages ?? (transcript.provider === undefined ? this.providers.stt.languages : undefined);
+      if (recogniserLanguages && !recogniserLanguages.includes('hi') && this.speaksHindi(user, message)) {
+        log.info({ provider: transcript.provider ?? this.providers.stt.name }, 'Hindi voice note refused: the recogniser has no Hindi');
+        throw new UserInputError('LANGUAGE_UNSUPPORTED', HINDI_VOICE_UNSUPPORTED);
+      }
       if (!userText) throw new UserInputError('NO_SPEECH', "I couldn't make out any words in that voice note. Could you say it again, a little closer to the microphone?");
+      detected = detectTranscriptLanguage(userText, transcript.languageCode);
     } else {
       input = 'text';
       userText = this.checkText(message.text, 'I understand voice notes and text, but this message had neither. Send me a voice note or write to me.');
+      detected = detectTextLanguage(userText);
     }
+    const language = replyLanguage(user.language, detected, user.lastLanguage);
     await target.activity('record_voice');
     let t = performance.now();
     const [history, memories, profile] = await Promise.all([
@@ -1037,13 +1117,16 @@ export class Engine implements ConversationEngine {
       ...(user.displayName ? { userName: user.displayName } : {}),
       maxChars: this.settings.limits.replyMaxChars,
       seed: this.settings.seed + user.messageCount,
+      ...(language !== 'en' ? { language } : {}),
     });
     timings.chatMs = performance.now() - t;
     if (response.usage) await this.record(user.key, { provider: response.provider ?? this.providers.chat.name, ...response.usage }, log);
     const replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
     const budgetNote = await this.ttsBudgetNote(user.key);
-    const note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel);
+    let note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel, language);
+    let unclear = false;
+    if (note && voice && this.settings.verifyReplies) ({ note, unclear } = await this.verifyReply(user, replyText, note, voice, language, log));
     if (note) {
       timings.ttsMs = note.synthMs;
       timings.encodeMs = note.encodeMs;
@@ -1059,21 +1142,60 @@ export class Engine implements ConversationEngine {
         { role: 'user', text: userText, atMs: now, messageId: message.id },
         { role: 'twin', text: replyText, atMs: now, messageId: message.id },
       );
-      updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now };
+      updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now, ...(detected ? { lastLanguage: detected } : {}) };
       await this.store.users.put(updated);
     }
     timings.storeMs += performance.now() - t;
     const heard = input === 'voice' ? `You said: "${userText}"\n\n` : '';
     if (note) {
-      const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice, await this.fallbackNotice(user.key, voice, note.fallback, log));
+      const notice = unclear ? UNCLEAR_VOICE_NOTE : await this.fallbackNotice(user.key, voice, note.fallback, log);
+      const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice, notice);
       await target.reply({ kind: 'answer', voice: note.voice, ...caption });
     } else {
       await target.reply({ kind: 'answer', text: `${heard}${replyText}\n\n(${budgetNote})` });
     }
     timings.totalMs = performance.now() - started;
-    log.info({ input, persona: user.persona, timings: roundTimings(timings) }, 'chat turn answered');
+    log.info({ input, persona: user.persona, language, timings: roundTimings(timings) }, 'chat turn answered');
     this.observer({ type: 'turn', userKey: user.key, input, transcript: userText, replyText, persona: user.persona, timings });
     await this.afterTurn(updated, target, log);
+  }
+
+  /**
+   * The fidelity check of {@link EngineSettings.verifyReplies}: transcribes the rendered reply and
+   * compares it with `text`; above `verifyMaxWer` renders it once more in the fallback (default)
+   * voice. Skipped when the recogniser does not know the reply's language. A failing check is
+   * logged and the reply kept as it was.
+   * @returns the note to send, and whether it was re-synthesised
+   */
+  private async verifyReply(
+    user: UserRecord,
+    text: string,
+    note: RenderedVoice,
+    voice: ClonedVoice,
+    language: ReplyLanguage,
+    log: Logger,
+  ): Promise<{ note: RenderedVoice; unclear: boolean }> {
+    const userKey = user.key;
+    const known = this.providers.stt.languages;
+    if (known && !known.includes(language === 'en' ? 'en' : 'hi')) return { note, unclear: false };
+    try {
+      const pcm = await decodeToPcm(note.voice.oggOpus, { sampleRateHz: 16000 });
+      const heard = await this.providers.stt.transcribe(pcm, language === 'en' ? {} : { languageHint: 'hi' });
+      await this.record(userKey, { provider: heard.provider ?? this.providers.stt.name, sttSec: heard.durationSec }, log);
+      const { wer, words } = wordErrorRate(text, heard.text);
+      const checked = { wer: Math.round(wer * 1000) / 1000, words, maxWer: this.settings.verifyMaxWer, voiceProvider: voice.provider };
+      if (wer <= this.settings.verifyMaxWer) {
+        log.info(checked, 'reply fidelity checked');
+        return { note, unclear: false };
+      }
+      log.warn(checked, 'reply failed the fidelity check; re-synthesising it in the fallback voice');
+      const again = await this.voice.render(userKey, text, undefined, user.channel, language);
+      for (const s of again.synthesized) await this.record(userKey, { provider: s.provider, ttsChars: s.characters }, log);
+      return { note: again, unclear: true };
+    } catch (err) {
+      log.warn({ err }, 'reply fidelity check failed; the reply is sent as it was');
+      return { note, unclear: false };
+    }
   }
 
   /** Adds a provider call to the user's usage; accounting failures are logged, never shown. */

@@ -12,6 +12,7 @@ export type UserInputErrorCode =
   | 'AUDIO_TOO_LONG'
   | 'AUDIO_TOO_SHORT'
   | 'NO_SPEECH'
+  | 'LANGUAGE_UNSUPPORTED'
   | 'TOO_NOISY'
   | 'TOO_QUIET'
   | 'CLIPPED'

@@ -3,6 +3,7 @@
  * `src/providers/` implements some of them; `core` never imports a vendor SDK.
  */
 import type { PersonaName } from './personas.js';
+import type { ReplyLanguage } from './language.js';
 
 /** Mono 16-bit PCM at a stated sample rate, the engine's internal audio form. */
 export interface PcmAudio {
@@ -22,6 +23,8 @@ export interface Transcript {
   provider?: string;
   /** Whether this transcript came from a reliable recogniser (a fallback may be less reliable than the chain). */
   reliable?: boolean;
+  /** Languages (BCP-47 primary subtags) the recogniser that made it understands; absent = many. */
+  languages?: readonly string[];
 }
 
 /** Speech-to-text. */
@@ -32,6 +35,11 @@ export interface SpeechToText {
    * The offline pocketsphinx recogniser is not, so consent then also needs a typed confirmation.
    */
   readonly reliable: boolean;
+  /**
+   * Languages it understands, as BCP-47 primary subtags (pocketsphinx: `['en']`); absent when it
+   * understands many (Scribe, Gemini). A Hindi voice note is not handed to one that lacks `hi`.
+   */
+  readonly languages?: readonly string[];
   /**
    * Transcribe 16 kHz mono PCM.
    * @throws ProviderError on provider failure
@@ -79,6 +87,11 @@ export interface ChatRequest {
   userName?: string;
   /** Upper bound on the reply, in characters (keeps the voice note under ~60 s). */
   maxChars: number;
+  /**
+   * The language to answer in (`hi`: Hindi in Devanagari; `hinglish`: Hindi and English mixed in
+   * Latin letters, as the person writes); absent = English.
+   */
+  language?: ReplyLanguage;
   /** Seed for deterministic models. */
   seed?: number;
   signal?: AbortSignal;

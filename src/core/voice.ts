@@ -12,6 +12,7 @@ import type { ClonedVoice, PcmAudio, SpeechSynthesizer } from './providers.js';
 import type { Store } from './store/types.js';
 import { ProviderError } from './errors.js';
 import { chunkSentences } from './text.js';
+import { hasDevanagari, ttsLanguageCode, type ReplyLanguage } from './language.js';
 import { concatPcm, decodeToPcm, encodeVoiceNote, parseWavHeader } from './audio/index.js';
 
 /** Sample rate used to join synthesised pieces that are not 16-bit mono WAV, Hz. */
@@ -88,9 +89,12 @@ export class VoiceRenderer {
 
   /**
    * Speaks `text` in `voice` (or the synthesizer's default voice) as a voice note for `channel`.
+   * With `language` `hi` or `hinglish`, each piece goes to the synthesizer with `languageCode: 'hi'`
+   * (see `ttsLanguageCode`); any piece with Devanagari letters does too, whatever `language` says.
+   * English pieces carry no code (the synthesizer's default).
    * @throws ProviderError when synthesis fails or returns no audio
    */
-  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel): Promise<RenderedVoice> {
+  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel, language?: ReplyLanguage): Promise<RenderedVoice> {
     const pieces = chunkSentences(text, CHUNK_CHARS);
     let cacheHits = 0;
     let fallback = false;
@@ -99,7 +103,8 @@ export class VoiceRenderer {
     const audio = await Promise.all(
       pieces.map((piece) =>
         this.limit(async () => {
-          const { bytes, cached, provider, characters, matched } = await this.synthesizeCached(ownerKey, piece, voice);
+          const languageCode = hasDevanagari(piece) ? 'hi' : language && language !== 'en' ? ttsLanguageCode(language) : undefined;
+          const { bytes, cached, provider, characters, matched } = await this.synthesizeCached(ownerKey, piece, voice, languageCode);
           if (!matched) fallback = true;
           if (cached) cacheHits++;
           else synthesized.push({ provider, characters });
@@ -123,11 +128,13 @@ export class VoiceRenderer {
     ownerKey: string,
     text: string,
     voice: ClonedVoice | undefined,
+    languageCode?: string,
   ): Promise<{ bytes: Buffer; cached: boolean; provider: string; characters: number; matched: boolean }> {
     const { store, tts, logger } = this.deps;
-    const hash = createHash('sha256')
-      .update(JSON.stringify([tts.name, voice?.provider ?? null, voice?.voiceId ?? null, voice?.params ?? null, text]))
-      .digest('hex');
+    // The language joins the key only when set, so English cache entries stay valid.
+    const keyParts: unknown[] = [tts.name, voice?.provider ?? null, voice?.voiceId ?? null, voice?.params ?? null, text];
+    if (languageCode) keyParts.push(languageCode);
+    const hash = createHash('sha256').update(JSON.stringify(keyParts)).digest('hex');
     const cacheKey = `tts-cache:${hash}`;
     const blobKey = await store.kv.get<string>(cacheKey);
     if (blobKey) {
@@ -137,7 +144,7 @@ export class VoiceRenderer {
         await store.kv.delete(cacheKey);
       }
     }
-    const out = await tts.synthesize({ text, ...(voice ? { voice } : {}) });
+    const out = await tts.synthesize({ text, ...(voice ? { voice } : {}), ...(languageCode ? { languageCode } : {}) });
     if (out.bytes.length === 0) throw new ProviderError(tts.name, 'synthesis returned zero bytes', { retryable: true });
     // Audio from a fallback that could not speak in the requested voice is not cached under that voice.
     const fallback = out.voiceMatched === false || (voice !== undefined && out.provider !== undefined && out.provider !== voice.provider);

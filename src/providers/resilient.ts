@@ -97,7 +97,12 @@ export class ResilientSpeechToText implements SpeechToText {
     this.chain = new ProviderChain('stt', members, options);
     this.name = listName('stt', members);
     this.reliable = members.every((m) => m.reliable);
+    // Limited only when every member is: the union of their languages.
+    if (members.every((m) => m.languages)) this.languages = [...new Set(members.flatMap((m) => m.languages ?? []))];
   }
+
+  /** See {@link SpeechToText.languages}; each transcript names those of the member that made it. */
+  readonly languages?: readonly string[];
 
   /**
    * @throws UserInputError from a recogniser (e.g. audio it cannot use), untouched
@@ -105,7 +110,7 @@ export class ResilientSpeechToText implements SpeechToText {
    */
   async transcribe(audio: PcmAudio, options: { languageHint?: string; signal?: AbortSignal } = {}): Promise<SourcedTranscript> {
     const { result, provider } = await this.chain.run((stt, signal) => stt.transcribe(audio, { languageHint: options.languageHint, signal }), { signal: options.signal });
-    return { ...result, provider: provider.name, reliable: provider.reliable };
+    return { ...result, provider: provider.name, reliable: provider.reliable, ...(provider.languages ? { languages: provider.languages } : {}) };
   }
 
   status(): MemberStatus[] {

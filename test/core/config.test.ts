@@ -31,6 +31,13 @@ describe('loadConfig', () => {
     expect((err as Error).message).toBe('OFFLINE_TTS: expected flite or espeak-ng, got "rhvoice"');
   });
 
+  it('reads the reply fidelity check settings, off by default', () => {
+    expect(loadConfig({}).engine).toMatchObject({ verifyReplies: false, verifyMaxWer: 0.5 });
+    expect(loadConfig({ VERIFY_REPLIES: 'true', VERIFY_REPLIES_MAX_WER: '0.3' }).engine).toMatchObject({ verifyReplies: true, verifyMaxWer: 0.3 });
+    expect(() => loadConfig({ VERIFY_REPLIES: 'maybe' })).toThrow(/^VERIFY_REPLIES: expected true or false/);
+    expect(() => loadConfig({ VERIFY_REPLIES_MAX_WER: '5' })).toThrow(ConfigError);
+  });
+
   it('orders configured cloud providers before the offline stack', () => {
     const c = loadConfig({ ELEVENLABS_API_KEY: 'k', GEMINI_API_KEY: 'g' });
     expect(c.providers.stt).toEqual(['elevenlabs', 'gemini', 'local']);

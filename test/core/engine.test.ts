@@ -619,3 +619,139 @@ describe('what the user reads', () => {
     expect(out.last().text).toContain('- voice: offline preview voice (flite slt, 191 Hz, 4.1 syllables/s) — an approximation, not a neural clone (provider scripted)');
   });
 });
+
+describe('Hindi and Hinglish', () => {
+  /** Scripted providers whose TTS records the language of each piece and whose STT reports a language. */
+  function multilingual(options: { sttLanguages?: string[]; sttLanguageCode?: string } = {}) {
+    const s = scripted({ reliable: true });
+    const ttsLanguages: Array<string | undefined> = [];
+    const speak = s.providers.tts.synthesize.bind(s.providers.tts);
+    s.providers.tts = { name: 'espeak-test', synthesize: async (req) => (ttsLanguages.push(req.languageCode), speak(req)) };
+    const transcribe = s.providers.stt.transcribe.bind(s.providers.stt);
+    s.providers.stt = {
+      name: 'scripted',
+      reliable: true,
+      ...(options.sttLanguages ? { languages: options.sttLanguages } : {}),
+      transcribe: async (pcm, o) => ({ ...(await transcribe(pcm, o)), ...(options.sttLanguageCode ? { languageCode: options.sttLanguageCode } : {}) }),
+    };
+    return { ...s, ttsLanguages };
+  }
+
+  it('answers Devanagari in Hindi and romanised Hindi in Hinglish, and English in English, speaking each piece in its language', async () => {
+    const s = multilingual();
+    app = await createTestApp({ providers: s.providers });
+    await app.engine.handle(msg({ text: 'आज मेरा दिन बहुत अच्छा था' }), out);
+    expect(s.chatRequests.at(-1)!.language).toBe('hi');
+    // The scripted reply echoes the Devanagari inside English words: one piece, spoken as Hindi.
+    expect(s.ttsLanguages).toEqual(['hi']);
+    expect((await app.store.users.get('console:u1'))!.lastLanguage).toBe('hi');
+
+    await app.engine.handle(msg({ text: 'kya haal hai yaar, aaj bahut kaam tha' }), out);
+    expect(s.chatRequests.at(-1)!.language).toBe('hinglish');
+    expect(s.ttsLanguages.at(-1)).toBe('hi');
+
+    await app.engine.handle(msg({ text: 'I want to plan my week' }), out);
+    expect(s.chatRequests.at(-1)!.language).toBeUndefined();
+    expect(s.ttsLanguages.at(-1)).toBeUndefined();
+  });
+
+  it('/language fixes the reply language, and auto follows the person again', async () => {
+    const s = multilingual();
+    app = await createTestApp({ providers: s.providers });
+    await app.engine.handle(cmd('language', 'hinglish'), out);
+    expect(out.last().text).toBe('Theek hai, ab main Hinglish mein jawab dunga. (I now answer in Hinglish.)');
+    await app.engine.handle(msg({ text: 'I want to plan my week' }), out);
+    expect(s.chatRequests.at(-1)!.language).toBe('hinglish');
+    await app.engine.handle(cmd('language'), out);
+    expect(out.last().text).toMatch(/^I answer in: Hinglish\. Send \/language en/);
+    await app.engine.handle(cmd('language', 'klingon'), out);
+    expect(out.last()).toMatchObject({ kind: 'error', text: expect.stringMatching(/I don't know the language "klingon"/) });
+    await app.engine.handle(cmd('language', 'auto'), out);
+    await app.engine.handle(msg({ text: 'नमस्ते' }), out);
+    expect(s.chatRequests.at(-1)!.language).toBe('hi');
+    await app.engine.handle(cmd('language'), out);
+    expect(out.last().text).toMatch(/^I answer in: auto \(now Hindi\)/);
+  });
+
+  it('takes the language a recogniser reports for a voice note', async () => {
+    const s = multilingual({ sttLanguageCode: 'hi' });
+    app = await createTestApp({ providers: s.providers });
+    s.heard.push('मुझे कल ऑफिस जाना है');
+    await app.engine.handle(voice(await speech('Hello there, how are you today?')), out);
+    expect(s.chatRequests.at(-1)!.language).toBe('hi');
+    expect(out.last().text).toContain('You said: "मुझे कल ऑफिस जाना है"');
+  });
+
+  it('answers a Hindi voice note honestly when the recogniser only knows English, and still takes English ones after /language en', async () => {
+    const s = multilingual({ sttLanguages: ['en'] });
+    app = await createTestApp({ providers: s.providers });
+    await app.engine.handle(msg({ text: 'नमस्ते, मैं अनु हूँ' }), out);
+    const before = s.chatRequests.length;
+    s.heard.push('name is stay my new who');
+    await app.engine.handle(voice(await speech('Hello there, how are you today?')), out);
+    expect(out.last()).toMatchObject({ kind: 'error' });
+    expect(out.last().text).toMatch(/^I can't understand Hindi voice notes here: the speech recogniser on this server only knows English/);
+    expect(out.last().text).toContain('Please type your message instead');
+    expect(out.last().text).not.toContain('name is stay');
+    expect(s.chatRequests).toHaveLength(before);
+
+    await app.engine.handle(cmd('language', 'en'), out);
+    s.heard.push('how are you today');
+    await app.engine.handle(voice(await speech('Hello there, how are you today?')), out);
+    expect(out.last().kind).toBe('answer');
+    expect(out.last().text).toContain('You said: "how are you today"');
+
+    // /language hi on this server says up front that voice notes must be typed.
+    await app.engine.handle(cmd('language', 'hi'), out);
+    expect(out.last().text).toBe('अब मैं हिंदी में जवाब दूँगा। (I now answer in Hindi.) Voice notes in Hindi cannot be understood on this server yet: please type them.');
+  });
+
+  it('treats a Hindi platform language as a hint before the person has written anything', async () => {
+    const s = multilingual({ sttLanguages: ['en'] });
+    app = await createTestApp({ providers: s.providers });
+    s.heard.push('garbled words');
+    await app.engine.handle(voice(await speech('Hello there, how are you today?'), { languageCode: 'hi' }), out);
+    expect(out.last().text).toMatch(/^I can't understand Hindi voice notes here/);
+  });
+});
+
+describe('reply fidelity check (VERIFY_REPLIES)', () => {
+  async function withClone(env: Record<string, string>) {
+    const s = scripted({ reliable: true });
+    const voices: Array<string | undefined> = [];
+    const speak = s.providers.tts.synthesize.bind(s.providers.tts);
+    s.providers.tts = { name: 'espeak-test', synthesize: async (req) => (voices.push(req.voice?.voiceId), speak(req)) };
+    app = await createTestApp({ providers: s.providers, env });
+    await app.engine.handle(msg({ text: 'hello' }), out);
+    const clone: ClonedVoice = { provider: 'scripted', voiceId: 'v1', params: {}, approximate: false, label: 'test clone' };
+    await app.store.profiles.put({ userKey: 'console:u1', state: 'ready', voice: clone, consent: { phrase: 'p', codeWord: 'river', grantedAtMs: 1 }, speechSec: 5, requiredSpeechSec: 3, updatedAtMs: 1 });
+    voices.length = 0;
+    return { s, voices };
+  }
+
+  it('keeps a reply the recogniser reads back, and re-synthesises once in the fallback voice one it cannot', async () => {
+    const { s, voices } = await withClone({ VERIFY_REPLIES: 'true', VERIFY_REPLIES_MAX_WER: '0.4' });
+    s.heard.push('you said a clear reply tell me more');
+    await app.engine.handle(msg({ text: 'a clear reply' }), out);
+    expect(voices).toEqual(['v1']);
+    expect(out.last().voiceLabel).toBeUndefined();
+    const sttBefore = (await app.engine.usage!.today('console:u1')).total.sttSec;
+    expect(sttBefore).toBeGreaterThan(0.5);
+
+    // Heard as the demo's voice turn once was: nothing like the text.
+    s.heard.push('the you are you finish got a raw the week');
+    await app.engine.handle(msg({ text: 'plan my week' }), out);
+    expect(voices.slice(1)).toEqual(['v1', undefined]);
+    expect(out.last()).toMatchObject({ kind: 'answer', voiceLabel: 'My copy of your voice came out unclear this time, so this reply is in the standard voice.' });
+    expect(out.last().voice!.durationSec).toBeGreaterThan(0.5);
+    expect((await app.engine.usage!.today('console:u1')).total.sttSec).toBeGreaterThan(sttBefore);
+  });
+
+  it('is off unless VERIFY_REPLIES is set', async () => {
+    const { s, voices } = await withClone({});
+    s.heard.push('never consumed');
+    await app.engine.handle(msg({ text: 'plan my week' }), out);
+    expect(voices).toEqual(['v1']);
+    expect(s.heard).toEqual(['never consumed']);
+  });
+});

@@ -6,6 +6,7 @@
 import type { Channel, ChatAddress } from '../types.js';
 import type { ChatTurn, ClonedVoice, MemoryRecord } from '../providers.js';
 import type { PersonaName } from '../personas.js';
+import type { LanguagePreference, ReplyLanguage } from '../language.js';
 
 /** `<channel>:<platform user id>`. */
 export type UserKey = string;
@@ -26,6 +27,10 @@ export interface UserRecord {
   blocked: boolean;
   /** Count of user messages, drives memory extraction and insights. */
   messageCount: number;
+  /** `/language` setting; absent = `auto` (follow what the person writes or says). */
+  language?: LanguagePreference;
+  /** The language of the person's last message, as detected (used by `auto`). */
+  lastLanguage?: ReplyLanguage;
   createdAtMs: number;
   updatedAtMs: number;
 }

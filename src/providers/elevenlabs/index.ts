@@ -44,6 +44,18 @@ function primaryLanguage(tag: string | undefined): string | undefined {
   return primary && /^[a-z]{2,3}$/.test(primary) ? primary : undefined;
 }
 
+/**
+ * ElevenLabs TTS models that speak English only (https://elevenlabs.io/docs/models): a request in
+ * another language goes to {@link MULTILINGUAL_FALLBACK_MODEL} instead.
+ */
+export const ENGLISH_ONLY_TTS_MODELS: readonly string[] = ['eleven_monolingual_v1', 'eleven_flash_v2', 'eleven_turbo_v2', 'eleven_english_sts_v2'];
+
+/**
+ * The model used for a non-English request when the configured one speaks English only: Flash
+ * v2.5 speaks 32 languages including Hindi and accepts `language_code` (https://elevenlabs.io/docs/models#flash-v25).
+ */
+export const MULTILINGUAL_FALLBACK_MODEL = 'eleven_flash_v2_5';
+
 /** An ISO 639-3 code as Scribe reports it (`eng`) in BCP-47 canonical form (`en`). */
 function toBcp47(code: string | undefined): string | undefined {
   if (!code) return undefined;
@@ -211,13 +223,14 @@ export class ElevenLabsSynthesizer implements SpeechSynthesizer {
     }
     const voiceId = request.voice?.voiceId ?? this.options.defaultVoiceId;
     if (!voiceId) throw new ProviderError(ELEVENLABS, 'no voice given and no default voice configured', { retryable: false });
+    const modelId = this.modelFor(request.languageCode);
     // `language_code` is documented as unsupported by the multilingual v2 models.
-    const languageCode = this.model.startsWith('eleven_multilingual') ? undefined : primaryLanguage(request.languageCode);
+    const languageCode = modelId.startsWith('eleven_multilingual') ? undefined : primaryLanguage(request.languageCode);
     let bytes: Buffer;
     try {
       const stream = await this.client.textToSpeech.convert(
         voiceId,
-        { text, modelId: this.model, outputFormat: this.outputFormat, ...(languageCode ? { languageCode } : {}) },
+        { text, modelId, outputFormat: this.outputFormat, ...(languageCode ? { languageCode } : {}) },
         { abortSignal: request.signal, maxRetries: 0 },
       );
       bytes = Buffer.from(await new Response(stream).arrayBuffer());
@@ -231,6 +244,16 @@ export class ElevenLabsSynthesizer implements SpeechSynthesizer {
       this.options.logger?.warn({ provider: ELEVENLABS, outputFormat: this.outputFormat, container: container ?? 'unknown', sizeBytes: bytes.length }, 'TTS returned another container than requested; it will be transcoded');
     }
     return { bytes, characters: text.length, container, outputFormat: this.outputFormat };
+  }
+
+  /**
+   * The model for a request in `languageCode`: the configured one, unless it speaks English only
+   * and the request is in another language (Hindi), then {@link MULTILINGUAL_FALLBACK_MODEL}.
+   */
+  modelFor(languageCode: string | undefined): string {
+    const primary = primaryLanguage(languageCode);
+    if (primary && primary !== 'en' && ENGLISH_ONLY_TTS_MODELS.includes(this.model)) return MULTILINGUAL_FALLBACK_MODEL;
+    return this.model;
   }
 
   probe(signal: AbortSignal): Promise<void> {

@@ -14,6 +14,7 @@ import { ProviderError, UserInputError } from '../../core/errors.js';
 import type { ChatModel, ChatRequest, ChatTurn, EmbeddingTaskType, MemoryRecord, PcmAudio, SpeechToText, TextEmbedder, Transcript } from '../../core/providers.js';
 import { PERSONAS, type PersonaName } from '../../core/personas.js';
 import { pcmToWav } from '../../core/audio/wav.js';
+import { languageInstruction } from '../../core/language.js';
 import { GEMINI, createGeminiClient, mapGeminiError, type GeminiConnection } from './client.js';
 
 export { GEMINI, createGeminiClient, mapGeminiError, type GeminiConnection } from './client.js';
@@ -169,11 +170,13 @@ export class GeminiChatModel implements ChatModel {
    */
   async reply(request: ChatRequest): Promise<GeminiReply> {
     const memories = request.memories.length > 0 ? `\n\nWhat you remember about ${request.userName ?? 'the user'} (most relevant first):\n${request.memories.map((m) => `- ${m.text}`).join('\n')}` : '';
-    const systemInstruction = `${request.systemPrompt}${memories}\n\nAnswer in at most ${request.maxChars} characters.`;
+    const language = languageInstruction(request.language);
+    const systemInstruction = `${request.systemPrompt}${memories}\n\n${language ? `${language}\n` : ''}Answer in at most ${request.maxChars} characters.`;
     const response = await this.generate(toContents(request.history, request.userText), {
       systemInstruction,
       temperature: this.options.temperature ?? 0.8,
-      maxOutputTokens: Math.max(64, Math.ceil(request.maxChars / 2)),
+      // Devanagari takes about one token per character; Latin text about one per two.
+      maxOutputTokens: Math.max(64, request.language === 'hi' ? request.maxChars : Math.ceil(request.maxChars / 2)),
       ...(request.seed !== undefined ? { seed: request.seed } : {}),
       signal: request.signal,
     });

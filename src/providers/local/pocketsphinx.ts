@@ -88,6 +88,8 @@ export interface PocketsphinxOptions {
 export class PocketsphinxSpeechToText implements SpeechToText {
   readonly name = 'pocketsphinx';
   readonly reliable = false;
+  /** US English only (the `en-us` model). */
+  readonly languages: readonly string[] = ['en'];
   private readonly files: { hmm: string; lm: string; dict: string };
   private readonly binary: string;
   private readonly decoderArgs: readonly string[];

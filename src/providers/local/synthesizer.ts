@@ -44,7 +44,8 @@ export interface LocalSynthesizerOptions {
  * `synthesize` speaks `text` in `voice` when it is a `local` voice, else in the default voice
  * (flite `rms`). Which engine speaks:
  * - flite, when the voice has flite settings (`fliteVoice`, see {@link FliteVoiceParams}) or no
- *   voice is given, and `languageCode` is absent or English;
+ *   voice is given, and `languageCode` is absent or English, or Hindi with no Devanagari in the
+ *   text (romanised Hinglish is read by the English voice);
  * - espeak-ng, with the voice's espeak-ng settings (`espeakVoice`, `pitch`, `speedWpm`; preview
  *   voices carry both sets), when `languageCode` is not English (espeak-ng switches language when
  *   it has it), when the voice only has espeak-ng settings (voices made before flite), when the
@@ -85,7 +86,11 @@ export class LocalSpeechSynthesizer implements SpeechSynthesizer {
     if (request.voice?.provider === LOCAL_PROVIDER) params = request.voice.params;
     else if (request.voice) this.options.logger?.debug({ provider: request.voice.provider }, 'offline TTS: voice of another provider, using the default voice');
 
-    const english = !request.languageCode || request.languageCode.toLowerCase().split('-')[0] === 'en';
+    // Romanised Hindi (Hinglish in Latin letters) is read by the English voice: espeak-ng's Hindi
+    // voice switches to its English rules for Latin letters anyway (`espeak-ng -v hi -x` shows
+    // "(en)…(hi)"), and flite's English is the more intelligible of the two.
+    const primary = request.languageCode?.toLowerCase().split('-')[0];
+    const english = !primary || primary === 'en' || (primary === 'hi' && !/[\u0900-\u097F]/u.test(text));
     const hasFlite = isFliteParams(params) || params.espeakVoice === undefined;
     if (this.engine === 'flite' && english && hasFlite && !this.fliteMissing) {
       const fliteParams: FliteVoiceParams = isFliteParams(params) ? parseFliteParams(params) : { fliteVoice: DEFAULT_FLITE_VOICE };

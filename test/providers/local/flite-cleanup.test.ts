@@ -147,3 +147,13 @@ describe('sweepStaleFliteDirs', () => {
     expect(await left()).toEqual([]);
   });
 });
+
+describe('language routing of the offline voice', () => {
+  it('reads Devanagari with espeak-ng’s Hindi voice and romanised Hinglish with the English flite voice', async () => {
+    const tts = new LocalSpeechSynthesizer({ engine: 'flite' });
+    const hindi = await tts.synthesize({ text: 'नमस्ते, आप कैसे हैं?', languageCode: 'hi' });
+    expect(parseWavHeader(hindi.bytes)?.sampleRateHz).toBe(22050);
+    const hinglish = await tts.synthesize({ text: 'Kya haal hai yaar, sab theek?', languageCode: 'hi' });
+    expect(parseWavHeader(hinglish.bytes)?.sampleRateHz).toBe(16000);
+  });
+});
