@@ -56,6 +56,13 @@ export interface BullQueueOptions {
   prefix?: string;
   /** Number of partition queues (per-key order); default 16. */
   partitions?: number;
+  /**
+   * Kinds whose jobs go to a queue of their own (`k-<kind>`, global concurrency 1: one at a time,
+   * in order) instead of their key's partition: long jobs, such as a broadcast that runs for
+   * minutes, which would otherwise hold up every key hashed onto their partition for their whole
+   * run. Every process must be opened with the same list. Default none.
+   */
+  ownQueueKinds?: readonly string[];
   /** Jobs this process runs at once; default 4. */
   concurrency?: number;
   /** Lock of a running job, ms; a dead worker's job is recovered after it. Default 30 000. */
@@ -92,7 +99,9 @@ export class BullQueue implements JobQueue {
   readonly #workers: Worker[] = [];
   readonly #handlers = new Map<string, JobHandler>();
   readonly #log: Logger;
-  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl' | 'dataKey'>>;
+  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl' | 'dataKey' | 'ownQueueKinds'>>;
+  /** The queues of {@link BullQueueOptions.ownQueueKinds}, by kind. */
+  readonly #kindQueues = new Map<string, Queue>();
   readonly #cipher: RecordCipher | undefined;
   readonly #active = new Set<Promise<unknown>>();
   #started = false;
@@ -117,10 +126,15 @@ export class BullQueue implements JobQueue {
       { length: this.#options.partitions },
       (_, i) => new Queue(`p${i}`, { connection, prefix: this.#options.prefix }),
     );
+    for (const kind of new Set(options.ownQueueKinds ?? [])) {
+      const queue = new Queue(`k-${kind}`, { connection, prefix: this.#options.prefix });
+      this.#kindQueues.set(kind, queue);
+      this.#queues.push(queue);
+    }
   }
 
   /**
-   * Connects to Redis and sets each partition's global concurrency to 1.
+   * Connects to Redis and sets the global concurrency of each partition (and own-kind queue) to 1.
    * @throws Error naming the URL (password masked) when Redis does not answer
    */
   static async open(options: BullQueueOptions): Promise<BullQueue> {
@@ -139,12 +153,13 @@ export class BullQueue implements JobQueue {
     return queue;
   }
 
+  /** The partition queue of a key. */
   #queueFor(key: string): Queue {
     return this.#queues[partitionOf(key, this.#options.partitions)]!;
   }
 
   async enqueue(kind: string, data: JobData, options: EnqueueOptions): Promise<EnqueueResult> {
-    const queue = this.#queueFor(options.key);
+    const queue = this.#kindQueues.get(kind) ?? this.#queueFor(options.key);
     // BullMQ ignores an add whose id exists; the look-up only tells the caller which happened.
     const existing = await queue.getJob(options.id);
     if (existing) return { id: options.id, created: false };
