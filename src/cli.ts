@@ -218,7 +218,7 @@ program
 const broadcast = program
   .command('broadcast')
   .description(
-    'Send an announcement to every user as a voice note. It is queued in the store and sent by the running `voicetwin serve`; ' +
+    'Send an announcement to every user as a voice note. It is stored as a job on the job queue and sent by the running `voicetwin serve`; ' +
       'follow it with `voicetwin broadcast status`. Quote a text that begins with the word "status" or "cancel".',
   )
   .argument('[text...]', 'the announcement (spoken, so at most REPLY_MAX_CHARS characters)')
