@@ -338,6 +338,64 @@ describe.skipIf(!redisUp)('BullMQ graceful shutdown', () => {
   });
 });
 
+describe.skipIf(!redisUp)('BullMQ and SIGTERM', () => {
+  it('a worker process stopped with SIGTERM exits within its grace period; its jobs finish or return to the queue, none lost', { timeout: 60_000 }, async () => {
+    const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
+    const { spawn } = await import('node:child_process');
+    // The worker: runs `turn` jobs (`slow-*` take 30 s), and on SIGTERM closes the queue with a 1 s grace, as `serve` does with 10 s.
+    const script = `
+      import { BullQueue } from ${JSON.stringify(path.resolve('src/queue/bullmq.ts'))};
+      const q = await BullQueue.open({ redisUrl: ${JSON.stringify(REDIS_URL)}, prefix: ${JSON.stringify(prefix)}, partitions: 4, concurrency: 2, lockDurationMs: 2000 });
+      q.process('turn', async (job) => {
+        process.stdout.write('start ' + job.id + '\\n');
+        await new Promise((r) => setTimeout(r, job.id.startsWith('slow') ? 30000 : 200));
+        process.stdout.write('end ' + job.id + '\\n');
+      });
+      process.once('SIGTERM', () => void q.close(1000).then(() => { process.stdout.write('closed\\n'); process.exit(0); }));
+      await q.start();
+      process.stdout.write('ready\\n');
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const until = async (what: string, ms = 20_000): Promise<void> => {
+      const deadline = Date.now() + ms;
+      while (!out.includes(what)) {
+        if (Date.now() > deadline) throw new Error(`no "${what}" from the worker:\n${out}\n${err}`);
+        await sleep(20);
+      }
+    };
+    await until('ready', 40_000);
+    const producer = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 4, concurrency: 4, lockDurationMs: 2000 });
+    opened.push(producer);
+    const ids = ['slow-a', 'quick-b', 'quick-c', 'quick-d', 'quick-e'];
+    for (const [i, id] of ids.entries()) await producer.enqueue('turn', {}, { id, key: `user-${i}` });
+    await until('start slow-a');
+    await until('start quick-');
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    const code = await exited;
+    expect(code, err).toBe(0);
+    expect(Date.now() - signalled, 'exits within the grace period').toBeLessThan(5000);
+    expect(out).toContain('closed');
+    // Whatever the worker started and finished stays done; the rest runs in the next process.
+    const finishedThere = ids.filter((id) => out.includes(`end ${id}`));
+    expect(finishedThere).not.toContain('slow-a');
+    for (const id of ids.filter((i) => out.includes(`start ${i}`) && i !== 'slow-a')) expect(finishedThere, `${id} finished within the grace period`).toContain(id);
+    const ranHere: string[] = [];
+    producer.process('turn', async (job) => void ranHere.push(job.id));
+    await producer.start();
+    await producer.whenIdle();
+    expect([...finishedThere, ...ranHere].sort()).toEqual([...ids].sort());
+    expect(ranHere).toContain('slow-a');
+    expect((await producer.stats()).find((k) => k.kind === 'turn')).toMatchObject({ done: ids.length, failed: 0, running: 0, queued: 0 });
+    await deleteRedisNamespace(REDIS_URL, prefix);
+  });
+});
+
 describe.skipIf(!redisUp)('BullMQ kinds on a queue of their own', () => {
   it('a long job of such a kind holds up no key; its own jobs still run one at a time, in order', { timeout: 30_000 }, async () => {
     const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
