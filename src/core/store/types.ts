@@ -167,6 +167,12 @@ export interface KeyValueRepository {
    * @returns the value stored
    */
   update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T>;
+  /**
+   * Atomic get-and-delete under the key's lock (across processes on Redis): of concurrent callers
+   * exactly one gets the value (one-time codes).
+   * @returns the value, or undefined when there was none (or another caller took it)
+   */
+  take<T>(key: string): Promise<T | undefined>;
 }
 
 /**
