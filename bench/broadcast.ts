@@ -88,7 +88,6 @@ async function runChild(): Promise<void> {
   const service = new BroadcastService({
     engine: app.engine,
     logger: silentLogger,
-    pollIntervalMs: 0,
     pace: { telegram: { messagesPerSec: scenario.messagesPerSec, perChatIntervalMs: scenario.perChatIntervalMs, maxInFlight: scenario.maxInFlight } },
   });
   const gc = (globalThis as { gc?: () => void }).gc;

@@ -9,7 +9,7 @@ import { createStore, loadDataKey } from './core/store/index.js';
 import type { Store } from './core/store/types.js';
 import type { Providers, TextEmbedder } from './core/providers.js';
 import { Engine, type EngineEvent } from './core/engine.js';
-import { BroadcastService } from './core/broadcast/index.js';
+import { BROADCAST_JOB_KIND, BroadcastService } from './core/broadcast/index.js';
 import { UsageMeter } from './core/usage.js';
 import { scheduleRetention } from './core/retention.js';
 import { audioWorkersError, closeAudioWorkers, setAudioWorkerThreads, warmAudioWorkers } from './core/audio/workers.js';
@@ -191,6 +191,8 @@ export async function openQueue(config: Config, logger: Logger, dataKey?: Buffer
       redisUrl: config.redisUrl,
       prefix: `${config.redisNamespace}-jobs`,
       partitions: config.queue.partitions,
+      // A broadcast runs for minutes: on a user partition it would hold up those users' turns.
+      ownQueueKinds: [BROADCAST_JOB_KIND],
       concurrency: config.queue.concurrency,
       lockDurationMs: config.queue.lockMs,
       logger,

@@ -218,7 +218,7 @@ program
 const broadcast = program
   .command('broadcast')
   .description(
-    'Send an announcement to every user as a voice note. It is queued in the store and sent by the running `voicetwin serve`; ' +
+    'Send an announcement to every user as a voice note. It is stored as a job on the job queue and sent by the running `voicetwin serve`; ' +
       'follow it with `voicetwin broadcast status`. Quote a text that begins with the word "status" or "cancel".',
   )
   .argument('[text...]', 'the announcement (spoken, so at most REPLY_MAX_CHARS characters)')
@@ -237,14 +237,15 @@ const broadcast = program
     };
     if (!request.text) throw new InvalidArgumentError('Give the announcement to send, e.g. voicetwin broadcast "The twin is back after maintenance."');
     const operatorKey = opts.operator ?? cfg.operators[0];
-    const app = await buildApp(cfg, { queue: false });
+    // The broadcast is a job on the queue the running `voicetwin serve` takes its jobs from.
+    const app = await buildApp(cfg, { queue: !request.dryRun });
     try {
       if (request.dryRun) {
         const estimate = await app.broadcasts.estimate(request, operatorKey);
         process.stdout.write(`${broadcasts.estimateText(request, estimate, { senders: false })}\n`);
         return;
       }
-      const { job, estimate } = await app.broadcasts.create(request, { requestedBy: 'cli', ...(operatorKey ? { operatorKey } : {}) }, { run: false });
+      const { job, estimate } = await app.broadcasts.create(request, { requestedBy: 'cli', ...(operatorKey ? { operatorKey } : {}) });
       process.stdout.write(
         `Broadcast ${job.id} queued: ${broadcasts.formatCount(estimate.recipients)} recipients (${broadcasts.formatCount(estimate.skipped)} skipped), about ${broadcasts.formatDuration(estimate.durationSec)} once sending starts.\n` +
           'The running `voicetwin serve` sends it (within a few seconds). Follow it with `voicetwin broadcast status`, stop it with `voicetwin broadcast cancel`.\n',

@@ -9,6 +9,12 @@
  *
  * A sign-in code (8 characters of an unambiguous alphabet) is stored hashed the same way with a
  * TTL and can be redeemed once, for an API key of its owner (the web app's sign-in).
+ *
+ * Concurrency: the per-person index changes only through the key-value repository's atomic
+ * `update` (the limit check and the append are one step, so concurrent creations never exceed
+ * {@link MAX_KEYS_PER_PERSON} or lose an entry), and a code is redeemed with its atomic `take`
+ * (of concurrent redemptions of one code exactly one gets a key). Both hold across processes on
+ * Redis (the store's lease lock).
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { KeyValueRepository, UserKey } from './store/types.js';
@@ -30,6 +36,12 @@ export const SIGN_IN_CODE_TTL_MS = 15 * 60 * 1000;
 /** Most keys one person may hold at once. */
 export const MAX_KEYS_PER_PERSON = 20;
 
+/** One entry of a person's key index (`apikeys:<user key>`). */
+interface IndexEntry {
+  id: string;
+  hash: string;
+}
+
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 
 /** Creates, lists, revokes and verifies API keys and sign-in codes. */
@@ -45,14 +57,21 @@ export class ApiKeys {
    * @throws Error when the person already holds {@link MAX_KEYS_PER_PERSON} keys
    */
   async create(userKey: UserKey, label = ''): Promise<{ key: string; record: ApiKeyRecord }> {
-    const index = await this.index(userKey);
-    if (index.length >= MAX_KEYS_PER_PERSON) throw new Error(`at most ${MAX_KEYS_PER_PERSON} API keys per person; revoke one first`);
     const id = randomBytes(4).toString('hex');
     const key = `vt_${id}_${randomBytes(32).toString('base64url')}`;
     const record: ApiKeyRecord = { id, userKey, label: label.trim().slice(0, 60), createdAtMs: this.now() };
     const hash = sha256(key);
+    // The record first: an index entry always points at a stored record.
     await this.kv.set(`apikey:${hash}`, record);
-    await this.kv.set(`apikeys:${userKey}`, [...index, { id, hash }]);
+    try {
+      await this.kv.update<IndexEntry[]>(`apikeys:${userKey}`, (index = []) => {
+        if (index.length >= MAX_KEYS_PER_PERSON) throw new Error(`at most ${MAX_KEYS_PER_PERSON} API keys per person; revoke one first`);
+        return [...index, { id, hash }];
+      });
+    } catch (err) {
+      await this.kv.delete(`apikey:${hash}`);
+      throw err;
+    }
     return { key, record };
   }
 
@@ -62,21 +81,22 @@ export class ApiKeys {
     return records.filter((r): r is ApiKeyRecord => r !== undefined);
   }
 
-  /** Revokes one key of a person by id; true when it existed. */
+  /** Revokes one key of a person by id; true when it existed (of concurrent revocations, one). */
   async revoke(userKey: UserKey, id: string): Promise<boolean> {
-    const index = await this.index(userKey);
-    const entry = index.find((e) => e.id === id);
-    if (!entry) return false;
-    await this.kv.delete(`apikey:${entry.hash}`);
-    await this.kv.set(`apikeys:${userKey}`, index.filter((e) => e !== entry));
+    let removed: IndexEntry | undefined;
+    await this.kv.update<IndexEntry[]>(`apikeys:${userKey}`, (index = []) => {
+      removed = index.find((e) => e.id === id);
+      return removed ? index.filter((e) => e !== removed) : index;
+    });
+    if (!removed) return false;
+    await this.kv.delete(`apikey:${removed.hash}`);
     return true;
   }
 
   /** Revokes every key of a person (on `/delete`); returns how many there were. */
   async revokeAll(userKey: UserKey): Promise<number> {
-    const index = await this.index(userKey);
+    const index = (await this.kv.take<IndexEntry[]>(`apikeys:${userKey}`)) ?? [];
     await Promise.all(index.map((e) => this.kv.delete(`apikey:${e.hash}`)));
-    await this.kv.delete(`apikeys:${userKey}`);
     return index.length;
   }
 
@@ -102,15 +122,14 @@ export class ApiKeys {
   async redeemSignInCode(code: string, label = 'web sign-in'): Promise<{ key: string; record: ApiKeyRecord } | undefined> {
     const clean = code.toUpperCase().replace(/[^A-Z0-9]/g, '');
     if (clean.length !== 8) return undefined;
-    const slot = `signin:${sha256(clean)}`;
-    const entry = await this.kv.get<{ userKey: UserKey }>(slot);
+    // One atomic get-and-delete: of concurrent redemptions of a code, exactly one gets a key.
+    const entry = await this.kv.take<{ userKey: UserKey }>(`signin:${sha256(clean)}`);
     if (!entry) return undefined;
-    await this.kv.delete(slot);
     return this.create(entry.userKey, label);
   }
 
-  private async index(userKey: UserKey): Promise<{ id: string; hash: string }[]> {
-    return (await this.kv.get<{ id: string; hash: string }[]>(`apikeys:${userKey}`)) ?? [];
+  private async index(userKey: UserKey): Promise<IndexEntry[]> {
+    return (await this.kv.get<IndexEntry[]>(`apikeys:${userKey}`)) ?? [];
   }
 }
 

@@ -11,6 +11,7 @@ import type {
   AudioRef,
   Channel,
   ChannelSender,
+  ChatAddress,
   CommandInfo,
   ConversationEngine,
   InboundAudio,
@@ -21,7 +22,7 @@ import type {
 } from './types.js';
 import type { Job, JobQueue } from './jobs.js';
 import { OutboxTarget } from './outbox.js';
-import type { ClonedVoice, MemoryRecord, PcmAudio, Providers, TextEmbedder } from './providers.js';
+import type { ChatTurn, ClonedVoice, MemoryRecord, PcmAudio, Providers, TextEmbedder } from './providers.js';
 import type { Store, UserRecord, VoiceProfile } from './store/types.js';
 import { PERSONA_NAMES, PERSONAS, isPersonaName, renderSystemPrompt, type PersonaName } from './personas.js';
 import { KeyedSerialQueue } from './queue.js';
@@ -244,7 +245,28 @@ export interface EngineOptions {
 }
 
 /** Job kinds the engine runs. */
-export const JOB_KINDS = { turn: 'turn', clone: 'clone' } as const;
+export const JOB_KINDS = { turn: 'turn', clone: 'clone', insights: 'insights' } as const;
+
+/** The `insights` job of the turn answering inbound message `messageId` (one per message). */
+export function insightsJobId(messageId: string): string {
+  return `insights:${messageId}`;
+}
+
+/**
+ * What an `insights` job carries: memory extraction and/or an insight after the turn that
+ * answered `messageId`, enqueued by that turn (see docs/queue.md).
+ */
+export interface InsightsJobData extends Record<string, unknown> {
+  userKey: string;
+  /** The turn's inbound message id: the job id is derived from it and its extracted memories carry it. */
+  messageId: string;
+  /** Where the insight is sent (the chat of the turn). */
+  address: ChatAddress;
+  /** Extract memories from the recent history (every `memoryEvery` messages). */
+  memories: boolean;
+  /** Send an insight (every `insightEvery` messages). */
+  insight: boolean;
+}
 
 /** What a `turn` job carries: the inbound message as plain data. */
 interface TurnJobData extends Record<string, unknown> {
@@ -384,6 +406,7 @@ export class Engine implements ConversationEngine {
       if (options.worker === false) return;
       this.queue.process<TurnJobData>(JOB_KINDS.turn, (job) => this.runTurnJob(job));
       this.queue.process<CloneJobData>(JOB_KINDS.clone, (job) => this.enrollment.runCloneJob(job.data.jobId));
+      this.queue.process<InsightsJobData>(JOB_KINDS.insights, (job) => this.runInsightsJob(job));
       await this.queue.start();
       return;
     }
@@ -808,8 +831,10 @@ export class Engine implements ConversationEngine {
       updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now };
       await this.store.users.put(updated);
     }
+    // Memory extraction as after any turn; no insight is sent for a spoken call turn.
     const quiet: ReplyTarget = { reply: async () => undefined, activity: async () => undefined, status: async () => async () => undefined };
-    this.track(this.afterTurn(updated, quiet, log));
+    const asMessage = { id: options.messageId, channel: user.address.channel, chatId: user.address.chatId, userId: userKey, receivedAtMs: this.now() } as InboundMessage;
+    this.track(this.afterTurn(updated, asMessage, quiet, log, { insight: false }));
     return { replyText, persona: user.persona, chatMs, ...(voice ? { voice } : {}) };
   }
 
@@ -1157,7 +1182,7 @@ export class Engine implements ConversationEngine {
     timings.totalMs = performance.now() - started;
     log.info({ input, persona: user.persona, language, timings: roundTimings(timings) }, 'chat turn answered');
     this.observer({ type: 'turn', userKey: user.key, input, transcript: userText, replyText, persona: user.persona, timings });
-    await this.afterTurn(updated, target, log);
+    await this.afterTurn(updated, message, target, log);
   }
 
   /**
@@ -1232,33 +1257,85 @@ export class Engine implements ConversationEngine {
     return pcm;
   }
 
-  /** Memory extraction and insights every few messages; failures are logged, never shown. */
-  private async afterTurn(user: UserRecord, target: ReplyTarget, log: Logger): Promise<void> {
+  /**
+   * Memory extraction and insights every few messages: with a queue, an `insights` job (id
+   * {@link insightsJobId}, ordering key `insights:<user key>`, so it never delays the person's next
+   * turn); without one, here and now, with failures logged, never shown.
+   * @throws Error when the queue cannot store the job (the turn job is retried; its sent parts are not repeated)
+   */
+  private async afterTurn(user: UserRecord, message: InboundMessage, target: ReplyTarget, log: Logger, options: { insight?: boolean } = {}): Promise<void> {
     const { memoryEvery, insightEvery } = this.settings;
-    if (memoryEvery > 0 && user.messageCount % memoryEvery === 0) {
-      try {
-        const history = await this.store.history.recent(user.key, memoryEvery * 2);
-        const known = await this.store.memories.list(user.key);
+    const data: InsightsJobData = {
+      userKey: user.key,
+      messageId: message.id,
+      address: { channel: message.channel, chatId: message.chatId },
+      memories: memoryEvery > 0 && user.messageCount % memoryEvery === 0,
+      insight: options.insight !== false && insightEvery > 0 && user.messageCount % insightEvery === 0,
+    };
+    if (!data.memories && !data.insight) return;
+    if (this.queue) {
+      await this.queue.enqueue(JOB_KINDS.insights, data, { id: insightsJobId(message.id), key: `insights:${user.key}`, maxAttempts: 3 });
+      return;
+    }
+    try {
+      await this.runInsights(data, () => target, log);
+    } catch (err) {
+      log.warn({ err }, 'memory extraction or insight failed');
+    }
+  }
+
+  /** Runs one `insights` job; the insight goes through the outbox under the job id, so it is sent once. */
+  private async runInsightsJob(job: Job<InsightsJobData>): Promise<void> {
+    const { address, messageId } = job.data;
+    const log = this.logger.child({ channel: address.channel, chatId: address.chatId, messageId, jobId: job.id, attempt: job.attempt });
+    let target: ReplyTarget | undefined;
+    await this.runInsights(job.data, () => (target ??= new OutboxTarget(this.store.kv, job.id, this.senderTarget(address.channel, address.chatId), log)), log);
+  }
+
+  /**
+   * Extracts memories and/or sends an insight for the turn of `data.messageId`, over the history
+   * up to that turn. Idempotent per message id: the extracted memories are stored in one atomic
+   * write that stores nothing when memories from that message exist (a re-run), and a re-run
+   * skips the extraction then.
+   * @throws Error from the chat model or the store (the job is retried)
+   */
+  private async runInsights(data: InsightsJobData, target: () => ReplyTarget, log: Logger): Promise<void> {
+    const user = await this.store.users.get(data.userKey);
+    if (!user) return;
+    const { memoryEvery, insightEvery } = this.settings;
+    if (data.memories && memoryEvery > 0) {
+      const known = await this.store.memories.list(user.key);
+      if (known.some((m) => m.sourceMessageId === data.messageId)) {
+        log.info('memories of this message were stored by an earlier run; skipped');
+      } else {
+        const history = await this.historyUpTo(user.key, data.messageId, memoryEvery * 2);
         const facts = await this.providers.chat.extractMemories(history, known);
+        const fresh: MemoryRecord[] = [];
         for (const fact of facts.slice(0, 5)) {
-          const current = await this.store.memories.list(user.key);
-          if (isDuplicateMemory(fact, current)) continue;
-          await this.store.memories.add(user.key, { id: newMemoryId(current), text: fact, createdAtMs: this.now(), source: 'extracted' });
+          const text = fact.trim();
+          if (!text || isDuplicateMemory(text, [...known, ...fresh])) continue;
+          fresh.push({ id: newMemoryId([...known, ...fresh]), text, createdAtMs: this.now(), source: 'extracted', sourceMessageId: data.messageId });
         }
-        if (facts.length) log.info({ count: facts.length }, 'memories extracted');
-      } catch (err) {
-        log.warn({ err }, 'memory extraction failed');
+        const stored = await this.store.memories.addFromMessage(user.key, data.messageId, fresh);
+        if (facts.length) log.info({ count: facts.length, stored: stored.length }, 'memories extracted');
       }
     }
-    if (insightEvery > 0 && user.messageCount % insightEvery === 0) {
-      try {
-        const history = await this.store.history.recent(user.key, insightEvery * 2);
-        const insight = (await this.providers.chat.insight(history, user.persona)).trim();
-        if (insight) await target.reply({ kind: 'insight', text: `Insight: ${insight}` });
-      } catch (err) {
-        log.warn({ err }, 'insight failed');
-      }
+    if (data.insight && insightEvery > 0) {
+      const history = await this.historyUpTo(user.key, data.messageId, insightEvery * 2);
+      const insight = (await this.providers.chat.insight(history, user.persona)).trim();
+      if (insight) await target().reply({ kind: 'insight', text: `Insight: ${insight}` });
     }
+  }
+
+  /**
+   * The last `limit` history turns ending with the turns of `messageId` (later turns, stored by
+   * the person's next messages meanwhile, are left out); the last `limit` when it is not found.
+   */
+  private async historyUpTo(userKey: string, messageId: string, limit: number): Promise<ChatTurn[]> {
+    const turns = await this.store.history.recent(userKey, limit + 16);
+    let end = turns.length;
+    while (end > 0 && turns[end - 1]!.messageId !== messageId) end--;
+    return (end > 0 ? turns.slice(0, end) : turns).slice(-limit);
   }
 
   /**
@@ -1304,7 +1381,7 @@ export class Engine implements ConversationEngine {
     let messageIds: string[] = [];
     if (this.queue?.forget) {
       try {
-        messageIds = await this.queue.forget([user.key, `clone:${user.key}`]);
+        messageIds = await this.queue.forget([user.key, `clone:${user.key}`, `insights:${user.key}`]);
       } catch (err) {
         this.logger.warn({ err, userKey: user.key }, 'could not delete the queued jobs of a deleted user');
       }

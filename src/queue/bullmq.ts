@@ -10,8 +10,8 @@
  *   use up their attempts are kept in the failed set (`removeOnFail: false`);
  * - stalled-job recovery (https://docs.bullmq.io/guide/workers/stalled-jobs): a job whose worker
  *   died loses its lock after `lockDuration` and is moved back to wait, up to `maxStalledCount` times;
- * - graceful shutdown (https://docs.bullmq.io/guide/workers/graceful-shutdown): `Worker.close()`
- *   waits for the jobs in progress.
+ * - graceful shutdown (https://docs.bullmq.io/guide/workers/graceful-shutdown): `close` waits
+ *   for the jobs in progress, then returns those still running to their queue (`Job.moveToWait`).
  *
  * Per-key order (a BullMQ Pro "groups" feature in the paid edition) is kept with partitions: a key
  * is hashed onto one of `partitions` queues, and each partition queue has a **global concurrency of
@@ -56,6 +56,13 @@ export interface BullQueueOptions {
   prefix?: string;
   /** Number of partition queues (per-key order); default 16. */
   partitions?: number;
+  /**
+   * Kinds whose jobs go to a queue of their own (`k-<kind>`, global concurrency 1: one at a time,
+   * in order) instead of their key's partition: long jobs, such as a broadcast that runs for
+   * minutes, which would otherwise hold up every key hashed onto their partition for their whole
+   * run. Every process must be opened with the same list. Default none.
+   */
+  ownQueueKinds?: readonly string[];
   /** Jobs this process runs at once; default 4. */
   concurrency?: number;
   /** Lock of a running job, ms; a dead worker's job is recovered after it. Default 30 000. */
@@ -92,9 +99,14 @@ export class BullQueue implements JobQueue {
   readonly #workers: Worker[] = [];
   readonly #handlers = new Map<string, JobHandler>();
   readonly #log: Logger;
-  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl' | 'dataKey'>>;
+  readonly #options: Required<Omit<BullQueueOptions, 'logger' | 'redisUrl' | 'dataKey' | 'ownQueueKinds'>>;
+  /** The queues of {@link BullQueueOptions.ownQueueKinds}, by kind. */
+  readonly #kindQueues = new Map<string, Queue>();
   readonly #cipher: RecordCipher | undefined;
-  readonly #active = new Set<Promise<unknown>>();
+  /** Jobs running in this process: their run, and what returning them to the queue at shutdown needs. */
+  readonly #active = new Map<Promise<unknown>, { job: BullJob; token: string; extender: NodeJS.Timeout }>();
+  /** Runs whose job {@link close} returned to the queue. */
+  readonly #returned = new Set<Promise<unknown>>();
   #started = false;
   #closing = false;
   #cursor = 0;
@@ -117,10 +129,15 @@ export class BullQueue implements JobQueue {
       { length: this.#options.partitions },
       (_, i) => new Queue(`p${i}`, { connection, prefix: this.#options.prefix }),
     );
+    for (const kind of new Set(options.ownQueueKinds ?? [])) {
+      const queue = new Queue(`k-${kind}`, { connection, prefix: this.#options.prefix });
+      this.#kindQueues.set(kind, queue);
+      this.#queues.push(queue);
+    }
   }
 
   /**
-   * Connects to Redis and sets each partition's global concurrency to 1.
+   * Connects to Redis and sets the global concurrency of each partition (and own-kind queue) to 1.
    * @throws Error naming the URL (password masked) when Redis does not answer
    */
   static async open(options: BullQueueOptions): Promise<BullQueue> {
@@ -139,12 +156,13 @@ export class BullQueue implements JobQueue {
     return queue;
   }
 
+  /** The partition queue of a key. */
   #queueFor(key: string): Queue {
     return this.#queues[partitionOf(key, this.#options.partitions)]!;
   }
 
   async enqueue(kind: string, data: JobData, options: EnqueueOptions): Promise<EnqueueResult> {
-    const queue = this.#queueFor(options.key);
+    const queue = this.#kindQueues.get(kind) ?? this.#queueFor(options.key);
     // BullMQ ignores an add whose id exists; the look-up only tells the caller which happened.
     const existing = await queue.getJob(options.id);
     if (existing) return { id: options.id, created: false };
@@ -243,13 +261,17 @@ export class BullQueue implements JobQueue {
     const extender = setInterval(() => void job.extendLock(token, lockMs).catch(() => undefined), Math.max(500, Math.floor(lockMs / 2)));
     const run = worker
       .processJob(job, token, () => false)
-      .catch((err: unknown) => this.#log.error({ err, jobId: job.id }, 'job outcome not recorded; it will be recovered as stalled'))
+      .catch((err: unknown) => {
+        // After a shutdown returned the job to the queue, its lock is gone and a late outcome is refused.
+        if (this.#returned.has(run)) this.#log.info({ jobId: job.id }, 'a job returned to the queue at shutdown ended here; its outcome is ignored');
+        else this.#log.error({ err, jobId: job.id }, 'job outcome not recorded; it will be recovered as stalled');
+      })
       .finally(() => {
         clearInterval(extender);
         this.#active.delete(run);
         this.#wake?.();
       });
-    this.#active.add(run);
+    this.#active.set(run, { job, token, extender });
   }
 
   /** The processor BullMQ calls through `processJob`. */
@@ -358,19 +380,36 @@ export class BullQueue implements JobQueue {
     }
   }
 
+  /**
+   * Graceful shutdown (https://docs.bullmq.io/guide/workers/graceful-shutdown): stops fetching,
+   * waits up to `graceMs` for the jobs running here, then returns those still running to the head
+   * of their queue (`Job.moveToWait` with the job's lock token, which also drops the lock), so
+   * another process takes them at once instead of after stalled-job recovery (up to
+   * `lockDurationMs` plus the stalled-check interval). Their lock extenders stop first: an
+   * extender left running would keep an abandoned job locked, and every other process waiting.
+   * A job that cannot be returned (Redis gone) is recovered as stalled. Then closes workers,
+   * queues and the connection.
+   */
   async close(graceMs = 10_000): Promise<void> {
     this.#closing = true;
     this.#wake?.();
     await this.#loop;
     if (this.#active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        Promise.allSettled([...this.#active]).then(() => false),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
-      ]);
+      await Promise.race([Promise.allSettled([...this.#active.keys()]), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
-      // Jobs still running lose their lock and are recovered as stalled by another process.
-      if (timedOut) this.#log.warn({ running: this.#active.size }, 'jobs still running at shutdown are left to stalled-job recovery');
+      let returned = 0;
+      for (const [run, { job, token, extender }] of this.#active) {
+        clearInterval(extender);
+        this.#returned.add(run);
+        try {
+          await job.moveToWait(token);
+          returned++;
+        } catch (err) {
+          this.#log.warn({ err, jobId: job.id }, 'could not return a running job to the queue at shutdown; it is recovered as stalled');
+        }
+      }
+      if (returned > 0) this.#log.warn({ returned }, 'running jobs returned to the queue at shutdown');
     }
     await Promise.all(this.#workers.map((w) => w.close(true).catch(() => undefined)));
     await Promise.all(this.#queues.map((q) => q.close().catch(() => undefined)));

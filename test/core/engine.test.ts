@@ -253,6 +253,8 @@ describe('commands and text', () => {
     for (const t of ['My name is Ana', 'I walked today', 'It rained', 'I read a book', 'Time for bed']) {
       await app.engine.handle(msg({ text: t }), out);
     }
+    // Both run as `insights` jobs on the queue after their turn.
+    await app.engine.whenIdle();
     expect(out.replies.filter((r) => r.kind === 'insight')).toHaveLength(1);
     expect((await app.store.memories.list('console:u1')).map((m) => m.source)).toEqual(['extracted']);
   });

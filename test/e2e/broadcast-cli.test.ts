@@ -1,7 +1,7 @@
 /**
  * `voicetwin broadcast` end to end: the real command line (a child process over a SQLite data dir)
- * answers a dry run, queues a broadcast, shows its status and refuses bad options; a running
- * server on the same store picks the queued broadcast up and sends it; status and cancel from the
+ * answers a dry run, queues a broadcast (a job on the embedded job queue), shows its status and
+ * refuses bad options; a running server on the same store and queue takes the job and sends it; status and cancel from the
  * command line then report on it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,12 +71,14 @@ describe('voicetwin broadcast', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`Broadcast ${id} is not finished yet.`);
 
-    // The server: the app over the same data dir with a Telegram sender, looking for queued broadcasts.
-    const app = await createTestApp({ dataDir, env: { OPERATORS: 'telegram:1' }, providers: speakingProviders() });
+    // The server: the app over the same data dir and job queue with a Telegram sender; the queue
+    // hands it the broadcast job the command line stored.
+    const app = await createTestApp({ dataDir, env: { OPERATORS: 'telegram:1' }, providers: speakingProviders(), start: false });
     const telegram = new RecordingSender('telegram');
     app.engine.registerSender(telegram);
-    const service = new BroadcastService({ engine: app.engine, logger: silentLogger, pollIntervalMs: 100 });
+    const service = new BroadcastService({ engine: app.engine, logger: silentLogger });
     try {
+      await app.engine.start();
       await service.start();
       await waitFor(async () => (await service.status(id))?.state === 'done', 'the queued broadcast', 60_000);
       expect(telegram.delivered().map((s) => s.chatId).sort()).toEqual(['700', '701', '702', '703', '704', '705']);

@@ -63,7 +63,9 @@ describe('a broadcast killed with SIGKILL and resumed', () => {
     expect(beforeRestart, `killed after ${killAt} voice notes`).toBeLessThan(USERS);
 
     // A new process over the same data dir: the app, the adapter, the broadcast service.
-    const app = await createTestApp({ dataDir, env: { OPERATORS: 'telegram:1' }, providers: speakingProviders() });
+    // The engine starts (and the queue recovers the killed process's broadcast job) once this
+    // service is the handler of broadcast jobs.
+    const app = await createTestApp({ dataDir, env: { OPERATORS: 'telegram:1' }, providers: speakingProviders(), start: false });
     const bot = await startTelegramBot({ token: fake.token, engine: app.engine, logger: silentLogger, apiRoot: fake.apiRoot, pollingTimeoutSec: 1, throttle: KILL_TEST_BOT_THROTTLE });
     const service = new BroadcastService({ engine: app.engine, logger: silentLogger, ...KILL_TEST_SERVICE });
     cleanups.push(async () => {
@@ -71,6 +73,7 @@ describe('a broadcast killed with SIGKILL and resumed', () => {
       await bot.stop();
       await app.close();
     });
+    await app.engine.start();
     await service.start();
     await waitFor(async () => (await service.status())?.state === 'done', 'the resumed broadcast', 60_000);
     await service.whenIdle();

@@ -64,7 +64,6 @@ beforeAll(async () => {
   service = new BroadcastService({
     engine: app.engine,
     logger: silentLogger,
-    pollIntervalMs: 0,
     pace: { whatsapp: { messagesPerSec: 10, perChatIntervalMs: 100 }, discord: { messagesPerSec: 10, perChatIntervalMs: 200 } },
   });
   app.engine.registerOperatorCommand(service.command());

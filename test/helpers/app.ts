@@ -26,8 +26,10 @@ export interface TestApp {
  * @param options.env extra environment (e.g. `{ ENROLL_MIN_SPEECH_SEC: '8' }`)
  * @param options.dataDir reuse a data dir (restart tests); it is then not removed on close
  * @param options.providers replace the offline providers
+ * @param options.start false: the engine is not started (call `engine.start()` once the test has
+ *   registered its own job handlers, e.g. a broadcast service); default true
  */
-export async function createTestApp(options: { env?: Record<string, string>; dataDir?: string; providers?: Providers } = {}): Promise<TestApp> {
+export async function createTestApp(options: { env?: Record<string, string>; dataDir?: string; providers?: Providers; start?: boolean } = {}): Promise<TestApp> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'voicetwin-test-')));
   const config = loadConfig({
     VOICETWIN_DATA_DIR: dataDir,
@@ -37,7 +39,7 @@ export async function createTestApp(options: { env?: Record<string, string>; dat
   });
   const events: EngineEvent[] = [];
   const app = await buildApp(config, { logger: silentLogger, observer: (e) => events.push(e), ...(options.providers ? { providers: options.providers } : {}) });
-  await app.engine.start();
+  if (options.start !== false) await app.engine.start();
   return {
     engine: app.engine,
     store: app.store,

@@ -270,3 +270,159 @@ describe('job data at rest', () => {
     await deleteRedisNamespace(REDIS_URL, prefix);
   });
 });
+
+describe.skipIf(!redisUp)('BullMQ graceful shutdown', () => {
+  // What SIGTERM does in `voicetwin serve` (intake stops, then the queue closes with a 10 s grace).
+  it('close: a job finishing within the grace period completes, one that does not returns to the queue, waiting jobs stay; nothing is lost or run twice to completion', { timeout: 60_000 }, async () => {
+    const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
+    const open = async (): Promise<BullQueue> => {
+      const q = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 4, concurrency: 4, lockDurationMs: 2000, dataKey: DATA_KEY });
+      opened.push(q);
+      return q;
+    };
+    // Three keys on three different partitions, so the jobs run side by side.
+    const keys: string[] = [];
+    for (let i = 0; keys.length < 3; i++) if (!keys.some((k) => partitionOf(k, 4) === partitionOf(`user-${i}`, 4))) keys.push(`user-${i}`);
+    const [quickKey, slowKey, waitingKey] = keys as [string, string, string];
+    const first = await open();
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    const runs: string[] = [];
+    const completed: string[] = [];
+    first.process('turn', async (job) => {
+      runs.push(`${job.id}@first`);
+      if (job.id === 'slow') await stuck;
+      else await sleep(job.id === 'quick' ? 300 : 5000);
+      completed.push(`${job.id}@first`);
+    });
+    let resumedAtMs = 0;
+    await first.start();
+    await first.enqueue('turn', {}, { id: 'quick', key: quickKey });
+    await first.enqueue('turn', {}, { id: 'slow', key: slowKey });
+    while (!(runs.includes('quick@first') && runs.includes('slow@first'))) await sleep(10);
+    // Queued behind `slow` (same key), and on a third partition behind a job that will not start here.
+    await first.enqueue('turn', {}, { id: 'after-slow', key: slowKey });
+    await first.enqueue('turn', {}, { id: 'waiting', key: waitingKey });
+    const closing = Date.now();
+    await first.close(1000);
+    const closedAtMs = Date.now();
+    const closeMs = closedAtMs - closing;
+    opened.splice(opened.indexOf(first), 1);
+    expect(closeMs, 'close returns within its grace period').toBeLessThan(3000);
+    expect(completed).toContain('quick@first');
+    release(); // the abandoned handler ends after the close: its outcome must not count
+
+    const second = await open();
+    second.process('turn', async (job) => {
+      if (job.id === 'slow') resumedAtMs = Date.now();
+      runs.push(`${job.id}@second`);
+      completed.push(`${job.id}@second`);
+    });
+    await second.start();
+    await second.whenIdle();
+    // Returned to the queue at the close, not left to stalled-job recovery (the 2 s lock running out first).
+    expect(resumedAtMs - closedAtMs, 'the cut-off job runs again at once').toBeLessThan(1500);
+    expect(runs.filter((r) => r.startsWith('quick'))).toEqual(['quick@first']);
+    expect(runs.filter((r) => r.startsWith('slow'))).toEqual(['slow@first', 'slow@second']);
+    expect(runs.filter((r) => r.startsWith('after-slow'))).toEqual(['after-slow@second']);
+    // `waiting` may have started in the first process too (it had a free slot) and been cut off like `slow`.
+    expect(runs.filter((r) => r === 'waiting@second')).toHaveLength(1);
+    expect(runs.filter((r) => r === 'waiting@first').length).toBeLessThanOrEqual(1);
+    // Per-key order held across the shutdown: `after-slow` ran after `slow` ran again.
+    expect(runs.indexOf('after-slow@second')).toBeGreaterThan(runs.indexOf('slow@second'));
+    const turn = (await second.stats()).find((k) => k.kind === 'turn');
+    expect(turn).toMatchObject({ queued: 0, running: 0, done: 4, failed: 0 });
+    await second.close(1000);
+    opened.splice(opened.indexOf(second), 1);
+    await deleteRedisNamespace(REDIS_URL, prefix);
+  });
+});
+
+describe.skipIf(!redisUp)('BullMQ and SIGTERM', () => {
+  it('a worker process stopped with SIGTERM exits within its grace period; its jobs finish or return to the queue, none lost', { timeout: 60_000 }, async () => {
+    const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
+    const { spawn } = await import('node:child_process');
+    // The worker: runs `turn` jobs (`slow-*` take 30 s), and on SIGTERM closes the queue with a 1 s grace, as `serve` does with 10 s.
+    const script = `
+      import { BullQueue } from ${JSON.stringify(path.resolve('src/queue/bullmq.ts'))};
+      const q = await BullQueue.open({ redisUrl: ${JSON.stringify(REDIS_URL)}, prefix: ${JSON.stringify(prefix)}, partitions: 4, concurrency: 2, lockDurationMs: 2000 });
+      q.process('turn', async (job) => {
+        process.stdout.write('start ' + job.id + '\\n');
+        await new Promise((r) => setTimeout(r, job.id.startsWith('slow') ? 30000 : 200));
+        process.stdout.write('end ' + job.id + '\\n');
+      });
+      process.once('SIGTERM', () => void q.close(1000).then(() => { process.stdout.write('closed\\n'); process.exit(0); }));
+      await q.start();
+      process.stdout.write('ready\\n');
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const until = async (what: string, ms = 20_000): Promise<void> => {
+      const deadline = Date.now() + ms;
+      while (!out.includes(what)) {
+        if (Date.now() > deadline) throw new Error(`no "${what}" from the worker:\n${out}\n${err}`);
+        await sleep(20);
+      }
+    };
+    await until('ready', 40_000);
+    const producer = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 4, concurrency: 4, lockDurationMs: 2000 });
+    opened.push(producer);
+    const ids = ['slow-a', 'quick-b', 'quick-c', 'quick-d', 'quick-e'];
+    for (const [i, id] of ids.entries()) await producer.enqueue('turn', {}, { id, key: `user-${i}` });
+    await until('start slow-a');
+    await until('start quick-');
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    const code = await exited;
+    expect(code, err).toBe(0);
+    expect(Date.now() - signalled, 'exits within the grace period').toBeLessThan(5000);
+    expect(out).toContain('closed');
+    // Whatever the worker started and finished stays done; the rest runs in the next process.
+    const finishedThere = ids.filter((id) => out.includes(`end ${id}`));
+    expect(finishedThere).not.toContain('slow-a');
+    for (const id of ids.filter((i) => out.includes(`start ${i}`) && i !== 'slow-a')) expect(finishedThere, `${id} finished within the grace period`).toContain(id);
+    const ranHere: string[] = [];
+    producer.process('turn', async (job) => void ranHere.push(job.id));
+    await producer.start();
+    await producer.whenIdle();
+    expect([...finishedThere, ...ranHere].sort()).toEqual([...ids].sort());
+    expect(ranHere).toContain('slow-a');
+    expect((await producer.stats()).find((k) => k.kind === 'turn')).toMatchObject({ done: ids.length, failed: 0, running: 0, queued: 0 });
+    await deleteRedisNamespace(REDIS_URL, prefix);
+  });
+});
+
+describe.skipIf(!redisUp)('BullMQ kinds on a queue of their own', () => {
+  it('a long job of such a kind holds up no key; its own jobs still run one at a time, in order', { timeout: 30_000 }, async () => {
+    const prefix = `vt-test-${randomBytes(4).toString('hex')}`;
+    // One partition: without a queue of its own, the long job would hold up every turn.
+    const q = await BullQueue.open({ redisUrl: REDIS_URL, prefix, partitions: 1, concurrency: 4, lockDurationMs: 2000, ownQueueKinds: ['broadcast'] });
+    opened.push(q);
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    const events: string[] = [];
+    q.process('broadcast', async (job) => {
+      events.push(`start ${job.id}`);
+      if (job.id === 'b1') await stuck;
+      events.push(`end ${job.id}`);
+    });
+    q.process('turn', async (job) => void events.push(`turn ${job.id}`));
+    await q.start();
+    await q.enqueue('broadcast', {}, { id: 'b1', key: 'broadcast' });
+    await q.enqueue('broadcast', {}, { id: 'b2', key: 'broadcast' });
+    while (!events.includes('start b1')) await sleep(10);
+    await q.enqueue('turn', {}, { id: 't1', key: 'telegram:1' });
+    await q.enqueue('turn', {}, { id: 't2', key: 'telegram:2' });
+    while (!events.includes('turn t2')) await sleep(10);
+    expect(events).toEqual(['start b1', 'turn t1', 'turn t2']);
+    release();
+    await q.whenIdle();
+    expect(events.slice(3)).toEqual(['end b1', 'start b2', 'end b2']);
+    expect((await q.stats()).find((k) => k.kind === 'broadcast')).toMatchObject({ done: 2, failed: 0 });
+    await deleteRedisNamespace(REDIS_URL, prefix);
+  });
+});

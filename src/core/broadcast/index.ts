@@ -7,5 +7,15 @@ export { parseBroadcastCommand, BROADCAST_USAGE, type BroadcastCommand } from '.
 export { RateLimiter, DEFAULT_CHANNEL_PACE, DEFAULT_HEADROOM, DEFAULT_WARMUP_MS, retryAfterMs, systemClock, type ChannelPace, type BroadcastClock } from './pacing.js';
 export { BroadcastJournal, AUDIENCE_CHUNK, DEFAULT_RETENTION_MS } from './journal.js';
 export { BroadcastRun, messagesPerReply, type BroadcastEngine, type ProgressEditor } from './runner.js';
-export { BroadcastService, statusOfJob, type BroadcastServiceOptions, type BroadcastOrigin } from './service.js';
+export {
+  BroadcastService,
+  statusOfJob,
+  broadcastQueueJobId,
+  BROADCAST_JOB_KIND,
+  BROADCAST_JOB_KEY,
+  BROADCAST_JOB_ATTEMPTS,
+  type BroadcastServiceOptions,
+  type BroadcastOrigin,
+  type BroadcastQueueJobData,
+} from './service.js';
 export { estimateText, progressText, statusText, summaryText, formatDuration, formatCount } from './format.js';

@@ -34,7 +34,7 @@ import {
 } from './types.js';
 
 /** The parts of the {@link Engine} a broadcast uses. */
-export type BroadcastEngine = Pick<Engine, 'store' | 'voice' | 'settings' | 'providers' | 'senderFor' | 'now' | 'isOperator'>;
+export type BroadcastEngine = Pick<Engine, 'store' | 'voice' | 'settings' | 'providers' | 'senderFor' | 'now' | 'isOperator'> & Partial<Pick<Engine, 'queue'>>;
 
 /** What a run needs from the service. */
 export interface RunnerDeps {
@@ -99,7 +99,7 @@ function settled(c: BroadcastCounts): number {
   return c.sent + c.failed + c.skipped;
 }
 
-/** One broadcast job being run by this process. */
+/** One broadcast being run by this process (inside its `broadcast` queue job, see service.ts). */
 export class BroadcastRun {
   readonly id: string;
   private job: JobRecord;
@@ -149,6 +149,11 @@ export class BroadcastRun {
   stop(): void {
     if (this.outcome === 'done') this.outcome = 'stopped';
     this.abort.abort(new Error('broadcast stopped'));
+  }
+
+  /** True once {@link run} returned after a {@link stop}: the broadcast is unfinished and resumes from its checkpoint. */
+  get paused(): boolean {
+    return this.outcome === 'stopped';
   }
 
   private get halted(): boolean {

@@ -1,7 +1,14 @@
 /**
  * The broadcast service: the `/broadcast` operator command, dry-run estimates, job creation with
- * an audience snapshot, one-at-a-time running of persisted jobs, resuming after a restart, status
- * and cancel (also for jobs queued by `voicetwin broadcast` from another process).
+ * an audience snapshot, status and cancel (also for broadcasts queued by `voicetwin broadcast`
+ * from another process).
+ *
+ * A broadcast runs as one `broadcast` job on the {@link JobQueue} (job id `broadcast:<id>`,
+ * ordering key `broadcast`, so broadcasts run one at a time across processes, in the order they
+ * were queued). The queue makes it durable: a process killed while running it (`kill -9`) leaves
+ * the job to the queue's crash recovery, and the run resumes from the broadcast's checkpoint and
+ * per-recipient records (see runner.ts and journal.ts). A graceful stop pauses the run at a
+ * checkpoint and hands the job back to the queue (the handler throws, so it is retried).
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
@@ -9,6 +16,7 @@ import { silentLogger } from '../log.js';
 import { UserInputError } from '../errors.js';
 import type { OperatorCommand, OperatorCommandContext } from '../engine.js';
 import type { JobRecord, UserRecord } from '../store/types.js';
+import type { Job, JobQueue } from '../jobs.js';
 import type { Channel, ChatAddress } from '../types.js';
 import { estimateCostUsd, type UnitPrices, type UsageMeter } from '../usage.js';
 import { BROADCAST_USAGE, parseBroadcastCommand } from './command.js';
@@ -53,8 +61,11 @@ export interface BroadcastServiceOptions {
   checkpointIntervalMs?: number;
   /** Progress message update interval (default 3000). */
   progressIntervalMs?: number;
-  /** How often `start()` looks for jobs queued by another process, e.g. the CLI (default 5000; 0 = never). */
-  pollIntervalMs?: number;
+  /**
+   * The job queue broadcasts run on; default the engine's. Without one, broadcasts can be
+   * estimated, read and cancelled but not created (`create` throws).
+   */
+  queue?: JobQueue;
   /** How long a job waits for a channel's bot to register its sender (default 60 000). */
   senderWaitMs?: number;
   /** Re-sends after a rate-limit answer per recipient (default 3). */
@@ -81,6 +92,26 @@ interface Snapshot {
 
 const PROFILE_READ_BATCH = 64;
 
+/** Job kind of a broadcast on the {@link JobQueue}. */
+export const BROADCAST_JOB_KIND = 'broadcast';
+/** Ordering key of every broadcast job: one broadcast runs at a time, in the order they were queued. */
+export const BROADCAST_JOB_KEY = 'broadcast';
+/**
+ * Attempts of a broadcast job. A graceful stop and a crash each use one (the run resumes from its
+ * checkpoint every time), so the bound is generous: a job interrupted this often ends failed.
+ */
+export const BROADCAST_JOB_ATTEMPTS = 25;
+
+/** What a `broadcast` queue job carries: the id of the broadcast's job record (`bc-…`). */
+export interface BroadcastQueueJobData extends Record<string, unknown> {
+  broadcastId: string;
+}
+
+/** The queue job id of a broadcast. */
+export function broadcastQueueJobId(broadcastId: string): string {
+  return `broadcast:${broadcastId}`;
+}
+
 /** Operator broadcasts over every registered channel. See docs/broadcast.md. */
 export class BroadcastService {
   private readonly engine: BroadcastEngine;
@@ -88,10 +119,11 @@ export class BroadcastService {
   private readonly clock: BroadcastClock;
   private readonly limiters = new Map<Channel, RateLimiter>();
   private readonly deps: RunnerDeps;
-  private chain: Promise<void> = Promise.resolve();
-  private readonly scheduled = new Set<string>();
+  private readonly queue: JobQueue | undefined;
+  /** Progress editors of broadcasts asked for in a chat handled by this process, by broadcast id. */
+  private readonly editors = new Map<string, ProgressEditor>();
   private current: BroadcastRun | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
+  private active: Promise<void> | undefined;
   private stopping = false;
 
   constructor(private readonly options: BroadcastServiceOptions) {
@@ -113,6 +145,14 @@ export class BroadcastService {
       maxRateLimitRetries: options.maxRateLimitRetries ?? 3,
       retentionMs: options.retentionMs ?? DEFAULT_RETENTION_MS,
     };
+    this.queue = options.queue ?? this.engine.queue;
+    // Registered at once, so a worker never takes a broadcast job before it has the handler.
+    this.registerHandler();
+  }
+
+  /** Makes this service the handler of `broadcast` jobs on its queue. */
+  private registerHandler(): void {
+    this.queue?.process<BroadcastQueueJobData>(BROADCAST_JOB_KIND, (job) => this.runJob(job));
   }
 
   /** The pace of a channel: defaults with the configured overrides. */
@@ -163,7 +203,7 @@ export class BroadcastService {
           log.info({ audience: request.audience, voice: request.voice, recipients: estimate.recipients, durationSec: estimate.durationSec }, 'broadcast dry run');
           return target.reply({ kind: 'info', text: estimateText(request, estimate) });
         }
-        const { job, estimate } = await this.create(request, { requestedBy: user.key, operatorKey: user.key, progressAddress: { channel: message.channel, chatId: message.chatId } }, { run: false });
+        const { job, estimate } = await this.persist(request, { requestedBy: user.key, operatorKey: user.key, progressAddress: { channel: message.channel, chatId: message.chatId } });
         log.info({ jobId: job.id, recipients: estimate.recipients, skipped: estimate.skipped, audience: request.audience, voice: request.voice }, 'broadcast started');
         let editor: ProgressEditor | undefined;
         try {
@@ -173,7 +213,7 @@ export class BroadcastService {
         } catch (err) {
           log.warn({ err }, 'could not send the broadcast progress message');
         }
-        this.schedule(job, editor);
+        await this.enqueue(job.id, editor);
         return;
       }
     }
@@ -189,19 +229,25 @@ export class BroadcastService {
   }
 
   /**
-   * Snapshots the audience and persists a `queued` job; with `run` (default true) this process
-   * runs it (after any broadcast already running). With `run: false` a running `voicetwin serve`
-   * on the same store picks it up.
+   * Snapshots the audience, persists a `queued` broadcast and puts its job on the queue: whichever
+   * process runs `broadcast` jobs (this one, or a running `voicetwin serve` on the same store and
+   * queue) sends it, after any broadcast queued before it.
    *
+   * @param options.progress edits the operator's progress message, when this process runs the job
    * @throws UserInputError `TEXT_TOO_LONG` / `EMPTY_TEXT` for the text, `NOT_READY` for
    *   `--voice operator` without a ready twin voice, `BUSY` while another broadcast is unfinished,
    *   `BAD_ARGUMENT` when nobody in the audience can be reached
+   * @throws Error when the service has no job queue, or the queue cannot store the job
    */
-  async create(
-    request: BroadcastRequest,
-    origin: BroadcastOrigin,
-    options: { run?: boolean; progress?: ProgressEditor } = {},
-  ): Promise<{ job: JobRecord; estimate: BroadcastEstimate }> {
+  async create(request: BroadcastRequest, origin: BroadcastOrigin, options: { progress?: ProgressEditor } = {}): Promise<{ job: JobRecord; estimate: BroadcastEstimate }> {
+    const created = await this.persist(request, origin);
+    await this.enqueue(created.job.id, options.progress);
+    return created;
+  }
+
+  /** Validates, snapshots and stores the broadcast's record (`queued`); does not enqueue it. */
+  private async persist(request: BroadcastRequest, origin: BroadcastOrigin): Promise<{ job: JobRecord; estimate: BroadcastEstimate }> {
+    if (!this.queue) throw new Error('Broadcasts run on the job queue, and this process has none (it was built without a queue).');
     await this.validate(request, origin.operatorKey);
     const busy = (await this.engine.store.jobs.listUnfinished()).find((j) => j.kind === 'broadcast');
     if (busy) {
@@ -237,8 +283,23 @@ export class BroadcastService {
     await this.engine.store.jobs.put(job);
     await BroadcastJournal.remember(this.engine.store.kv, id);
     this.log.info({ jobId: id, requestedBy: origin.requestedBy, recipients: estimate.recipients, skipped: estimate.skipped, audience: request.audience, voice: request.voice }, 'broadcast queued');
-    if (options.run ?? true) this.schedule(job, options.progress);
     return { job, estimate };
+  }
+
+  /** Puts the broadcast's job on the queue (a no-op when it is there already). */
+  private async enqueue(broadcastId: string, progress?: ProgressEditor): Promise<void> {
+    if (!this.queue) throw new Error('Broadcasts run on the job queue, and this process has none.');
+    if (progress) this.editors.set(broadcastId, progress);
+    try {
+      await this.queue.enqueue(BROADCAST_JOB_KIND, { broadcastId } satisfies BroadcastQueueJobData, {
+        id: broadcastQueueJobId(broadcastId),
+        key: BROADCAST_JOB_KEY,
+        maxAttempts: BROADCAST_JOB_ATTEMPTS,
+      });
+    } catch (err) {
+      this.editors.delete(broadcastId);
+      throw err;
+    }
   }
 
   private async validate(request: BroadcastRequest, operatorKey: string | undefined): Promise<void> {
@@ -323,66 +384,69 @@ export class BroadcastService {
     return { lanes, estimate: { ...estimate } };
   }
 
-  /** Runs the job after those already scheduled in this process (once per job id). */
-  private schedule(job: JobRecord, progress?: ProgressEditor): void {
-    if (this.scheduled.has(job.id) || this.stopping) return;
-    this.scheduled.add(job.id);
-    this.chain = this.chain.then(async () => {
-      try {
-        if (this.stopping) return;
-        const fresh = await this.engine.store.jobs.get(job.id);
-        if (!fresh || (fresh.state !== 'queued' && fresh.state !== 'running')) return;
-        const run = new BroadcastRun(this.deps, fresh, progress);
-        if (await new BroadcastJournal(this.engine.store.kv, job.id).cancelRequested()) run.cancel();
-        this.current = run;
-        await run.run();
-      } catch (err) {
-        this.log.error({ err, jobId: job.id }, 'broadcast could not run');
-      } finally {
-        this.current = undefined;
-        this.scheduled.delete(job.id);
-      }
-    });
+  /**
+   * Runs one `broadcast` queue job: the broadcast to its end (or to a cancel). Returns when the
+   * broadcast is finished (done, cancelled or failed: a failure of the broadcast itself is in its
+   * record and reported to the operator, not retried).
+   * @throws Error when it was paused by {@link stop} (or this process is stopping), so the queue
+   *   keeps the job and it resumes from the checkpoint in the next process that runs it
+   */
+  private async runJob(job: Job<BroadcastQueueJobData>): Promise<void> {
+    const id = job.data.broadcastId;
+    if (this.stopping) throw new Error(`broadcast ${id} not started: broadcasts are stopping in this process; the job returns to the queue`);
+    const record = await this.engine.store.jobs.get(id);
+    if (record?.kind !== 'broadcast') {
+      this.log.warn({ jobId: id }, 'broadcast job without its broadcast record (deleted or expired); nothing to send');
+      return;
+    }
+    // Finished by an earlier run whose end the queue did not record (a crash right after it).
+    if (record.state !== 'queued' && record.state !== 'running') return;
+    this.log.info({ jobId: id, state: record.state, attempt: job.attempt }, record.state === 'running' ? 'resuming broadcast' : 'running queued broadcast');
+    const run = new BroadcastRun(this.deps, record, this.editors.get(id));
+    if (await new BroadcastJournal(this.engine.store.kv, id).cancelRequested()) run.cancel();
+    this.current = run;
+    const running = run.run();
+    this.active = running;
+    try {
+      await running;
+    } finally {
+      this.current = undefined;
+      this.active = undefined;
+      this.editors.delete(id);
+    }
+    if (run.paused) throw new Error(`broadcast ${id} paused for shutdown; it resumes from its checkpoint`);
   }
 
   /**
-   * Resumes unfinished broadcasts (after a crash or restart) and, every `pollIntervalMs`, picks up
-   * broadcasts queued by another process. Call after the bots registered their senders.
+   * Makes this service the handler of `broadcast` jobs (as its constructor does), puts any
+   * unfinished broadcast whose job is missing back on the queue (a process stopped between
+   * storing a broadcast and queueing it), and starts the queue (a no-op when the engine started
+   * it). Broadcasts left running by a crash resume through the queue's own recovery.
    */
   async start(): Promise<void> {
+    if (!this.queue) return;
     this.stopping = false;
-    await this.pickUp();
-    const every = this.options.pollIntervalMs ?? 5000;
-    if (every > 0 && !this.pollTimer) {
-      this.pollTimer = setInterval(() => void this.pickUp().catch((err: unknown) => this.log.warn({ err }, 'could not look for queued broadcasts')), every);
-      this.pollTimer.unref();
-    }
-  }
-
-  private async pickUp(): Promise<void> {
+    this.registerHandler();
     for (const job of await this.engine.store.jobs.listUnfinished()) {
-      if (job.kind !== 'broadcast' || this.scheduled.has(job.id)) continue;
-      this.log.info({ jobId: job.id, state: job.state }, job.state === 'running' ? 'resuming broadcast' : 'running queued broadcast');
-      this.schedule(job);
+      if (job.kind !== 'broadcast') continue;
+      await this.enqueue(job.id).catch((err: unknown) => this.log.warn({ err, jobId: job.id }, 'could not queue an unfinished broadcast'));
     }
+    await this.queue.start();
   }
 
-  /** Stops dispatching, lets sends in flight finish and checkpoints; unfinished jobs resume on the next start. */
+  /**
+   * Stops dispatching, lets sends in flight finish and checkpoints; the running broadcast's job
+   * goes back to the queue and resumes where it stopped. Call before the queue is closed.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = undefined;
     this.current?.stop();
-    await this.chain;
+    await this.active;
   }
 
-  /** Resolves when no broadcast is running or scheduled in this process. */
+  /** Resolves when no job of this process's queue is waiting or running (broadcasts included). */
   async whenIdle(): Promise<void> {
-    let seen: Promise<void> | undefined;
-    while (seen !== this.chain) {
-      seen = this.chain;
-      await seen;
-    }
+    await this.queue?.whenIdle();
   }
 
   /** The broadcast `id`, or the unfinished one, or the latest; undefined when there is none. */

@@ -1,4 +1,4 @@
-/** The generic key-value repository: `kv:<key>`, any JSON value with an optional TTL, and an atomic `update`. */
+/** The generic key-value repository: `kv:<key>`, any JSON value with an optional TTL, an atomic `update` and `take`. */
 import type { Lock } from './keyed-lock.js';
 import type { Records } from './records.js';
 import type { KeyValueRepository } from './types.js';
@@ -19,6 +19,15 @@ export class KeyvKeyValueRepository implements KeyValueRepository {
       const next = fn(await this.get<T>(key));
       await this.set(key, next, ttlMs);
       return next;
+    });
+  }
+
+  /** Atomic get-and-delete under the key's lock; see {@link KeyValueRepository.take}. */
+  take<T>(key: string): Promise<T | undefined> {
+    return this.lock.run(`kv:${key}`, async () => {
+      const value = await this.get<T>(key);
+      if (value !== undefined) await this.delete(key);
+      return value;
     });
   }
 

@@ -1,4 +1,5 @@
 /** The memories repository: `memories:<userKey>`. */
+import { randomBytes } from 'node:crypto';
 import type { MemoryRecord } from '../providers.js';
 import type { Lock } from './keyed-lock.js';
 import type { Records } from './records.js';
@@ -23,6 +24,22 @@ export class KeyvMemoryRepository implements MemoryRepository {
       if (at >= 0) list[at] = memory;
       else list.push(memory);
       return { next: list, result: undefined };
+    });
+  }
+
+  /** See {@link MemoryRepository.addFromMessage}: one atomic update of the user's list. */
+  addFromMessage(key: UserKey, messageId: string, memories: readonly MemoryRecord[]): Promise<MemoryRecord[]> {
+    return this.#list.update(key, (list) => {
+      if (memories.length === 0 || list.some((m) => m.sourceMessageId === messageId)) return { next: list, result: [], changed: false };
+      const ids = new Set(list.map((m) => m.id));
+      const stored: MemoryRecord[] = [];
+      for (const memory of memories) {
+        let id = memory.id;
+        while (ids.has(id)) id = randomBytes(2).toString('hex');
+        ids.add(id);
+        stored.push({ ...memory, id, sourceMessageId: messageId });
+      }
+      return { next: [...list, ...stored], result: stored };
     });
   }
 

@@ -132,6 +132,14 @@ export interface HistoryRepository {
 export interface MemoryRepository {
   list(key: UserKey): Promise<MemoryRecord[]>;
   add(key: UserKey, memory: MemoryRecord): Promise<void>;
+  /**
+   * Stores the memories extracted from one inbound message in one atomic write, each with
+   * `sourceMessageId` set to `messageId`, unless memories from that message are stored already
+   * (a re-run of its job after a crash or a retry): then nothing is stored. A memory whose id is
+   * taken meanwhile gets a fresh 4-hex id.
+   * @returns the memories stored now (empty on a re-run)
+   */
+  addFromMessage(key: UserKey, messageId: string, memories: readonly MemoryRecord[]): Promise<MemoryRecord[]>;
   /** @returns true when a memory with that id existed */
   remove(key: UserKey, id: string): Promise<boolean>;
   /**
@@ -170,6 +178,12 @@ export interface KeyValueRepository {
    * @returns the value stored
    */
   update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T>;
+  /**
+   * Atomic get-and-delete under the key's lock (across processes on Redis): of concurrent callers
+   * exactly one gets the value (one-time codes).
+   * @returns the value, or undefined when there was none (or another caller took it)
+   */
+  take<T>(key: string): Promise<T | undefined>;
 }
 
 /**

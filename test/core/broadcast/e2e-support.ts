@@ -103,7 +103,7 @@ export async function startTelegramHarness(options: {
   if (options.userCount > 0) await fetch(`${fake.apiRoot}/bot${fake.token}/getUpdates?offset=${lastUpdateId + 1}&timeout=0`);
   fake.calls.length = 0;
   const bot = await startTelegramBot({ token: fake.token, engine: app.engine, logger: options.logger ?? silentLogger, apiRoot: fake.apiRoot, pollingTimeoutSec: 1, ...options.bot });
-  const service = new BroadcastService({ engine: app.engine, logger: options.logger ?? silentLogger, pollIntervalMs: 0, ...options.service });
+  const service = new BroadcastService({ engine: app.engine, logger: options.logger ?? silentLogger, ...options.service });
   app.engine.registerOperatorCommand(service.command());
   return {
     fake,
@@ -136,7 +136,6 @@ export function voicesPerChat(calls: readonly RecordedCall[]): Map<string, numbe
 export const KILL_TEST_SERVICE: Partial<BroadcastServiceOptions> = {
   pace: { telegram: { messagesPerSec: 150, perChatIntervalMs: 100, maxInFlight: 16 } },
   checkpointIntervalMs: 200,
-  pollIntervalMs: 0,
 };
 /** The adapter's throttle opened up to the test's pace. */
 export const KILL_TEST_BOT_THROTTLE = { globalPerSecond: 150, privateChatIntervalMs: 100 };

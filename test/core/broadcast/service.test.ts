@@ -4,6 +4,9 @@
  * budget, opt-out, dry run and the operator-only command.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { APPROXIMATION_NOTE } from '../../../src/core/engine.js';
 import { BroadcastJournal, BroadcastService, type BroadcastServiceOptions, type BroadcastStatus, type RecipientRecord } from '../../../src/core/broadcast/index.js';
 import type { Store } from '../../../src/core/store/types.js';
@@ -17,6 +20,7 @@ import {
   makeReady,
   maxInWindow,
   memoryStore,
+  openQueue,
   seedUsers,
   twinVoice,
   waitFor,
@@ -58,18 +62,20 @@ afterEach(async () => {
 });
 
 let messageNo = 0;
-async function harness(options: Partial<BroadcastServiceOptions> = {}): Promise<Harness> {
-  const { store, close } = await memoryStore();
-  const engine = makeEngine(store);
+/** A memory store, the embedded job queue beside it, an engine and the service; `start` false leaves the queue stopped. */
+async function harness(options: Partial<BroadcastServiceOptions> = {}, start = true): Promise<Harness> {
+  const { store, dataDir, close } = await memoryStore();
+  const engine = makeEngine(store, {}, await openQueue(dataDir));
   const tg = new RecordingSender('telegram');
   engine.registerSender(tg);
-  const service = new BroadcastService({ engine, pace: FAST, checkpointIntervalMs: 50, progressIntervalMs: 100, pollIntervalMs: 0, ...options });
+  const service = new BroadcastService({ engine, pace: FAST, checkpointIntervalMs: 50, progressIntervalMs: 100, ...options });
   engine.registerOperatorCommand(service.command());
   cleanups.push(async () => {
     await service.stop();
     await engine.stop();
     await close();
   });
+  if (start) await service.start();
   const operator = new OperatorChat();
   const command = async (name: string, userId: string, target: ReplyTarget = operator, args = ''): Promise<void> => {
     const message: InboundMessage = { id: `test:${++messageNo}`, channel: 'telegram', chatId: userId, userId, receivedAtMs: Date.now(), command: { name, args } };
@@ -248,17 +254,29 @@ describe('broadcast service', () => {
     const users = await seedUsers(h.store, 'telegram', 250, 1000);
     h.tg.latencyMs = 15;
     const crashable = crashableStore(h.store);
-    const options = { pace: { telegram: { messagesPerSec: 300, perChatIntervalMs: 100, maxInFlight: 8 } }, checkpointIntervalMs: 50, pollIntervalMs: 0 };
-    const doomed = new BroadcastService({ engine: engineOver(h.engine, crashable.store), ...options });
+    const options = { pace: { telegram: { messagesPerSec: 300, perChatIntervalMs: 100, maxInFlight: 8 } }, checkpointIntervalMs: 50 };
+    // The doomed process and the revived one share a queue file, each with its own connection.
+    const queueDir = await mkdtemp(path.join(tmpdir(), 'voicetwin-broadcast-queue-'));
+    cleanups.push(() => rm(queueDir, { recursive: true, force: true }));
+    const doomedQueue = await openQueue(queueDir);
+    const doomed = new BroadcastService({ engine: engineOver(h.engine, crashable.store), queue: doomedQueue, ...options });
+    await doomed.start();
     await doomed.create({ text: 'Before and after a crash', audience: 'all', voice: 'default', dryRun: false }, { requestedBy: 'telegram:1', operatorKey: 'telegram:1', progressAddress: { channel: 'telegram', chatId: '1' } });
     await waitFor(() => voiceSends(h.tg).length >= crashAfter, `${crashAfter} sends`);
     crashable.crash();
     await new Promise((resolve) => setTimeout(resolve, 100)); // sends already on the wire complete
     const beforeRestart = voiceSends(h.tg).length;
     expect(beforeRestart).toBeLessThan(250);
+    // The dead process's lease ends: its running broadcast job returns to the queue (its handler
+    // stays stuck on the crashed store, as a killed process would).
+    await doomedQueue.close(0);
 
-    const revived = new BroadcastService({ engine: h.engine, ...options });
-    cleanups.push(() => revived.stop());
+    const revivedQueue = await openQueue(queueDir);
+    const revived = new BroadcastService({ engine: h.engine, queue: revivedQueue, ...options });
+    cleanups.push(async () => {
+      await revived.stop();
+      await revivedQueue.close();
+    });
     await revived.start();
     await revived.whenIdle();
     const status = (await revived.status())!;
@@ -341,13 +359,17 @@ describe('broadcast service', () => {
 
   it("counts synthesis against the operator's budget and falls back to the default voice when it runs out", async () => {
     const text = 'A daily prompt for everyone.';
-    const { store } = await memoryStore().then((m) => (cleanups.push(m.close), m));
+    const { store, dataDir } = await memoryStore().then((m) => (cleanups.push(m.close), m));
     const usage = new UsageMeter(store.kv, { limits: { dailyTtsChars: text.length * 2 } });
-    const engine = makeEngine(store);
+    const engine = makeEngine(store, {}, await openQueue(dataDir));
     const tg = new RecordingSender('telegram');
     engine.registerSender(tg);
-    const service = new BroadcastService({ engine, usage, pace: FAST, synthesisConcurrency: 1, pollIntervalMs: 0 });
-    cleanups.push(() => service.stop());
+    const service = new BroadcastService({ engine, usage, pace: FAST, synthesisConcurrency: 1 });
+    cleanups.push(async () => {
+      await service.stop();
+      await engine.stop();
+    });
+    await service.start();
     await seedUsers(store, 'telegram', 6, 1000);
     for (let i = 0; i < 6; i++) await makeReady(store, `telegram:${1000 + i}`, twinVoice(String(i), 10 + i * 15));
     await service.create({ text, audience: 'all', voice: 'own', dryRun: false }, { requestedBy: 'telegram:9', operatorKey: 'telegram:9' });
@@ -372,10 +394,10 @@ describe('broadcast service', () => {
   });
 
   it('honours /stop and /unsubscribe after the snapshot, and /start to hear broadcasts again', async () => {
-    const h = await harness();
+    const h = await harness({}, false);
     await seedUsers(h.store, 'telegram', 3, 1000);
     const user = new OperatorChat();
-    const { job } = await h.service.create({ text: 'Queued first', audience: 'all', voice: 'default', dryRun: false }, { requestedBy: 'cli' }, { run: false });
+    const { job } = await h.service.create({ text: 'Queued first', audience: 'all', voice: 'default', dryRun: false }, { requestedBy: 'cli' });
     await h.command('stop', '1001', user);
     expect(user.lastText()).toContain('You will no longer receive announcements');
     await h.command('unsubscribe', '1002', user);
@@ -401,6 +423,8 @@ describe('broadcast service', () => {
     expect(h.operator.replies.at(-1)).toMatchObject({ kind: 'error', text: expect.stringMatching(/^Broadcast bc-[0-9a-f]+ is not finished yet/) });
     await h.say('x'.repeat(601));
     expect(h.operator.replies.at(-1)).toMatchObject({ kind: 'error', text: expect.stringContaining('at most 600 characters') });
+    // The broadcast is a queue job: it is `queued` until the queue hands it to the service.
+    await waitFor(async () => (await h.service.status())?.state === 'running', 'the broadcast job to start');
     await h.say('status');
     expect(h.operator.lastText()).toMatch(/^Broadcast bc-[0-9a-f]+: \d+ of 41 sent/);
     await h.say('cancel');

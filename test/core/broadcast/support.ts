@@ -14,6 +14,8 @@ import type { ClonedVoice, Providers } from '../../../src/core/providers.js';
 import type { Channel, ChannelSender, OutboundReply } from '../../../src/core/types.js';
 import type { BroadcastEngine } from '../../../src/core/broadcast/index.js';
 import { makeSpeechWav } from '../../helpers/audio.js';
+import { EmbeddedQueue } from '../../../src/queue/embedded.js';
+import type { JobQueue } from '../../../src/core/jobs.js';
 
 export const DATA_KEY = Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex');
 
@@ -56,11 +58,12 @@ export function twinVoice(id: string, pitch: number, approximate = false): Clone
 }
 
 /** A memory-backed store in a temporary folder (blobs on disk). */
-export async function memoryStore(): Promise<{ store: Store; close(): Promise<void> }> {
+export async function memoryStore(): Promise<{ store: Store; dataDir: string; close(): Promise<void> }> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'voicetwin-broadcast-'));
   const store = await createStore({ backend: 'memory', dataDir, dataKey: DATA_KEY });
   return {
     store,
+    dataDir,
     async close() {
       await store.close();
       await rm(dataDir, { recursive: true, force: true });
@@ -68,9 +71,14 @@ export async function memoryStore(): Promise<{ store: Store; close(): Promise<vo
   };
 }
 
-/** A real engine over `store` with the speaking providers. */
-export function makeEngine(store: Store, settings: Partial<EngineSettings> = {}): Engine & { providers: ReturnType<typeof speakingProviders> } {
-  return new Engine({ store, providers: speakingProviders(), settings: { operators: ['telegram:1'], insightEvery: 0, memoryEvery: 0, ...settings } }) as Engine & {
+/** The real embedded job queue in `dataDir` (`jobs.sqlite`), polling every 20 ms; not started. */
+export function openQueue(dataDir: string): Promise<EmbeddedQueue> {
+  return EmbeddedQueue.open({ dataDir, pollMs: 20 });
+}
+
+/** A real engine over `store` with the speaking providers (and `queue`, which broadcasts run on). */
+export function makeEngine(store: Store, settings: Partial<EngineSettings> = {}, queue?: JobQueue): Engine & { providers: ReturnType<typeof speakingProviders> } {
+  return new Engine({ store, providers: speakingProviders(), ...(queue ? { queue } : {}), settings: { operators: ['telegram:1'], insightEvery: 0, memoryEvery: 0, ...settings } }) as Engine & {
     providers: ReturnType<typeof speakingProviders>;
   };
 }
@@ -85,6 +93,7 @@ export function engineOver(engine: Engine, store: Store): BroadcastEngine {
     now: engine.now,
     senderFor: (channel) => engine.senderFor(channel),
     isOperator: (key) => engine.isOperator(key),
+    queue: engine.queue,
   };
 }
 

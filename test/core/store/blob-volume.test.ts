@@ -9,7 +9,7 @@ import { BlobVolumeError, checkSharedBlobVolume } from '../../../src/core/store/
 import { KeyedLock } from '../../../src/core/store/keyed-lock.js';
 import type { KeyValueRepository } from '../../../src/core/store/types.js';
 
-/** An in-memory key-value repository with an atomic update, as the store's. */
+/** An in-memory key-value repository with an atomic update and take, as the store's. */
 function memoryKv(): KeyValueRepository {
   const values = new Map<string, unknown>();
   const lock = new KeyedLock();
@@ -21,6 +21,11 @@ function memoryKv(): KeyValueRepository {
       const next = fn(values.get(k) as T | undefined);
       values.set(k, next);
       return next;
+    }),
+    take: <T>(k: string) => lock.run(k, async () => {
+      const value = values.get(k) as T | undefined;
+      values.delete(k);
+      return value;
     }),
   };
   return kv;
