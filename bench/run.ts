@@ -12,7 +12,10 @@
  *    rate matching on real speakers, synthesis real-time factor.
  * 4. Scale-out (bench/scale.ts): turns/s with 1, 2 and 3 serve processes on one Redis, and the
  *    first sign of life (update → first Bot API call for that chat), alone and in a burst of 20.
- * 5. Peak RSS of the process (KiB → MiB).
+ * 5. Realtime (bench/realtime.ts): text turns over the WebSocket `/v1/realtime`, time to the first
+ *    audio chunk with zero-latency providers and, with simulated provider latencies, first audio
+ *    and the whole reply against the critical path.
+ * 6. Peak RSS of the process (KiB → MiB).
  */
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,8 +33,9 @@ import { zeroLatencyProviders } from './providers.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TURNS = Number(process.env.BENCH_TURNS ?? 40);
 const USERS = Number(process.env.BENCH_USERS ?? 8);
-/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast, scale); default all. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'pipeline,offline,audio,store,telegram,broadcast,scale').split(',').map((s) => s.trim()));
+/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast, scale, realtime); default all. */
+const ALL_SECTIONS = 'pipeline,offline,audio,store,telegram,broadcast,scale,realtime';
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? ALL_SECTIONS).split(',').map((s) => s.trim()));
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
@@ -187,12 +191,13 @@ async function main(): Promise<void> {
       broadcast: SECTIONS.has('broadcast') ? await optionalBench('./broadcast.js', 'benchBroadcast') : 'skipped',
       firstSignOfLife: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchFirstSignOfLife') : 'skipped',
       scaleOut: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchScaleOut') : 'skipped',
+      realtime: SECTIONS.has('realtime') ? await optionalBench('./realtime.js', 'benchRealtime') : 'skipped',
     };
     report.peakRssMiB = Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
     const outDir = path.join(here, 'results');
     await mkdir(outDir, { recursive: true });
     const json = JSON.stringify(report, null, 2);
-    const file = path.join(outDir, SECTIONS.size === 6 ? 'latest.json' : 'partial.json');
+    const file = path.join(outDir, SECTIONS.size === ALL_SECTIONS.split(',').length ? 'latest.json' : 'partial.json');
     await writeFile(file, json);
     process.stdout.write(`${json}\n\nwritten to ${file}\n`);
   } finally {

@@ -946,6 +946,7 @@ export class Engine implements ConversationEngine {
     let full = false;
     let failure: unknown;
     let delivery: Promise<void> = Promise.resolve();
+    let previous: Promise<unknown> | undefined;
     const synthesized: Array<{ provider: string; characters: number }> = [];
     const t0 = performance.now();
     const take = (raw: string): void => {
@@ -961,8 +962,9 @@ export class Engine implements ConversationEngine {
       chars += (sentences.length > 0 ? 1 : 0) + sentence.length;
       const index = sentences.push(sentence) - 1;
       if (!speech) return;
-      const rendered = this.voice.render(userKey, sentence, speech.voice, 'web');
+      const rendered = this.voice.render(userKey, sentence, speech.voice, 'web', previous ? { encodeAfter: previous } : {});
       rendered.catch(() => undefined); // awaited in order below; a failure is kept there
+      previous = rendered;
       delivery = delivery.then(async () => {
         if (stream.signal.aborted || failure) return;
         let note: Awaited<typeof rendered>;

@@ -49,9 +49,12 @@ export class VoiceRenderer {
 
   /**
    * Speaks `text` in `voice` (or the synthesizer's default voice) as a voice note for `channel`.
+   * @param options.encodeAfter encoding (the CPU-bound step) waits for this to settle first, so
+   *   sentences of a streamed answer synthesised concurrently are encoded in order and the first
+   *   one is not slowed down by the ones after it
    * @throws ProviderError when synthesis fails or returns no audio
    */
-  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel): Promise<RenderedVoice> {
+  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel, options: { encodeAfter?: Promise<unknown> } = {}): Promise<RenderedVoice> {
     const pieces = chunkSentences(text, CHUNK_CHARS);
     let cacheHits = 0;
     const synthesized: RenderedVoice['synthesized'] = [];
@@ -70,6 +73,7 @@ export class VoiceRenderer {
     const header = parseWavHeader(audio[0]!);
     const joinRateHz = header && header.subFormat === 1 && header.bitsPerSample === 16 && header.channels === 1 && header.sampleRateHz >= 8000 ? header.sampleRateHz : JOIN_RATE_HZ;
     const pcms: PcmAudio[] = await Promise.all(audio.map((bytes) => this.limit(() => decodeToPcm(bytes, { sampleRateHz: joinRateHz }))));
+    if (options.encodeAfter) await options.encodeAfter.catch(() => undefined);
     const t1 = performance.now();
     const joined = concatPcm(pcms, GAP_SEC);
     if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });
