@@ -230,11 +230,11 @@ describe('realtime WebSocket: turns on the offline stack', () => {
     for (let i = 0; i < pcmBytes.length; i += 3200) client.send({ type: 'input_audio_buffer.append', audio: pcmBytes.subarray(i, i + 3200).toString('base64') });
     client.send({ type: 'input_audio_buffer.commit' });
     const committed = await client.next((e) => e.type === 'input_audio_buffer.committed');
-    const transcript = await client.next((e) => e.type === 'conversation.item.input_audio_transcription.completed', 60_000);
+    const transcript = await client.next((e) => e.type === 'conversation.item.input_audio_transcription.completed', 120_000);
     expect(transcript.item_id).toBe(committed.item_id);
     expect(transcript.transcript).toBe(expected);
     const created = await client.next((e) => e.type === 'response.created' && e.response.item_id === committed.item_id);
-    const done = await client.next((e) => e.type === 'response.done' && e.response.id === created.response.id, 60_000);
+    const done = await client.next((e) => e.type === 'response.done' && e.response.id === created.response.id, 120_000);
     expect(done.response.status).toBe('completed');
     expect(client.of(created.response.id, 'response.audio.delta').length).toBeGreaterThanOrEqual(1);
 
@@ -245,16 +245,16 @@ describe('realtime WebSocket: turns on the offline stack', () => {
     for (let i = 0; i < webm.length; i += 4000) client.ws.send(webm.subarray(i, i + 4000));
     client.send({ type: 'input_audio_buffer.commit' });
     const second = await client.next((e) => e.type === 'input_audio_buffer.committed' && e.item_id !== committed.item_id);
-    const heard = await client.next((e) => e.type === 'conversation.item.input_audio_transcription.completed' && e.item_id === second.item_id, 60_000);
+    const heard = await client.next((e) => e.type === 'conversation.item.input_audio_transcription.completed' && e.item_id === second.item_id, 120_000);
     // WebM/Opus is lossy: the recogniser may hear a word differently, but most words are the same.
     const words = new Set(expected.split(' '));
     const same = (heard.transcript as string).split(' ').filter((w) => words.has(w)).length;
     expect(same).toBeGreaterThanOrEqual(Math.ceil(words.size / 2));
-    await client.next((e) => e.type === 'response.done' && e.response.item_id === second.item_id, 60_000);
+    await client.next((e) => e.type === 'response.done' && e.response.item_id === second.item_id, 120_000);
     const turns = await main.app.store.history.recent(main.userKey, 20);
     expect(turns.filter((t) => t.role === 'user').map((t) => t.text)).toEqual(expect.arrayContaining([expected, heard.transcript]));
     client.close();
-  }, 150_000);
+  }, 300_000);
 
   it('answers what the engine refuses with its user-facing message, and sets the persona', async () => {
     const client = await Client.open(main);
