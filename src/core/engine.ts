@@ -962,7 +962,7 @@ export class Engine implements ConversationEngine {
       chars += (sentences.length > 0 ? 1 : 0) + sentence.length;
       const index = sentences.push(sentence) - 1;
       if (!speech) return;
-      const rendered = this.voice.render(userKey, sentence, speech.voice, 'web', previous ? { encodeAfter: previous } : {});
+      const rendered = this.voice.render(userKey, sentence, speech.voice, 'web', { signal: stream.signal, ...(previous ? { encodeAfter: previous } : {}) });
       rendered.catch(() => undefined); // awaited in order below; a failure is kept there
       previous = rendered;
       delivery = delivery.then(async () => {
@@ -971,6 +971,7 @@ export class Engine implements ConversationEngine {
         try {
           note = await rendered;
         } catch (err) {
+          if (stream.signal.aborted) return; // interrupted while it was being made
           failure ??= err;
           model.abort(err);
           return;

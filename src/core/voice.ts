@@ -52,9 +52,11 @@ export class VoiceRenderer {
    * @param options.encodeAfter encoding (the CPU-bound step) waits for this to settle first, so
    *   sentences of a streamed answer synthesised concurrently are encoded in order and the first
    *   one is not slowed down by the ones after it
-   * @throws ProviderError when synthesis fails or returns no audio
+   * @param options.signal aborting it stops the rendering: pieces not yet sent to the synthesizer
+   *   are not sent, the synthesizer's request is aborted
+   * @throws ProviderError when synthesis fails or returns no audio; the signal's reason when aborted
    */
-  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel, options: { encodeAfter?: Promise<unknown> } = {}): Promise<RenderedVoice> {
+  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel, options: { encodeAfter?: Promise<unknown>; signal?: AbortSignal } = {}): Promise<RenderedVoice> {
     const pieces = chunkSentences(text, CHUNK_CHARS);
     let cacheHits = 0;
     const synthesized: RenderedVoice['synthesized'] = [];
@@ -62,7 +64,8 @@ export class VoiceRenderer {
     const audio = await Promise.all(
       pieces.map((piece) =>
         this.limit(async () => {
-          const { bytes, cached, provider, characters } = await this.synthesizeCached(ownerKey, piece, voice);
+          options.signal?.throwIfAborted();
+          const { bytes, cached, provider, characters } = await this.synthesizeCached(ownerKey, piece, voice, options.signal);
           if (cached) cacheHits++;
           else synthesized.push({ provider, characters });
           return bytes;
@@ -74,6 +77,7 @@ export class VoiceRenderer {
     const joinRateHz = header && header.subFormat === 1 && header.bitsPerSample === 16 && header.channels === 1 && header.sampleRateHz >= 8000 ? header.sampleRateHz : JOIN_RATE_HZ;
     const pcms: PcmAudio[] = await Promise.all(audio.map((bytes) => this.limit(() => decodeToPcm(bytes, { sampleRateHz: joinRateHz }))));
     if (options.encodeAfter) await options.encodeAfter.catch(() => undefined);
+    options.signal?.throwIfAborted();
     const t1 = performance.now();
     const joined = concatPcm(pcms, GAP_SEC);
     if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });
@@ -82,7 +86,7 @@ export class VoiceRenderer {
     return { voice: note, synthMs: t1 - t0, encodeMs: t2 - t1, cacheHits, pieces: pieces.length, synthesized };
   }
 
-  private async synthesizeCached(ownerKey: string, text: string, voice: ClonedVoice | undefined): Promise<{ bytes: Buffer; cached: boolean; provider: string; characters: number }> {
+  private async synthesizeCached(ownerKey: string, text: string, voice: ClonedVoice | undefined, signal?: AbortSignal): Promise<{ bytes: Buffer; cached: boolean; provider: string; characters: number }> {
     const { store, tts, logger } = this.deps;
     const hash = createHash('sha256')
       .update(JSON.stringify([tts.name, voice?.provider ?? null, voice?.voiceId ?? null, voice?.params ?? null, text]))
@@ -96,7 +100,8 @@ export class VoiceRenderer {
         await store.kv.delete(cacheKey);
       }
     }
-    const out = await tts.synthesize({ text, ...(voice ? { voice } : {}) });
+    signal?.throwIfAborted();
+    const out = await tts.synthesize({ text, ...(voice ? { voice } : {}), ...(signal ? { signal } : {}) });
     if (out.bytes.length === 0) throw new ProviderError(tts.name, 'synthesis returned zero bytes', { retryable: true });
     // Audio from a fallback that could not speak in the requested voice is not cached under that voice.
     const fallback = out.voiceMatched === false || (voice !== undefined && out.provider !== undefined && out.provider !== voice.provider);
