@@ -31,8 +31,8 @@ const SIMULATED_TURNS = Number(process.env.BENCH_REALTIME_SIMULATED_TURNS ?? 5);
 const FIRST_TOKEN_MS = 400;
 const TOKENS_PER_SEC = 40;
 const TTS_MS = 300;
-/** The simulated reply: three sentences; `{n}` makes each turn's text (and so its synthesis) new. */
-const REPLY = 'Turn {n} sounds like a good plan to me. A walk by the river is a lovely idea for the weekend. What matters most to you about it?';
+/** The simulated reply: three sentences; `{n}` makes each sentence of each turn new (no synthesis cache hit). */
+const REPLY = 'Turn {n} sounds like a good plan to me. A walk by the river on day {n} is a lovely idea. What matters most to you about turn {n}?';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -51,7 +51,7 @@ function tokens(text: string): string[] {
 function streamingChat(firstTokenMs: number, tokensPerSec: number): ChatModel {
   let n = 0;
   const streamReply = async (request: ChatRequest, onDelta: (d: string) => void): Promise<{ text: string }> => {
-    const text = REPLY.replace('{n}', String(++n));
+    const text = REPLY.replaceAll('{n}', String(++n));
     const started = performance.now();
     for (const [i, token] of tokens(text).entries()) {
       // Paced against the start (no drift from timer lateness).
