@@ -14,6 +14,9 @@
  *    first sign of life (update → first Bot API call for that chat), alone and in a burst of 20.
  * 5. Phone line (bench/telephony.ts): inbound-call webhook p95 under 20 concurrent calls, pipeline
  *    end of caller speech → first reply audio frame p95, offline STT time on telephone audio.
+ * 6. Realtime (bench/realtime.ts): text turns over the WebSocket `/v1/realtime`, time to the first
+ *    audio chunk with zero-latency providers and, with simulated provider latencies, first audio
+ *    and the whole reply against the critical path.
  * 6. Peak RSS of the process (KiB → MiB).
  */
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -32,8 +35,9 @@ import { zeroLatencyProviders } from './providers.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TURNS = Number(process.env.BENCH_TURNS ?? 40);
 const USERS = Number(process.env.BENCH_USERS ?? 8);
-/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast, scale, telephony); default all. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'pipeline,offline,audio,store,telegram,broadcast,scale,telephony').split(',').map((s) => s.trim()));
+/** Comma-separated sections to run (pipeline, offline, audio, store, telegram, broadcast, scale, telephony, realtime); default all. */
+const ALL_SECTIONS = 'pipeline,offline,audio,store,telegram,broadcast,scale,telephony,realtime';
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? ALL_SECTIONS).split(',').map((s) => s.trim()));
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
@@ -190,12 +194,13 @@ async function main(): Promise<void> {
       firstSignOfLife: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchFirstSignOfLife') : 'skipped',
       scaleOut: SECTIONS.has('scale') ? await optionalBench('./scale.js', 'benchScaleOut') : 'skipped',
       telephony: SECTIONS.has('telephony') ? await optionalBench('./telephony.js', 'benchTelephony') : 'skipped',
+      realtime: SECTIONS.has('realtime') ? await optionalBench('./realtime.js', 'benchRealtime') : 'skipped',
     };
     report.peakRssMiB = Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
     const outDir = path.join(here, 'results');
     await mkdir(outDir, { recursive: true });
     const json = JSON.stringify(report, null, 2);
-    const file = path.join(outDir, SECTIONS.size === 6 ? 'latest.json' : 'partial.json');
+    const file = path.join(outDir, SECTIONS.size === ALL_SECTIONS.split(',').length ? 'latest.json' : 'partial.json');
     await writeFile(file, json);
     process.stdout.write(`${json}\n\nwritten to ${file}\n`);
   } finally {

@@ -10,6 +10,8 @@ import { isUserInputError, UserInputError } from './errors.js';
 import type {
   AudioRef,
   Channel,
+  ReplyStream,
+  StreamedAnswer,
   ChannelSender,
   ChatAddress,
   CommandInfo,
@@ -22,7 +24,7 @@ import type {
 } from './types.js';
 import type { Job, JobQueue } from './jobs.js';
 import { OutboxTarget } from './outbox.js';
-import type { ChatTurn, ClonedVoice, MemoryRecord, PcmAudio, Providers, TextEmbedder } from './providers.js';
+import type { ChatRequest, ChatTurn, ClonedVoice, MemoryRecord, PcmAudio, Providers, TextEmbedder } from './providers.js';
 import type { Store, UserRecord, VoiceProfile } from './store/types.js';
 import { PERSONA_NAMES, PERSONAS, isPersonaName, renderSystemPrompt, type PersonaName } from './personas.js';
 import { KeyedSerialQueue } from './queue.js';
@@ -38,6 +40,7 @@ import {
   replyLanguage,
   type ReplyLanguage,
 } from './language.js';
+import { SentenceBuffer, streamChatReply } from './streaming.js';
 import { checkAudio, checkDeclared, decodeToPcm } from './audio/index.js';
 import { Enrollment } from './enrollment.js';
 import type { UsageMeter } from './usage.js';
@@ -565,7 +568,7 @@ export class Engine implements ConversationEngine {
     } catch (err) {
       if (isUserInputError(err)) {
         log.info({ code: err.code, details: err.details }, 'user input refused');
-        await safeReply(target, { kind: 'error', text: err.userMessage }, log);
+        await safeReply(target, { kind: 'error', text: err.userMessage, code: err.code }, log);
       } else if (!final) {
         log.warn({ err }, 'turn failed; it will be retried');
         throw err;
@@ -999,7 +1002,7 @@ export class Engine implements ConversationEngine {
     await target.activity('record_voice');
     const profile = await this.store.profiles.get(user.key);
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
-    const note = await this.voice.render(user.key, clean, voice, user.channel, detectTextLanguage(clean));
+    const note = await this.voice.render(user.key, clean, voice, user.channel, { language: detectTextLanguage(clean) });
     for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, this.logger);
     const notice = await this.fallbackNotice(user.key, voice, note.fallback, this.logger);
     await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice, notice) });
@@ -1095,6 +1098,7 @@ export class Engine implements ConversationEngine {
   private async chatTurn(user: UserRecord, message: InboundMessage, target: ReplyTarget, log: Logger): Promise<void> {
     const started = performance.now();
     const timings: TurnTimings = { decodeMs: 0, sttMs: 0, chatMs: 0, ttsMs: 0, encodeMs: 0, storeMs: 0, totalMs: 0 };
+    const stream = target.stream;
     let userText: string;
     let input: 'voice' | 'text';
     let detected: ReplyLanguage | undefined;
@@ -1104,7 +1108,10 @@ export class Engine implements ConversationEngine {
       await target.activity('typing');
       const pcm = await this.receiveAudio(message.audio, this.settings.limits.maxTurnAudioSec, timings);
       const t = performance.now();
-      const transcript = await this.providers.stt.transcribe(pcm, message.languageCode ? { languageHint: message.languageCode } : {});
+      const transcript = await this.providers.stt.transcribe(pcm, {
+        ...(message.languageCode ? { languageHint: message.languageCode } : {}),
+        ...(stream ? { onPartial: (text: string) => stream.transcript(text, false) } : {}),
+      });
       timings.sttMs = performance.now() - t;
       await this.record(user.key, { provider: transcript.provider ?? this.providers.stt.name, sttSec: transcript.durationSec }, log);
       userText = transcript.text.trim();
@@ -1116,6 +1123,7 @@ export class Engine implements ConversationEngine {
       }
       if (!userText) throw new UserInputError('NO_SPEECH', "I couldn't make out any words in that voice note. Could you say it again, a little closer to the microphone?");
       detected = detectTranscriptLanguage(userText, transcript.languageCode);
+      stream?.transcript(userText, true);
     } else {
       input = 'text';
       userText = this.checkText(message.text, 'I understand voice notes and text, but this message had neither. Send me a voice note or write to me.');
@@ -1132,8 +1140,7 @@ export class Engine implements ConversationEngine {
     timings.storeMs += performance.now() - t;
     const { memories: relevant, method: memoryMethod } = await this.memoryRetriever.select(user.key, memories, userText, 3);
     if (relevant.length) log.debug({ memories: relevant.length, method: memoryMethod }, 'memories chosen for the reply');
-    t = performance.now();
-    const response = await this.providers.chat.reply({
+    const request: ChatRequest = {
       persona: user.persona,
       systemPrompt: renderSystemPrompt(user.persona, user.displayName),
       history,
@@ -1143,36 +1150,49 @@ export class Engine implements ConversationEngine {
       maxChars: this.settings.limits.replyMaxChars,
       seed: this.settings.seed + user.messageCount,
       ...(language !== 'en' ? { language } : {}),
-    });
-    timings.chatMs = performance.now() - t;
-    if (response.usage) await this.record(user.key, { provider: response.provider ?? this.providers.chat.name, ...response.usage }, log);
-    const replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
+    };
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
     const budgetNote = await this.ttsBudgetNote(user.key);
-    let note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel, language);
+    let replyText: string;
+    let note: Awaited<ReturnType<VoiceRenderer['render']>> | undefined;
+    let streamed: StreamedAnswer | undefined;
     let unclear = false;
-    if (note && voice && this.settings.verifyReplies) ({ note, unclear } = await this.verifyReply(user, replyText, note, voice, language, log));
-    if (note) {
-      timings.ttsMs = note.synthMs;
-      timings.encodeMs = note.encodeMs;
-      for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, log);
+    if (stream) {
+      const answer = await this.streamAnswer(user.key, request, budgetNote ? undefined : { voice, language }, stream, timings, log);
+      replyText = answer.text;
+      streamed = answer.streamed;
+    } else {
+      t = performance.now();
+      const response = await this.providers.chat.reply(request);
+      timings.chatMs = performance.now() - t;
+      if (response.usage) await this.record(user.key, { provider: response.provider ?? this.providers.chat.name, ...response.usage }, log);
+      replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
+      note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel, { language });
+      if (note && voice && this.settings.verifyReplies) ({ note, unclear } = await this.verifyReply(user, replyText, note, voice, language, log));
+      if (note) {
+        timings.ttsMs = note.synthMs;
+        timings.encodeMs = note.encodeMs;
+        for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, log);
+      }
     }
     t = performance.now();
     const now = this.now();
     let updated: UserRecord = user;
     // A re-run of the same job (after a crash) finds its turn already in the history: store it once.
     if (!history.some((turn) => turn.messageId === message.id)) {
-      await this.store.history.append(
-        user.key,
-        { role: 'user', text: userText, atMs: now, messageId: message.id },
-        { role: 'twin', text: replyText, atMs: now, messageId: message.id },
-      );
+      // An interrupted answer is stored as far as it was heard (nothing when not one sentence was).
+      const twin = replyText ? [{ role: 'twin' as const, text: replyText, atMs: now, messageId: message.id }] : [];
+      await this.store.history.append(user.key, { role: 'user', text: userText, atMs: now, messageId: message.id }, ...twin);
       updated = { ...user, messageCount: user.messageCount + 1, updatedAtMs: now, ...(detected ? { lastLanguage: detected } : {}) };
       await this.store.users.put(updated);
     }
     timings.storeMs += performance.now() - t;
     const heard = input === 'voice' ? `You said: "${userText}"\n\n` : '';
-    if (note) {
+    if (streamed) {
+      // The transcript and the audio went out through the stream: the answer closes it.
+      const label = budgetNote ?? this.voiceCaption(updated, replyText, voice).voiceLabel;
+      await target.reply({ kind: 'answer', text: replyText, streamed, ...(label ? { voiceLabel: label } : {}) });
+    } else if (note) {
       const notice = unclear ? UNCLEAR_VOICE_NOTE : await this.fallbackNotice(user.key, voice, note.fallback, log);
       const caption = this.voiceCaption(updated, `${heard}${replyText}`, voice, notice);
       await target.reply({ kind: 'answer', voice: note.voice, ...caption });
@@ -1180,7 +1200,7 @@ export class Engine implements ConversationEngine {
       await target.reply({ kind: 'answer', text: `${heard}${replyText}\n\n(${budgetNote})` });
     }
     timings.totalMs = performance.now() - started;
-    log.info({ input, persona: user.persona, language, timings: roundTimings(timings) }, 'chat turn answered');
+    log.info({ input, persona: user.persona, language, timings: roundTimings(timings), ...(streamed ? { streamed: { chunks: streamed.chunks, interrupted: streamed.interrupted } } : {}) }, 'chat turn answered');
     this.observer({ type: 'turn', userKey: user.key, input, transcript: userText, replyText, persona: user.persona, timings });
     await this.afterTurn(updated, message, target, log);
   }
@@ -1214,13 +1234,117 @@ export class Engine implements ConversationEngine {
         return { note, unclear: false };
       }
       log.warn(checked, 'reply failed the fidelity check; re-synthesising it in the fallback voice');
-      const again = await this.voice.render(userKey, text, undefined, user.channel, language);
+      const again = await this.voice.render(userKey, text, undefined, user.channel, { language });
       for (const s of again.synthesized) await this.record(userKey, { provider: s.provider, ttsChars: s.characters }, log);
       return { note: again, unclear: true };
     } catch (err) {
       log.warn({ err }, 'reply fidelity check failed; the reply is sent as it was');
       return { note, unclear: false };
     }
+  }
+
+  /**
+   * The answer of a streamed chat turn: the chat model is streamed, its text deltas go to
+   * `stream.textDelta`, and each sentence is synthesised as soon as it is complete (concurrently
+   * with the model and with the other sentences, through the synthesis cache) and handed to
+   * `stream.audio` in order. The reply stops at REPLY_MAX_CHARS (at a sentence end; the model is
+   * stopped there). When `stream.signal` aborts, the model is stopped and no further sentence is
+   * synthesised or delivered.
+   * @param speech undefined when no audio is made (today's TTS budget is used up)
+   * @returns the reply text (when interrupted: the sentences whose audio was delivered, or the
+   *   text written so far when no audio is made) and how the stream went
+   * @throws ProviderError when the chat model or a synthesis fails (not after an interruption)
+   */
+  private async streamAnswer(
+    userKey: string,
+    request: ChatRequest,
+    speech: { voice: ClonedVoice | undefined; language?: ReplyLanguage } | undefined,
+    stream: ReplyStream,
+    timings: TurnTimings,
+    log: Logger,
+  ): Promise<{ text: string; streamed: StreamedAnswer }> {
+    const maxChars = this.settings.limits.replyMaxChars;
+    const model = new AbortController();
+    const interrupt = (): void => model.abort(stream.signal.reason);
+    if (stream.signal.aborted) interrupt();
+    else stream.signal.addEventListener('abort', interrupt, { once: true });
+    const sentences: string[] = [];
+    const delivered: string[] = [];
+    const streamed: StreamedAnswer = { chunks: 0, durationSec: 0, interrupted: false };
+    let chars = 0;
+    let full = false;
+    let failure: unknown;
+    let delivery: Promise<void> = Promise.resolve();
+    let previous: Promise<unknown> | undefined;
+    const synthesized: Array<{ provider: string; characters: number }> = [];
+    const t0 = performance.now();
+    const take = (raw: string): void => {
+      if (full || model.signal.aborted) return;
+      let sentence = raw;
+      const next = chars + (sentences.length > 0 ? 1 : 0) + sentence.length;
+      if (next > maxChars) {
+        full = true;
+        model.abort(new Error('reply length reached'));
+        if (sentences.length > 0) return;
+        sentence = trimToSentences(sentence, maxChars);
+      }
+      chars += (sentences.length > 0 ? 1 : 0) + sentence.length;
+      const index = sentences.push(sentence) - 1;
+      if (!speech) return;
+      const rendered = this.voice.render(userKey, sentence, speech.voice, 'web', { language: speech.language, signal: stream.signal, ...(previous ? { encodeAfter: previous } : {}) });
+      rendered.catch(() => undefined); // awaited in order below; a failure is kept there
+      previous = rendered;
+      delivery = delivery.then(async () => {
+        if (stream.signal.aborted || failure) return;
+        let note: Awaited<typeof rendered>;
+        try {
+          note = await rendered;
+        } catch (err) {
+          if (stream.signal.aborted) return; // interrupted while it was being made
+          failure ??= err;
+          model.abort(err);
+          return;
+        }
+        timings.ttsMs += note.synthMs;
+        timings.encodeMs += note.encodeMs;
+        synthesized.push(...note.synthesized);
+        if (stream.signal.aborted) return;
+        await stream.audio({ index, text: sentence, voice: note.voice });
+        delivered.push(sentence);
+        streamed.chunks++;
+        streamed.durationSec += note.voice.durationSec;
+      });
+    };
+    const buffer = new SentenceBuffer();
+    try {
+      const reply = await streamChatReply(this.providers.chat, { ...request, signal: model.signal }, (delta) => {
+        if (full || model.signal.aborted) return;
+        stream.textDelta(delta);
+        for (const sentence of buffer.push(delta)) take(sentence);
+      });
+      if (reply.usage) await this.record(userKey, { provider: reply.provider ?? this.providers.chat.name, ...reply.usage }, log);
+    } catch (err) {
+      // Stopped on purpose (interrupted, or the reply is long enough): keep what was made.
+      if (!model.signal.aborted || failure) throw failure ?? err;
+    } finally {
+      timings.chatMs = performance.now() - t0;
+    }
+    const rest = buffer.flush();
+    if (rest) take(rest);
+    if (sentences.length === 0 && !stream.signal.aborted) {
+      stream.textDelta('I hear you.');
+      take('I hear you.');
+    }
+    try {
+      await delivery;
+    } finally {
+      stream.signal.removeEventListener('abort', interrupt);
+      for (const s of synthesized) await this.record(userKey, { provider: s.provider, ttsChars: s.characters }, log);
+    }
+    if (failure) throw failure;
+    streamed.interrupted = stream.signal.aborted;
+    const text = streamed.interrupted && speech ? delivered.join(' ') : sentences.join(' ');
+    return { text, streamed };
   }
 
   /** Adds a provider call to the user's usage; accounting failures are logged, never shown. */

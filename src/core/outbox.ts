@@ -55,6 +55,14 @@ export class OutboxTarget implements ReplyTarget {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * The base target's live stream, passed through unrecorded: streamed chunks exist only for the
+   * live connection that asked for them; the answer that closes them is recorded as a part.
+   */
+  get stream(): ReplyTarget['stream'] {
+    return this.base.stream;
+  }
+
   async reply(reply: OutboundReply): Promise<void> {
     await this.#once(reply.kind, () => this.base.reply(reply));
   }

@@ -44,7 +44,20 @@ export interface SpeechToText {
    * Transcribe 16 kHz mono PCM.
    * @throws ProviderError on provider failure
    */
-  transcribe(audio: PcmAudio, options?: { languageHint?: string; signal?: AbortSignal }): Promise<Transcript>;
+  transcribe(audio: PcmAudio, options?: TranscribeOptions): Promise<Transcript>;
+}
+
+/** Options of {@link SpeechToText.transcribe}. */
+export interface TranscribeOptions {
+  /** BCP-47 language the speaker most likely uses. */
+  languageHint?: string;
+  signal?: AbortSignal;
+  /**
+   * Called with the text recognised so far (each call replaces the previous one) by recognisers
+   * that produce partial hypotheses while they work; others never call it. The final text is the
+   * resolved {@link Transcript}.
+   */
+  onPartial?: (text: string) => void;
 }
 
 /** One past turn of a conversation. */
@@ -111,6 +124,15 @@ export interface ChatModel {
   readonly name: string;
   /** @throws ProviderError on provider failure */
   reply(request: ChatRequest): Promise<ChatReply>;
+  /**
+   * Optional streamed form of {@link reply}: hands the text to `onDelta` piece by piece as the
+   * model writes it (in order; the pieces joined are the reply text), and resolves with the whole
+   * reply once the model is done. Models without it are streamed by the engine as one piece
+   * (`streamChatReply` in `core/streaming.ts`). Aborting `request.signal` stops the model; the
+   * promise then rejects with the signal's reason.
+   * @throws ProviderError on provider failure (possibly after some deltas were handed out)
+   */
+  streamReply?(request: ChatRequest, onDelta: (delta: string) => void): Promise<ChatReply>;
   /** Facts worth remembering from recent turns (short sentences, possibly none). */
   extractMemories(history: ChatTurn[], known: MemoryRecord[], options?: { signal?: AbortSignal }): Promise<string[]>;
   /** A short reflection on the conversation so far (an "insight"). */

@@ -134,6 +134,50 @@ export interface OutboundReply {
    * before it. Adapters refuse one above their platform's upload limit with a text saying so.
    */
   document?: OutboundDocument;
+  /** For `kind: 'error'` replies to a user error: its stable code (`TEXT_TOO_LONG`, `NO_SPEECH`…). */
+  code?: string;
+  /**
+   * Set on the answer of a chat turn whose voice was already delivered sentence by sentence
+   * through the target's {@link ReplyTarget.stream}: the reply then has no `voice`, and `text` is
+   * the whole reply text (without caption notes; `voiceLabel` carries the voice's label).
+   */
+  streamed?: StreamedAnswer;
+}
+
+/** How a streamed answer went (see {@link OutboundReply.streamed}). */
+export interface StreamedAnswer {
+  /** Audio chunks delivered (one per sentence). */
+  chunks: number;
+  /** Seconds of audio delivered. */
+  durationSec: number;
+  /** True when the client interrupted it (`ReplyStream.signal` aborted) before the end. */
+  interrupted: boolean;
+}
+
+/** One sentence of a streamed answer, synthesised: an Ogg/Opus voice note of its own. */
+export interface VoiceChunk {
+  /** 0-based position in the answer. */
+  index: number;
+  /** The sentence spoken. */
+  text: string;
+  voice: VoiceNote;
+}
+
+/**
+ * Incremental delivery of a chat turn, offered by reply targets that can play an answer while it
+ * is being made (the realtime WebSocket). The engine then streams the chat model, synthesises
+ * each sentence as soon as it is complete, and hands each one's audio over in order, while the
+ * model is still writing; the turn is stored like any other.
+ */
+export interface ReplyStream {
+  /** Aborted when the client interrupts: the model is stopped and no further audio is made or delivered. */
+  readonly signal: AbortSignal;
+  /** What the user said in a voice turn: partial hypotheses (`final` false) when the recogniser makes them, then the final text. */
+  transcript(text: string, final: boolean): void;
+  /** Reply text as the chat model writes it (the authoritative whole text comes with the final answer). */
+  textDelta(delta: string): void;
+  /** One sentence's audio, in order; may wait while the client is slow to read (backpressure). */
+  audio(chunk: VoiceChunk): Promise<void>;
 }
 
 /** A file attached to a reply. */
@@ -174,6 +218,8 @@ export interface ReplyTarget {
    * (so the outbox records a part at the last moment before it leaves).
    */
   readonly reportsDispatch?: boolean;
+  /** Present when the target can take a chat answer as it is made (see {@link ReplyStream}). */
+  readonly stream?: ReplyStream;
   /**
    * Called once when the message this target answers is completely handled (its job finished, or
    * failed for good): resolve a deferred interaction, clear a "recording…" presence.

@@ -89,12 +89,24 @@ export class VoiceRenderer {
 
   /**
    * Speaks `text` in `voice` (or the synthesizer's default voice) as a voice note for `channel`.
-   * With `language` `hi` or `hinglish`, each piece goes to the synthesizer with `languageCode: 'hi'`
-   * (see `ttsLanguageCode`); any piece with Devanagari letters does too, whatever `language` says.
-   * English pieces carry no code (the synthesizer's default).
-   * @throws ProviderError when synthesis fails or returns no audio
+   * With `options.language` `hi` or `hinglish`, each piece goes to the synthesizer with
+   * `languageCode: 'hi'` (see `ttsLanguageCode`); any piece with Devanagari letters does too,
+   * whatever the language says. English pieces carry no code (the synthesizer's default).
+   * @param options.encodeAfter encoding (the CPU-bound step) waits for this to settle first, so
+   *   sentences of a streamed answer synthesised concurrently are encoded in order and the first
+   *   one is not slowed down by the ones after it
+   * @param options.signal aborting it stops the rendering: pieces not yet sent to the synthesizer
+   *   are not sent, the synthesizer's request is aborted
+   * @throws ProviderError when synthesis fails or returns no audio; the signal's reason when aborted
    */
-  async render(ownerKey: string, text: string, voice: ClonedVoice | undefined, channel: Channel, language?: ReplyLanguage): Promise<RenderedVoice> {
+  async render(
+    ownerKey: string,
+    text: string,
+    voice: ClonedVoice | undefined,
+    channel: Channel,
+    options: { language?: ReplyLanguage | undefined; encodeAfter?: Promise<unknown>; signal?: AbortSignal } = {},
+  ): Promise<RenderedVoice> {
+    const language = options.language;
     const pieces = chunkSentences(text, CHUNK_CHARS);
     let cacheHits = 0;
     let fallback = false;
@@ -103,8 +115,9 @@ export class VoiceRenderer {
     const audio = await Promise.all(
       pieces.map((piece) =>
         this.limit(async () => {
+          options.signal?.throwIfAborted();
           const languageCode = hasDevanagari(piece) ? 'hi' : language && language !== 'en' ? ttsLanguageCode(language) : undefined;
-          const { bytes, cached, provider, characters, matched } = await this.synthesizeCached(ownerKey, piece, voice, languageCode);
+          const { bytes, cached, provider, characters, matched } = await this.synthesizeCached(ownerKey, piece, voice, languageCode, options.signal);
           if (!matched) fallback = true;
           if (cached) cacheHits++;
           else synthesized.push({ provider, characters });
@@ -116,6 +129,8 @@ export class VoiceRenderer {
     const header = parseWavHeader(audio[0]!);
     const joinRateHz = header && header.subFormat === 1 && header.bitsPerSample === 16 && header.channels === 1 && header.sampleRateHz >= 8000 ? header.sampleRateHz : JOIN_RATE_HZ;
     const pcms: PcmAudio[] = await Promise.all(audio.map((bytes) => this.limit(() => decodeToPcm(bytes, { sampleRateHz: joinRateHz }))));
+    if (options.encodeAfter) await options.encodeAfter.catch(() => undefined);
+    options.signal?.throwIfAborted();
     const t1 = performance.now();
     const joined = concatPcm(pcms, GAP_SEC);
     if (joined.samples.length === 0) throw new ProviderError(this.deps.tts.name, 'synthesis returned no audio', { retryable: true });
@@ -129,6 +144,7 @@ export class VoiceRenderer {
     text: string,
     voice: ClonedVoice | undefined,
     languageCode?: string,
+    signal?: AbortSignal,
   ): Promise<{ bytes: Buffer; cached: boolean; provider: string; characters: number; matched: boolean }> {
     const { store, tts, logger } = this.deps;
     // The language joins the key only when set, so English cache entries stay valid.
@@ -144,7 +160,8 @@ export class VoiceRenderer {
         await store.kv.delete(cacheKey);
       }
     }
-    const out = await tts.synthesize({ text, ...(voice ? { voice } : {}), ...(languageCode ? { languageCode } : {}) });
+    signal?.throwIfAborted();
+    const out = await tts.synthesize({ text, ...(voice ? { voice } : {}), ...(languageCode ? { languageCode } : {}), ...(signal ? { signal } : {}) });
     if (out.bytes.length === 0) throw new ProviderError(tts.name, 'synthesis returned zero bytes', { retryable: true });
     // Audio from a fallback that could not speak in the requested voice is not cached under that voice.
     const fallback = out.voiceMatched === false || (voice !== undefined && out.provider !== undefined && out.provider !== voice.provider);

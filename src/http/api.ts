@@ -18,8 +18,10 @@ import { AudioUrlSigner } from './audio-urls.js';
 import { HttpProblem } from './problem.js';
 import { bearerToken, JSON_BODY_LIMIT_BYTES } from './server.js';
 import { openApiDocument, referencePage, registerRoutes, route, type ApiRoute, type AuthedRequest } from './openapi.js';
-import { WebSender, WebTurnTarget, type WebReply } from './web-channel.js';
+import { WebSender, WebTurnTarget, webInboundMessage, type WebReply } from './web-channel.js';
+import { registerRealtime, type RealtimeOptions } from './realtime.js';
 import multipart from '@fastify/multipart';
+import { silentLogger, type Logger } from '../core/log.js';
 
 /** Options of {@link registerApi}. */
 export interface ApiOptions {
@@ -32,6 +34,10 @@ export interface ApiOptions {
   rateLimitPerKey: number;
   /** How long `POST /v1/turns` waits for the reply before answering 504, ms. Default 120 000. */
   turnTimeoutMs?: number;
+  /** Settings of the realtime WebSocket `GET /v1/realtime` (docs/realtime.md); defaults when absent. */
+  realtime?: Omit<RealtimeOptions, 'engine' | 'logger' | 'authenticate'>;
+  /** Logger of the realtime connections (default: silent). */
+  logger?: Logger;
 }
 
 const AudioSchema = z.object({
@@ -78,9 +84,7 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
   /** Runs one message through the engine on the web channel; resolves with its replies. */
   const runTurn = async (userKey: string, partial: Partial<InboundMessage>, baseUrl: string): Promise<{ id: string; replies: WebReply[] }> => {
     const id = randomUUID();
-    const [channel, ...rest] = userKey.split(':');
-    const personId = channel === 'web' ? rest.join(':') : userKey;
-    const message: InboundMessage = { id: `web:turn:${id}`, channel: 'web', chatId: personId, userId: personId, personKey: userKey, receivedAtMs: Date.now(), ...partial };
+    const message = webInboundMessage(userKey, `web:turn:${id}`, partial);
     const target = new WebTurnTarget(userKey, store.blobs, signer, baseUrl);
     await engine.submit(message, target);
     let timer: NodeJS.Timeout | undefined;
@@ -490,6 +494,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
     errorResponseBuilder: (_req, context) => new HttpProblem(429, 'RATE_LIMITED', `Too many requests with this API key: at most ${context.max} per minute. Retry after ${Math.ceil(context.ttl / 1000)} s.`),
   });
   await app.register(multipart, { limits: { fileSize: maxAudioBytes, files: 1, fields: 5, fieldSize: 1024, parts: 6 }, throwFileSizeLimit: true });
+  await registerRealtime(app, { engine, logger: options.logger ?? silentLogger, authenticate: [authenticate, perKey], ...options.realtime });
   const routes = apiRoutes(options, signer, web);
   registerRoutes(app, routes, { authenticate: [authenticate, perKey], audioBodyLimitBytes: maxAudioBytes, jsonBodyLimitBytes: JSON_BODY_LIMIT_BYTES });
   const doc = openApiDocument(routes, {

@@ -8,7 +8,7 @@
  *   background) and keeps them as notices for the person's next `GET /v1/notices`.
  */
 import { randomUUID } from 'node:crypto';
-import type { ChannelSender, ChatActivity, OutboundReply, ReplyTarget } from '../core/types.js';
+import type { ChannelSender, ChatActivity, InboundMessage, OutboundReply, ReplyTarget } from '../core/types.js';
 import type { KeyValueRepository, BlobStore } from '../core/store/types.js';
 import type { AudioUrlSigner } from './audio-urls.js';
 
@@ -20,6 +20,17 @@ export interface WebReply {
   voiceLabel?: string;
   audio?: { url: string; expiresAt: string; durationSec: number; mimeType: string; waveform: number[] };
   buttons?: { label: string; data: string }[][];
+}
+
+/**
+ * An inbound message on the web channel for the person of an API key (`userKey`): a web person
+ * (`web:<id>`) is addressed by its id; a person of another channel (`telegram:42`) keeps that key
+ * as `personKey` and the whole key as chat id.
+ */
+export function webInboundMessage(userKey: string, id: string, partial: Partial<InboundMessage>): InboundMessage {
+  const [channel, ...rest] = userKey.split(':');
+  const personId = channel === 'web' ? rest.join(':') : userKey;
+  return { id, channel: 'web', chatId: personId, userId: personId, personKey: userKey, receivedAtMs: Date.now(), ...partial };
 }
 
 /** How long notices are kept, ms (7 days), and how many. */

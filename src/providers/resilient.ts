@@ -24,8 +24,10 @@ import type {
   SpeechToText,
   SynthesizedAudio,
   Transcript,
+  TranscribeOptions,
   VoiceCloner,
 } from '../core/providers.js';
+import { streamChatReply } from '../core/streaming.js';
 import { ProviderChain, type ChainMember, type ChainOptions, type MemberStatus } from './resilient/chain.js';
 import type { RetryPolicy } from './resilient/retry.js';
 
@@ -108,8 +110,11 @@ export class ResilientSpeechToText implements SpeechToText {
    * @throws UserInputError from a recogniser (e.g. audio it cannot use), untouched
    * @throws ProviderError when every recogniser failed
    */
-  async transcribe(audio: PcmAudio, options: { languageHint?: string; signal?: AbortSignal } = {}): Promise<SourcedTranscript> {
-    const { result, provider } = await this.chain.run((stt, signal) => stt.transcribe(audio, { languageHint: options.languageHint, signal }), { signal: options.signal });
+  async transcribe(audio: PcmAudio, options: TranscribeOptions = {}): Promise<SourcedTranscript> {
+    const { result, provider } = await this.chain.run(
+      (stt, signal) => stt.transcribe(audio, { languageHint: options.languageHint, signal, ...(options.onPartial ? { onPartial: options.onPartial } : {}) }),
+      { signal: options.signal },
+    );
     return { ...result, provider: provider.name, reliable: provider.reliable, ...(provider.languages ? { languages: provider.languages } : {}) };
   }
 
@@ -141,6 +146,46 @@ export class ResilientChatModel implements ChatModel {
       },
     });
     return { text: result.text, provider: provider.name, usage: sumUsage(result) };
+  }
+
+  /**
+   * The reply streamed from the first model that answers (natively where the model streams, else
+   * as one piece). Retries and fallbacks happen only while nothing was handed to `onDelta`: once
+   * a model has started writing, its failure ends the reply (text already shown cannot be taken
+   * back).
+   * @throws ProviderError when every model failed, or the writing model failed midway
+   */
+  async streamReply(request: ChatRequest, onDelta: (delta: string) => void): Promise<SourcedReply> {
+    let started = false;
+    const stop = new AbortController();
+    const forward = (): void => stop.abort(request.signal?.reason);
+    if (request.signal?.aborted) forward();
+    else request.signal?.addEventListener('abort', forward, { once: true });
+    try {
+      const { result, provider } = await this.chain.run(
+        async (model, signal) => {
+          try {
+            return await streamChatReply(model, { ...request, signal }, (delta) => {
+              started = true;
+              onDelta(delta);
+            });
+          } catch (err) {
+            // Midway: stop the chain here (its caller-abort path rethrows this error untouched).
+            if (started && !stop.signal.aborted) stop.abort(err);
+            throw err;
+          }
+        },
+        {
+          signal: stop.signal,
+          validate: (r, model) => {
+            if (!r.text.trim()) throw new ProviderError(model.name, 'empty reply', { retryable: true });
+          },
+        },
+      );
+      return { text: result.text, provider: provider.name, usage: sumUsage(result) };
+    } finally {
+      request.signal?.removeEventListener('abort', forward);
+    }
   }
 
   /** @throws ProviderError when every model failed */

@@ -169,20 +169,79 @@ export class GeminiChatModel implements ChatModel {
    * @throws ProviderError on HTTP failure, a blocked prompt or an empty answer
    */
   async reply(request: ChatRequest): Promise<GeminiReply> {
-    const memories = request.memories.length > 0 ? `\n\nWhat you remember about ${request.userName ?? 'the user'} (most relevant first):\n${request.memories.map((m) => `- ${m.text}`).join('\n')}` : '';
-    const language = languageInstruction(request.language);
-    const systemInstruction = `${request.systemPrompt}${memories}\n\n${language ? `${language}\n` : ''}Answer in at most ${request.maxChars} characters.`;
-    const response = await this.generate(toContents(request.history, request.userText), {
-      systemInstruction,
-      temperature: this.options.temperature ?? 0.8,
-      // Devanagari takes about one token per character; Latin text about one per two.
-      maxOutputTokens: Math.max(64, request.language === 'hi' ? request.maxChars : Math.ceil(request.maxChars / 2)),
-      ...(request.seed !== undefined ? { seed: request.seed } : {}),
-      signal: request.signal,
-    });
+    const { contents, config } = this.chatCall(request);
+    const response = await this.generate(contents, config);
     const text = fitToLength(forSpeech(textOf(response)), request.maxChars);
     if (!text) throw new ProviderError(GEMINI, 'empty reply', { retryable: true });
     return { text, usage: usageOf(response) };
+  }
+
+  /**
+   * {@link reply}, streamed with `generateContentStream` (`:streamGenerateContent?alt=sse`,
+   * https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent): the text
+   * is stripped of markdown as it arrives and handed to `onDelta` up to its last complete word
+   * (markdown can only be removed reliably from whole words); the rest when the model is done.
+   * The resolved text is cut to `maxChars` like {@link reply}'s, so it may end before the deltas.
+   * @throws ProviderError on HTTP failure (before or during the stream), a blocked prompt or an empty answer
+   */
+  async streamReply(request: ChatRequest, onDelta: (delta: string) => void): Promise<GeminiReply> {
+    const { contents, config } = this.chatCall(request);
+    const { signal, ...rest } = config;
+    let raw = '';
+    let emitted = '';
+    let usage: GeminiUsage = { inputTokens: 0, outputTokens: 0 };
+    let finishReason: string | undefined;
+    const emit = (clean: string): void => {
+      if (!clean.startsWith(emitted) || clean.length === emitted.length) return;
+      onDelta(clean.slice(emitted.length));
+      emitted = clean;
+    };
+    try {
+      const stream = await this.client.models.generateContentStream({
+        model: this.model,
+        contents,
+        config: { ...rest, ...thinkingConfig(this.model, this.options.thinkingBudget), ...(signal ? { abortSignal: signal } : {}) },
+      });
+      for await (const chunk of stream) {
+        const block = chunk.promptFeedback?.blockReason;
+        if (block) throw new ProviderError(GEMINI, `prompt blocked (${block})`, { retryable: false });
+        const candidate = chunk.candidates?.[0];
+        raw += (candidate?.content?.parts ?? []).filter((p) => typeof p.text === 'string' && !p.thought).map((p) => p.text).join('');
+        finishReason = candidate?.finishReason ?? finishReason;
+        if (chunk.usageMetadata) usage = usageOf(chunk);
+        const clean = forSpeech(raw);
+        const lastSpace = clean.search(/\s\S*$/);
+        if (lastSpace > 0) emit(clean.slice(0, lastSpace));
+      }
+    } catch (err) {
+      throw mapGeminiError(err, this.options.apiKey);
+    }
+    if (!raw && finishReason && finishReason !== 'STOP') {
+      throw new ProviderError(GEMINI, `no text (finish reason ${finishReason})`, { retryable: finishReason === 'MAX_TOKENS' });
+    }
+    const whole = forSpeech(raw);
+    emit(whole);
+    const text = fitToLength(whole, request.maxChars);
+    if (!text) throw new ProviderError(GEMINI, 'empty reply', { retryable: true });
+    return { text, usage };
+  }
+
+  /** The request of {@link reply} and {@link streamReply}. */
+  private chatCall(request: ChatRequest): { contents: Content[]; config: Parameters<GeminiChatModel['generate']>[1] } {
+    const memories = request.memories.length > 0 ? `\n\nWhat you remember about ${request.userName ?? 'the user'} (most relevant first):\n${request.memories.map((m) => `- ${m.text}`).join('\n')}` : '';
+    const language = languageInstruction(request.language);
+    const systemInstruction = `${request.systemPrompt}${memories}\n\n${language ? `${language}\n` : ''}Answer in at most ${request.maxChars} characters.`;
+    return {
+      contents: toContents(request.history, request.userText),
+      config: {
+        systemInstruction,
+        temperature: this.options.temperature ?? 0.8,
+        // Devanagari takes about one token per character; Latin text about one per two.
+        maxOutputTokens: Math.max(64, request.language === 'hi' ? request.maxChars : Math.ceil(request.maxChars / 2)),
+        ...(request.seed !== undefined ? { seed: request.seed } : {}),
+        signal: request.signal,
+      },
+    };
   }
 
   /**

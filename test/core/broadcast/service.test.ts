@@ -175,7 +175,7 @@ describe('broadcast service', () => {
     await seedUsers(h.store, 'telegram', 5, 1000);
     const stranger = new OperatorChat();
     await h.say('Hello all', '2', stranger);
-    expect(stranger.replies).toEqual([{ kind: 'error', text: '/broadcast is only for the operators of this VoiceTwin.' }]);
+    expect(stranger.replies).toEqual([{ kind: 'error', code: 'FORBIDDEN', text: '/broadcast is only for the operators of this VoiceTwin.' }]);
     await h.say('status', '2', stranger);
     expect(stranger.replies[1]).toMatchObject({ kind: 'error' });
     await h.service.whenIdle();

@@ -8,6 +8,10 @@
  *   responseMimeType, responseSchema, thinkingConfig } }` →
  *   `{ candidates: [{ content: { role: "model", parts: [{ text }] }, finishReason, index }],
  *   usageMetadata: { promptTokenCount, candidatesTokenCount, totalTokenCount }, modelVersion, responseId }`
+ * - `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`
+ *   (https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent): the same
+ *   request; the answer as server-sent events, `data: <GenerateContentResponse>` each, the text
+ *   split over the events (a few words each), `finishReason` and `usageMetadata` on the last
  * - `POST /v1beta/models/{model}:embedContent` and `:batchEmbedContents`
  *   (https://ai.google.dev/api/embeddings) → `{ embedding: { values } }` / `{ embeddings: [{ values }] }`
  * - `GET /v1beta/models/{model}` (https://ai.google.dev/api/models#method:-models.get)
@@ -25,7 +29,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 
-export type GeminiRoute = 'generate' | 'embed' | 'batchEmbed' | 'model';
+export type GeminiRoute = 'generate' | 'stream' | 'embed' | 'batchEmbed' | 'model';
 
 export interface GeminiFault {
   status: number;
@@ -105,6 +109,14 @@ export function fakeEmbedding(text: string, dimensions: number): number[] {
   return v.map((x) => x / norm);
 }
 
+/** The parts of a generateContent answer that the streamed form splits. */
+interface StreamPayload {
+  candidates?: { content: { role: string; parts: { text: string }[] }; finishReason: string; index: number }[];
+  usageMetadata?: unknown;
+  modelVersion?: string;
+  responseId?: string;
+}
+
 export class GeminiFake {
   readonly requests: GeminiRequest[] = [];
   /** What the "model" answers to a generateContent request; undefined → the default answer. */
@@ -115,6 +127,9 @@ export class GeminiFake {
   sttLanguageCode = 'en';
   /** Answer with no candidate and `promptFeedback.blockReason` (a blocked prompt). */
   blockNext = false;
+  /** Words per server-sent event of a streamed answer, and the pause between events, ms. */
+  streamWordsPerEvent = 3;
+  streamEventDelayMs = 0;
   private readonly faults = new Map<GeminiRoute, GeminiFault[]>();
   private server!: Server;
   baseUrl = '';
@@ -154,12 +169,14 @@ export class GeminiFake {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
-    const match = /^\/v1beta\/models\/([^/:]+)(?::(generateContent|embedContent|batchEmbedContents))?$/.exec(url.pathname);
+    const match = /^\/v1beta\/models\/([^/:]+)(?::(generateContent|streamGenerateContent|embedContent|batchEmbedContents))?$/.exec(url.pathname);
     const action = match?.[2];
     const route: GeminiRoute | 'unknown' = !match
       ? 'unknown'
       : action === 'generateContent' && req.method === 'POST'
         ? 'generate'
+        : action === 'streamGenerateContent' && req.method === 'POST' && url.searchParams.get('alt') === 'sse'
+          ? 'stream'
         : action === 'embedContent' && req.method === 'POST'
           ? 'embed'
           : action === 'batchEmbedContents' && req.method === 'POST'
@@ -201,6 +218,11 @@ export class GeminiFake {
         return send(200, { name: `models/${model}`, version: '001', displayName: model, inputTokenLimit: 1_048_576, outputTokenLimit: 65_536, supportedGenerationMethods: ['generateContent', 'countTokens'] });
       case 'generate':
         return this.generate(model, record.json as GenerateRequest | undefined, send);
+      case 'stream':
+        return this.generate(model, record.json as GenerateRequest | undefined, (status, payload) => {
+          if (status !== 200) return send(status, payload);
+          void this.streamEvents(res, record, payload as StreamPayload);
+        });
       case 'embed': {
         const request = record.json as { content?: { parts?: { text?: string }[] }; outputDimensionality?: number };
         const text = (request.content?.parts ?? []).map((p) => p.text ?? '').join(' ');
@@ -215,6 +237,27 @@ export class GeminiFake {
         });
       }
     }
+  }
+
+  /** Writes a generateContent answer as server-sent events, its text a few words per event. */
+  private async streamEvents(res: ServerResponse, record: GeminiRequest, payload: StreamPayload): Promise<void> {
+    record.status = 200;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const candidate = payload.candidates?.[0];
+    const words = (candidate?.content.parts[0]?.text ?? '').split(/(?<=\s)/);
+    const pieces: string[] = [];
+    for (let i = 0; i < words.length; i += this.streamWordsPerEvent) pieces.push(words.slice(i, i + this.streamWordsPerEvent).join(''));
+    if (!candidate) pieces.push('');
+    for (const [i, text] of pieces.entries()) {
+      if (i > 0 && this.streamEventDelayMs > 0) await new Promise((r) => setTimeout(r, this.streamEventDelayMs));
+      if (res.destroyed) return;
+      const last = i === pieces.length - 1;
+      const event = candidate
+        ? { candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(last ? { finishReason: candidate.finishReason } : {}) }], ...(last ? { usageMetadata: payload.usageMetadata } : {}), modelVersion: payload.modelVersion, responseId: payload.responseId }
+        : payload;
+      res.write(`data: ${JSON.stringify(event)}\r\n\r\n`);
+    }
+    res.end();
   }
 
   private generate(model: string, request: GenerateRequest | undefined, send: (s: number, p: unknown) => void): void {

@@ -185,3 +185,56 @@ describe('helpers', () => {
     expect(fitToLength('One two three four five six seven', 15)).toBe('One two three…');
   });
 });
+
+describe('GeminiChatModel.streamReply (streamGenerateContent, server-sent events)', () => {
+  it('hands the text over in pieces as the events arrive, stripped of markdown, and resolves with the whole reply and usage', async () => {
+    const chat = new GeminiChatModel({ apiKey: API_KEY, baseUrl: fake.baseUrl });
+    fake.respond = () => '**Oh Ada**, that sounds hard. Take a breath; you did nothing wrong. Tomorrow is a new day.';
+    fake.streamWordsPerEvent = 2;
+    fake.streamEventDelayMs = 30;
+    const deltas: { text: string; atMs: number }[] = [];
+    const t = performance.now();
+    try {
+      const reply = await chat.streamReply(chatRequest(), (text) => deltas.push({ text, atMs: performance.now() - t }));
+      const req = fake.on('stream').at(-1);
+      expect(req?.path).toBe('/v1beta/models/gemini-2.5-flash:streamGenerateContent');
+      expect((req?.json as GenerateRequest).systemInstruction?.parts?.[0]?.text).toContain('at most 400 characters');
+      expect(reply.text).toBe('Oh Ada, that sounds hard. Take a breath; you did nothing wrong. Tomorrow is a new day.');
+      expect(deltas.map((d) => d.text).join('')).toBe(reply.text);
+      expect(deltas.length).toBeGreaterThan(3);
+      // The first words came long before the last event (≈ 8 events × 30 ms).
+      expect(deltas[0]!.atMs).toBeLessThan(deltas.at(-1)!.atMs - 100);
+      expect(reply.usage.outputTokens).toBeGreaterThan(0);
+    } finally {
+      fake.respond = undefined;
+      fake.streamWordsPerEvent = 3;
+      fake.streamEventDelayMs = 0;
+    }
+  });
+
+  it('maps an error before the stream (503) to a retryable ProviderError, and an aborted request stops the stream', async () => {
+    const chat = new GeminiChatModel({ apiKey: API_KEY, baseUrl: fake.baseUrl });
+    fake.inject('stream', { status: 503 });
+    const err = await rejection(chat.streamReply(chatRequest(), () => undefined));
+    expect(err).toBeInstanceOf(ProviderError);
+    expect((err as ProviderError).retryable).toBe(true);
+
+    fake.respond = () => 'one two three four five six seven eight nine ten eleven twelve.';
+    fake.streamWordsPerEvent = 1;
+    fake.streamEventDelayMs = 50;
+    const controller = new AbortController();
+    const deltas: string[] = [];
+    try {
+      const pending = chat.streamReply(chatRequest({ signal: controller.signal }), (d) => {
+        deltas.push(d);
+        if (deltas.length === 2) controller.abort(new Error('interrupted'));
+      });
+      await expect(pending).rejects.toThrow();
+      expect(deltas.join('')).not.toContain('twelve');
+    } finally {
+      fake.respond = undefined;
+      fake.streamWordsPerEvent = 3;
+      fake.streamEventDelayMs = 0;
+    }
+  });
+});
