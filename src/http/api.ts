@@ -6,15 +6,17 @@
  * Auth: `Authorization: Bearer <API key>` (RFC 6750); a key acts for the person who created it,
  * on any channel. Per-key rate limit on top of the server's per-IP one.
  */
-import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../core/engine.js';
 import type { InboundMessage } from '../core/types.js';
 import { PERSONA_NAMES } from '../core/personas.js';
 import { decodeToPcm, pcmToWav } from '../core/audio/index.js';
 import { audioToolPaths, runTool } from '../core/audio/process.js';
+import { Readable } from 'node:stream';
+import { createHmac, randomUUID } from 'node:crypto';
 import { AudioUrlSigner } from './audio-urls.js';
+import { streamPersonalExport } from '../core/export.js';
 import { HttpProblem } from './problem.js';
 import { bearerToken, JSON_BODY_LIMIT_BYTES } from './server.js';
 import { openApiDocument, referencePage, registerRoutes, route, type ApiRoute, type AuthedRequest } from './openapi.js';
@@ -69,7 +71,7 @@ const Persona = z.enum(PERSONA_NAMES as unknown as [string, ...string[]]);
 const SPEECH_TYPES = ['audio/ogg', 'audio/mpeg', 'audio/wav'] as const;
 
 /** The route descriptions (also the OpenAPI document). */
-export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebSender): ApiRoute[] {
+export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebSender, exportSigner: AudioUrlSigner = exportLinkSigner(options.urlSigningKey)): ApiRoute[] {
   const { engine } = options;
   const store = engine.store;
   const base = (req: FastifyRequest): string => options.publicUrl ?? `${req.protocol}://${req.host}`;
@@ -114,6 +116,15 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
   };
   const asVoiceNote = (audio: Buffer): InboundMessage['audio'] => ({ bytes: audio, declaredSizeBytes: audio.length, isVoiceNote: true });
   const EnrollResponse = z.object({ replies: z.array(ReplySchema), voice: VoiceSchema });
+  /** Streams the person's export archive (built as it is sent). */
+  const sendExport = async (userKey: string, reply: FastifyReply): Promise<FastifyReply> => {
+    const built = await streamPersonalExport({ store, now: Date.now, ...(engine.usage ? { usage: engine.usage } : {}) }, userKey);
+    return reply
+      .type('application/zip')
+      .header('content-disposition', `attachment; filename="${built.fileName}"`)
+      .header('cache-control', 'private, no-store')
+      .send(Readable.from(built.chunks));
+  };
   const routes = [
     route({
       method: 'post',
@@ -403,6 +414,56 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
     }),
     route({
       method: 'get',
+      path: '/v1/export',
+      operationId: 'exportEverything',
+      summary: 'Everything stored about you as a ZIP archive (the same as /export in a chat): JSON of your profile, consent record, history, memories and usage, your samples and consent recording as WAV; streamed',
+      tag: 'privacy',
+      auth: true,
+      responses: { 200: { description: 'The ZIP archive', contentTypes: ['application/zip'] } },
+      handler: async ({ userKey, reply }) => sendExport(userKey, reply),
+    }),
+    route({
+      method: 'get',
+      path: '/v1/export/{id}',
+      operationId: 'downloadExport',
+      summary: 'Your export by signed download link (offered in a chat when the archive is over the platform\'s file limit); built when fetched, valid 15 minutes',
+      tag: 'privacy',
+      auth: false,
+      query: z.object({ exp: z.string(), sig: z.string() }),
+      responses: { 200: { description: 'The ZIP archive', contentTypes: ['application/zip'] } },
+      handler: async ({ params, query, reply }) => {
+        const subject = exportSigner.verify(params.id ?? '', query.exp, query.sig);
+        if (!subject?.startsWith('export:')) throw new HttpProblem(403, 'BAD_SIGNATURE', 'This download link is invalid or has expired: send /export again for a new one.');
+        const userKey = subject.slice('export:'.length);
+        if (!(await store.users.get(userKey)) && !(await store.profiles.get(userKey))) throw new HttpProblem(404, 'NOT_FOUND', 'There is nothing stored about this person any more.');
+        return sendExport(userKey, reply);
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/v1/me',
+      operationId: 'deleteEverything',
+      summary: 'Delete everything about you (the same as /delete in a chat): the cloned voice at the provider, samples, consent record and recording, history, memories, usage, queued jobs, outbox records and every API key (this one included)',
+      tag: 'privacy',
+      auth: true,
+      responses: {
+        200: {
+          description: 'What was deleted; the API key used no longer works',
+          schema: z.object({
+            samples: z.number().int(),
+            voice: z.boolean().describe('a cloned voice existed'),
+            providerVoice: z.enum(['deleted', 'failed', 'none']).describe('the voice at the cloning provider: deleted, deletion failed (local data is deleted anyway), or none there'),
+            historyTurns: z.number().int(),
+            memories: z.number().int(),
+            blobs: z.number().int().describe('audio files: samples, consent recording, turn audio, synthesis cache'),
+            jobs: z.number().int().describe('jobs removed from the queue'),
+          }),
+        },
+      },
+      handler: async ({ userKey }) => engine.deletePerson(userKey),
+    }),
+    route({
+      method: 'get',
       path: '/v1/audio/{id}',
       operationId: 'getAudio',
       summary: 'A voice note by signed URL (from a reply); decrypted on the fly',
@@ -421,6 +482,14 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
     }),
   ];
   return routes as unknown as ApiRoute[];
+}
+
+/** How long an export download link stays valid, seconds (15 minutes). */
+export const EXPORT_LINK_TTL_SEC = 15 * 60;
+
+/** The signer of export download links `/v1/export/<id>?exp=&sig=`, with its own key derived from the URL signing key. */
+export function exportLinkSigner(urlSigningKey: Buffer, now: () => number = Date.now): AudioUrlSigner {
+  return new AudioUrlSigner(createHmac('sha256', urlSigningKey).update('voicetwin export links v1').digest(), now, '/v1/export');
 }
 
 /** The preferred supported type of an `Accept` header (q-values honoured); undefined when none fits. */
@@ -469,7 +538,16 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
     errorResponseBuilder: (_req, context) => new HttpProblem(429, 'RATE_LIMITED', `Too many requests with this API key: at most ${context.max} per minute. Retry after ${Math.ceil(context.ttl / 1000)} s.`),
   });
   await app.register(multipart, { limits: { fileSize: maxAudioBytes, files: 1, fields: 5, fieldSize: 1024, parts: 6 }, throwFileSizeLimit: true });
-  const routes = apiRoutes(options, signer, web);
+  const exportSigner = exportLinkSigner(options.urlSigningKey);
+  const publicUrl = options.publicUrl?.replace(/\/+$/, '');
+  // A chat export over the platform's file limit gets a download link, when the server is reachable from outside.
+  if (publicUrl) {
+    engine.setExportLinks((userKey) => {
+      const signed = exportSigner.sign(`export:${userKey}`, EXPORT_LINK_TTL_SEC);
+      return { url: `${publicUrl}${signed.path}`, expiresAtMs: signed.expiresAtMs };
+    });
+  }
+  const routes = apiRoutes(options, signer, web, exportSigner);
   registerRoutes(app, routes, { authenticate: [authenticate, perKey], audioBodyLimitBytes: maxAudioBytes, jsonBodyLimitBytes: JSON_BODY_LIMIT_BYTES });
   const doc = openApiDocument(routes, {
     title: 'VoiceTwin API',

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../src/http/server.js';
-import { registerApi } from '../../src/http/api.js';
+import { exportLinkSigner, registerApi } from '../../src/http/api.js';
+import { pcmToWav } from '../../src/core/audio/index.js';
+import type { ExportDocument } from '../../src/core/export.js';
+import { infoZipTest, readZip } from '../helpers/unzip.js';
 import { silentLogger } from '../../src/core/log.js';
 import { ConsoleChannel } from '../../src/bots/console.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
@@ -26,13 +29,14 @@ let server: HttpServer;
 let base: string;
 let api: OpenApiChecker;
 let key: string;
+const signingKey = randomBytes(32);
 
 beforeAll(async () => {
   app = await createTestApp({ env: { MAX_AUDIO_BYTES: '400000', INSIGHT_EVERY: '0', MEMORY_EVERY: '0' } });
   server = await createHttpServer({
     settings: TEST_HTTP_SETTINGS,
     logger: silentLogger,
-    routes: (f) => registerApi(f, { engine: app.engine, urlSigningKey: randomBytes(32), rateLimitPerKey: 10_000 }),
+    routes: (f) => registerApi(f, { engine: app.engine, urlSigningKey: signingKey, rateLimitPerKey: 10_000 }),
   });
   ({ url: base } = await server.listen());
   const doc = (await (await fetch(`${base}/v1/openapi.json`)).json()) as Json;
@@ -237,4 +241,75 @@ describe('REST API', () => {
       await limited.close();
     }
   });
+
+  it('GET /v1/export streams the zip of everything stored; a signed download link serves it without a key', async () => {
+    const person = 'web:exporter';
+    const exporterKey = (await app.engine.apiKeys.create(person, 'export')).key;
+    const marker = `bluebird${randomBytes(5).toString('hex')}`;
+    const samples = new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7)));
+    const wav = pcmToWav({ samples, sampleRateHz: 16000 });
+    const blobKey = await app.store.blobs.put(person, wav, 'sample');
+    await app.store.samples.add({ id: 's1', userKey: person, blobKey, durationSec: 1, speechSec: 1, loudnessDb: -20, snrDb: 30, sourceMessageId: 'm1', createdAtMs: 1 });
+    await call('POST', '/v1/memories', { body: { text: `PIN hint ${marker}` }, headers: auth(exporterKey) });
+    // History written directly: a spoken turn takes seconds with the offline voice on a loaded machine.
+    await app.store.history.append(person, { role: 'user', text: `my hearing ${marker}`, atMs: Date.now() }, { role: 'twin', text: 'I hear you', atMs: Date.now() });
+
+    const res = await call('GET', '/v1/export', { headers: auth(exporterKey) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="voicetwin-export-\d{4}-\d{2}-\d{2}\.zip"$/);
+    expect(res.headers.get('transfer-encoding')).toBe('chunked'); // streamed, not buffered with a length
+    const tested = infoZipTest(res.bytes!);
+    if (tested !== undefined) expect(tested).toBe(true);
+    const files = readZip(res.bytes!);
+    const doc = JSON.parse(files.get('voicetwin-export.json')!.toString('utf8')) as ExportDocument;
+    expect(doc.userKey).toBe(person);
+    expect(doc.history.map((t) => t.text)).toContain(`my hearing ${marker}`);
+    expect(doc.memories.map((m) => m.text)).toEqual([`PIN hint ${marker}`]);
+    expect(files.get(doc.samples[0]!.file!)!.equals(wav)).toBe(true);
+
+    // The download link a chat reply offers: no API key needed, only a valid, unexpired signature.
+    const signed = exportLinkSigner(signingKey).sign(`export:${person}`);
+    const [linkPath, query] = signed.path.split('?') as [string, string];
+    const viaLink = await call('GET', '/v1/export/{id}', { path: signed.path, headers: { authorization: '' } });
+    expect(viaLink.status).toBe(200);
+    expect(readZip(viaLink.bytes!).get(doc.samples[0]!.file!)!.equals(wav)).toBe(true);
+    const forged = await call('GET', '/v1/export/{id}', { path: `${linkPath}?${query.replace(/sig=./, 'sig=A')}`, headers: { authorization: '' } });
+    expect(forged.status).toBe(403);
+    expect(forged.json).toMatchObject({ code: 'BAD_SIGNATURE' });
+    const expired = exportLinkSigner(signingKey, () => Date.now() - 3_600_000).sign(`export:${person}`);
+    expect((await call('GET', '/v1/export/{id}', { path: expired.path, headers: { authorization: '' } })).status).toBe(403);
+    // An audio link signed with the audio signer is not an export link.
+    expect((await call('GET', '/v1/export/{id}', { path: `/v1/export/${linkPath.slice('/v1/export/'.length)}?exp=${signed.expiresAtMs / 1000}&sig=${'x'.repeat(43)}`, headers: { authorization: '' } })).status).toBe(403);
+  }, 60_000);
+
+  it('DELETE /v1/me deletes everything of the person and revokes their keys', async () => {
+    const person = 'web:leaver';
+    const leaverKey = (await app.engine.apiKeys.create(person, 'leaving')).key;
+    const other = (await app.engine.apiKeys.create(person, 'second')).key;
+    await app.store.blobs.put(person, pcmToWav({ samples: new Int16Array(1600), sampleRateHz: 16000 }), 'consent');
+    await call('POST', '/v1/memories', { body: { text: 'I live on Elm Street' }, headers: auth(leaverKey) });
+    await app.store.history.append(person, { role: 'user', text: 'hello twin', atMs: Date.now() }, { role: 'twin', text: 'hello', atMs: Date.now() });
+    await app.store.users.put({
+      key: person, channel: 'web', address: { channel: 'web', chatId: 'leaver' }, persona: 'supportive',
+      sendTextWithVoice: false, optedOut: false, blocked: false, messageCount: 1, createdAtMs: 1, updatedAtMs: 1,
+    });
+    const before = await app.store.summarize(person);
+    expect(before.historyTurns).toBeGreaterThanOrEqual(2);
+
+    const res = await call('DELETE', '/v1/me', { headers: auth(leaverKey) });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ samples: 0, voice: false, providerVoice: 'none', historyTurns: before.historyTurns, memories: 1, blobs: before.blobKeys.length });
+    expect(res.json.blobs).toBeGreaterThanOrEqual(1);
+    const after = await app.store.summarize(person);
+    expect(after).toMatchObject({ samples: [], historyTurns: 0, memories: [], blobKeys: [] });
+    expect(after.user).toBeUndefined();
+    for (const k of [leaverKey, other]) {
+      const gone = await call('GET', '/v1/voice', { headers: auth(k) });
+      expect(gone.status).toBe(401);
+    }
+    // The export link of a deleted person serves nothing.
+    const signed = exportLinkSigner(signingKey).sign(`export:${person}`);
+    expect((await call('GET', '/v1/export/{id}', { path: signed.path, headers: { authorization: '' } })).status).toBe(404);
+  }, 60_000);
 });
