@@ -18,6 +18,10 @@ import type { InboundMessage, OutboundReply, ReplyTarget } from '../../src/core/
 import { UsageMeter } from '../../src/core/usage.js';
 import { buildPersonalExport, streamPersonalExport, type ExportDocument } from '../../src/core/export.js';
 import { infoZipTest, readZip } from '../helpers/unzip.js';
+import { REDIS_URL, redisAvailable } from '../helpers/redis.js';
+import { deleteRedisNamespace, redisKeysContaining } from '../helpers/raw-scan.js';
+
+const hasRedis = await redisAvailable();
 
 class Recorder implements ReplyTarget {
   replies: OutboundReply[] = [];
@@ -54,16 +58,20 @@ function pcm(seconds: number, seed: number, random = false): PcmAudio {
 
 let store: Store | undefined;
 let dataDir: string | undefined;
+let namespace: string | undefined;
 afterEach(async () => {
   await store?.close();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  if (namespace) await deleteRedisNamespace(REDIS_URL, namespace);
   store = undefined;
   dataDir = undefined;
+  namespace = undefined;
 });
 
-async function setup(channel: 'telegram' | 'discord', sampleSeconds: number, random = false) {
+async function setup(channel: 'telegram' | 'discord', sampleSeconds: number, random = false, backend: 'sqlite' | 'redis' = 'sqlite') {
   dataDir = await mkdtemp(path.join(tmpdir(), 'vt-export-'));
-  store = await createStore({ backend: 'sqlite', dataDir, dataKey: randomBytes(32) });
+  namespace = backend === 'redis' ? `vt-export-${randomBytes(4).toString('hex')}` : undefined;
+  store = await createStore({ backend, dataDir, dataKey: randomBytes(32), ...(namespace ? { redisUrl: REDIS_URL, namespace } : {}) });
   const usage = new UsageMeter(store.kv);
   const engine = new Engine({ store, providers, usage });
   const userKey = `${channel}:77`;
@@ -91,8 +99,11 @@ async function setup(channel: 'telegram' | 'discord', sampleSeconds: number, ran
 }
 
 describe('/export', () => {
-  it('sends a zip whose JSON and WAV files are what is stored', async () => {
-    const { engine, marker, audio, consentAudio, message } = await setup('telegram', 1.5);
+  // Without Redis the Redis row is left out (redisAvailable prints why).
+  it.each((['sqlite', 'redis'] as const).filter((b) => b === 'sqlite' || hasRedis))('sends a zip whose JSON and WAV files are what is stored (%s store)', async (backend) => {
+    const { engine, marker, audio, consentAudio, message } = await setup('telegram', 1.5, false, backend);
+    // The person's words are sealed in the backend, and come back in clear only inside the export.
+    if (backend === 'redis') expect(await redisKeysContaining(REDIS_URL, namespace!, marker)).toEqual([]);
     const out = new Recorder();
     await engine.handle(message, out);
     const reply = out.replies.at(-1)!;
