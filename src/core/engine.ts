@@ -456,7 +456,8 @@ export class Engine implements ConversationEngine {
       await this.route(message, target, log);
     } catch (err) {
       if (isUserInputError(err)) {
-        log.info({ code: err.code, details: err.details }, 'user input refused');
+        // `details` may hold what the user sent (a heard phrase, a file name): only the code is logged.
+        log.info({ code: err.code }, 'user input refused');
         await safeReply(target, { kind: 'error', text: err.userMessage }, log);
       } else if (!final) {
         log.warn({ err }, 'turn failed; it will be retried');
