@@ -28,6 +28,7 @@ export async function startHttp(app: App): Promise<HttpServer> {
         engine: app.engine,
         urlSigningKey: app.urlSigningKey,
         rateLimitPerKey: http.rateLimitPerKey,
+        logger: app.logger,
         ...(http.publicUrl ? { publicUrl: http.publicUrl } : {}),
       });
       fastify.get('/', async (_req, reply) =>

@@ -9,6 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../core/engine.js';
+import { silentLogger, type Logger } from '../core/log.js';
 import type { InboundMessage } from '../core/types.js';
 import { PERSONA_NAMES } from '../core/personas.js';
 import { decodeToPcm, pcmToWav } from '../core/audio/index.js';
@@ -17,6 +18,7 @@ import { Readable } from 'node:stream';
 import { createHmac, randomUUID } from 'node:crypto';
 import { AudioUrlSigner } from './audio-urls.js';
 import { streamPersonalExport } from '../core/export.js';
+import { SpeechJobs } from './speech-jobs.js';
 import { HttpProblem } from './problem.js';
 import { bearerToken, JSON_BODY_LIMIT_BYTES } from './server.js';
 import { openApiDocument, referencePage, registerRoutes, route, type ApiRoute, type AuthedRequest } from './openapi.js';
@@ -32,6 +34,8 @@ export interface ApiOptions {
   publicUrl?: string;
   /** Requests per minute per API key. */
   rateLimitPerKey: number;
+  /** Logger of background work (speech jobs); default silent. */
+  logger?: Logger;
   /** How long `POST /v1/turns` waits for the reply before answering 504, ms. Default 120 000. */
   turnTimeoutMs?: number;
 }
@@ -67,11 +71,28 @@ const VoiceSchema = z.object({
 });
 const Persona = z.enum(PERSONA_NAMES as unknown as [string, ...string[]]);
 
+const SpeechJobSchema = z.object({
+  id: z.string(),
+  status: z.enum(['queued', 'running', 'done', 'failed']),
+  progress: z.number().min(0).max(1),
+  createdAt: z.string(),
+  finishedAt: z.string().optional(),
+  result: z.object({ url: z.string(), expiresAt: z.string(), durationSec: z.number(), mimeType: z.string() }).optional(),
+  error: z.string().optional().describe("Why it failed (the engine's user-facing message)"),
+  callback: z.object({ state: z.enum(['delivered', 'failed']), attempts: z.number().int(), status: z.number().int().optional() }).optional(),
+});
+
 /** The media types `POST /v1/speech` can answer, by `Accept`. */
 const SPEECH_TYPES = ['audio/ogg', 'audio/mpeg', 'audio/wav'] as const;
 
 /** The route descriptions (also the OpenAPI document). */
-export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebSender, exportSigner: AudioUrlSigner = exportLinkSigner(options.urlSigningKey)): ApiRoute[] {
+export function apiRoutes(
+  options: ApiOptions,
+  signer: AudioUrlSigner,
+  web: WebSender,
+  exportSigner: AudioUrlSigner = exportLinkSigner(options.urlSigningKey),
+  speechJobs?: SpeechJobs,
+): ApiRoute[] {
   const { engine } = options;
   const store = engine.store;
   const base = (req: FastifyRequest): string => options.publicUrl ?? `${req.protocol}://${req.host}`;
@@ -225,9 +246,30 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
       summary: 'Text to speech in your twin voice; Accept picks audio/ogg (Opus, default), audio/mpeg or audio/wav',
       tag: 'voice',
       auth: true,
-      body: z.object({ text: z.string().min(1).max(100_000) }),
-      responses: { 200: { description: 'The speech', contentTypes: [...SPEECH_TYPES] } },
+      body: z.object({
+        text: z.string().min(1).max(100_000),
+        callback_url: z
+          .string()
+          .max(2000)
+          .regex(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL')
+          .optional()
+          .describe('Run as a job and POST its outcome here, signed (VoiceTwin-Signature, see docs/http.md)'),
+      }),
+      responses: {
+        200: { description: 'The speech', contentTypes: [...SPEECH_TYPES] },
+        202: {
+          description: 'A speech job (texts over REPLY_MAX_CHARS, `Prefer: respond-async`, or a callback_url): poll GET /v1/jobs/{id}',
+          schema: SpeechJobSchema.extend({ statusUrl: z.string(), callbackSecret: z.string().optional().describe('Key of the callback signature (hex), shown only now') }),
+        },
+      },
       handler: async ({ req, reply, body, userKey }) => {
+        const prefersAsync = /\brespond-async\b/i.test(String(req.headers.prefer ?? ''));
+        if (body.callback_url || prefersAsync || body.text.trim().length > engine.settings.limits.replyMaxChars) {
+          if (!speechJobs) throw new HttpProblem(503, 'NO_QUEUE', 'Speech jobs need the job queue, which this server runs without.');
+          const created = await speechJobs.create(userKey, body.text, base(req), body.callback_url);
+          reply.code(202).header('location', `/v1/jobs/${created.view.id}`);
+          return { ...created.view, statusUrl: `${base(req)}/v1/jobs/${created.view.id}`, ...(created.callbackSecret ? { callbackSecret: created.callbackSecret } : {}) };
+        }
         const type = pickSpeechType(req.headers.accept);
         if (!type) throw new HttpProblem(406, 'NOT_ACCEPTABLE', `Accept one of ${SPEECH_TYPES.join(', ')}.`);
         const spoken = await engine.speak(userKey, body.text);
@@ -241,6 +283,20 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
         reply.header('x-voice-duration-sec', spoken.voice.durationSec.toFixed(2));
         if (spoken.label) reply.header('x-voice-label', spoken.label.replace(/[^\x20-\x7e]/g, ''));
         return reply.type(type === 'audio/ogg' ? 'audio/ogg; codecs=opus' : type).send(bytes);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/v1/jobs/{id}',
+      operationId: 'getSpeechJob',
+      summary: 'A speech job: status, progress (pieces spoken / pieces), and when done a signed URL of the voice note',
+      tag: 'voice',
+      auth: true,
+      responses: { 200: { description: 'The job', schema: SpeechJobSchema } },
+      handler: async ({ params, userKey }) => {
+        const job = await speechJobs?.get(userKey, params.id ?? '');
+        if (!job) throw new HttpProblem(404, 'NOT_FOUND', 'You have no speech job with that id (jobs are kept 7 days).');
+        return job;
       },
     }),
     route({
@@ -547,7 +603,8 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
       return { url: `${publicUrl}${signed.path}`, expiresAtMs: signed.expiresAtMs };
     });
   }
-  const routes = apiRoutes(options, signer, web, exportSigner);
+  const speechJobs = engine.queue ? new SpeechJobs({ engine, queue: engine.queue, audioUrl: (blobKey) => signer.sign(blobKey), logger: (options.logger ?? silentLogger).child({ component: 'speech-jobs' }) }) : undefined;
+  const routes = apiRoutes(options, signer, web, exportSigner, speechJobs);
   registerRoutes(app, routes, { authenticate: [authenticate, perKey], audioBodyLimitBytes: maxAudioBytes, jsonBodyLimitBytes: JSON_BODY_LIMIT_BYTES });
   const doc = openApiDocument(routes, {
     title: 'VoiceTwin API',

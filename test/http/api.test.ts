@@ -4,7 +4,8 @@
  * formats; memories, persona, conversations, voice; body limits and per-key rate limits. Every
  * response is validated against the generated OpenAPI document.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -146,10 +147,11 @@ describe('REST API', () => {
     const tooLong = await call('POST', '/v1/turns', { body: { text: 'x'.repeat(5000) } });
     expect(tooLong.status).toBe(200);
     expect(tooLong.json.replies[0]).toMatchObject({ kind: 'error' });
-    const speechTooLong = await call('POST', '/v1/speech', { body: { text: 'word '.repeat(200) } });
+    // Over REPLY_MAX_CHARS (600) speech becomes a job (below); over 20 times that it is refused.
+    const speechTooLong = await call('POST', '/v1/speech', { body: { text: 'word '.repeat(2500) } });
     expect(speechTooLong.status).toBe(422);
     expect(speechTooLong.json).toMatchObject({ code: 'TEXT_TOO_LONG' });
-    expect(String(speechTooLong.json.detail)).toMatch(/at most 600 characters/);
+    expect(String(speechTooLong.json.detail)).toMatch(/A speech job speaks at most 12000 characters/);
   }, 60_000);
 
   it('speaks text as Ogg/Opus, MP3 or WAV by Accept', async () => {
@@ -312,4 +314,71 @@ describe('REST API', () => {
     const signed = exportLinkSigner(signingKey).sign(`export:${person}`);
     expect((await call('GET', '/v1/export/{id}', { path: signed.path, headers: { authorization: '' } })).status).toBe(404);
   }, 60_000);
+
+  it('runs a long text as a speech job: 202, progress by GET /v1/jobs/{id}, a signed result URL, an HMAC-signed callback', async () => {
+    const received: { headers: IncomingHttpHeaders; body: string }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const port = (receiver.address() as { port: number }).port;
+    try {
+      const limit = app.engine.settings.limits.replyMaxChars;
+      const sentence = 'The river was calm this morning and the boats were still. ';
+      const text = sentence.repeat(Math.ceil((limit + 1) / sentence.length)).trim();
+      expect(text.length).toBeGreaterThan(limit);
+      const bad = await call('POST', '/v1/speech', { body: { text: 'hi', callback_url: 'ftp://example.com/x' } });
+      expect(bad.status).toBe(400);
+
+      const created = await call('POST', '/v1/speech', { body: { text, callback_url: `http://127.0.0.1:${port}/done` } });
+      expect(created.status).toBe(202);
+      expect(created.json).toMatchObject({ status: 'queued', progress: 0 });
+      expect(created.headers.get('location')).toBe(`/v1/jobs/${created.json.id}`);
+      expect(created.json.callbackSecret).toMatch(/^[0-9a-f]{64}$/);
+      const id = created.json.id as string;
+
+      let job: Json;
+      const progress: number[] = [];
+      const deadline = Date.now() + 90_000;
+      do {
+        await new Promise((r) => setTimeout(r, 200));
+        job = (await call('GET', '/v1/jobs/{id}', { path: `/v1/jobs/${id}` })).json;
+        progress.push(job.progress);
+      } while (job.status !== 'done' && job.status !== 'failed' && Date.now() < deadline);
+      expect(job.status, job.error).toBe('done');
+      expect(job.progress).toBe(1);
+      expect(progress).toEqual([...progress].sort((a, b) => a - b)); // never goes back
+      const audio = await fetch(job.result.url);
+      expect(audio.status).toBe(200);
+      const ogg = Buffer.from(await audio.arrayBuffer());
+      expect(ogg.subarray(0, 4).toString('latin1')).toBe('OggS');
+      expect(job.result.durationSec).toBeGreaterThan(2);
+
+      // The callback: the job's JSON, signed with the secret given at creation.
+      const until = Date.now() + 10_000;
+      while (received.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(received).toHaveLength(1);
+      const [{ headers, body }] = received as [{ headers: IncomingHttpHeaders; body: string }];
+      expect(headers['content-type']).toBe('application/json');
+      const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(headers['voicetwin-signature']));
+      expect(m).not.toBeNull();
+      expect(Math.abs(Number(m![1]) - Date.now() / 1000)).toBeLessThan(120);
+      expect(m![2]).toBe(createHmac('sha256', Buffer.from(created.json.callbackSecret, 'hex')).update(`${m![1]}.${body}`).digest('hex'));
+      expect(JSON.parse(body)).toMatchObject({ id, status: 'done', progress: 1, result: { durationSec: job.result.durationSec } });
+      const after = (await call('GET', '/v1/jobs/{id}', { path: `/v1/jobs/${id}` })).json;
+      expect(after.callback).toEqual({ state: 'delivered', attempts: 1, status: 204 });
+
+      // Another person's key does not see it.
+      const other = (await app.engine.apiKeys.create('web:someone-else')).key;
+      expect((await call('GET', '/v1/jobs/{id}', { path: `/v1/jobs/${id}`, headers: auth(other) })).status).toBe(404);
+      expect((await call('GET', '/v1/jobs/{id}', { path: '/v1/jobs/no-such-job' })).status).toBe(404);
+    } finally {
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
+  }, 120_000);
 });
