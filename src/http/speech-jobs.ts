@@ -6,7 +6,7 @@
  *
  * A job runs on the {@link JobQueue} (kind `speech`; its data, which holds the text, is sealed like
  * every job's), keyed by the person so their jobs run in order. Its state is the record
- * `kv:speechjob:<id>` (sealed; no text in it): state, progress (pieces done / pieces), the result's
+ * `kv:speechjob:<userKey>:<id>` (sealed; no text in it; deleted with the person): state, progress (pieces done / pieces), the result's
  * blob key and duration, the error's user-facing message, and the callback's outcome. Records
  * expire after 7 days; the audio follows `AUDIO_RETENTION_DAYS` (blob kind `tts`).
  *
@@ -133,12 +133,12 @@ export class SpeechJobs {
 
   /** The job `id` of `userKey`, undefined when unknown, expired, or someone else's. */
   async get(userKey: string, id: string): Promise<SpeechJobView | undefined> {
-    const record = await this.deps.engine.store.kv.get<SpeechJobRecord>(`speechjob:${id}`);
+    const record = await this.deps.engine.store.kv.get<SpeechJobRecord>(`speechjob:${userKey}:${id}`);
     return record && record.userKey === userKey ? this.view(record) : undefined;
   }
 
   private save(record: SpeechJobRecord): Promise<void> {
-    return this.deps.engine.store.kv.set(`speechjob:${record.id}`, record, SPEECH_JOB_TTL_MS);
+    return this.deps.engine.store.kv.set(`speechjob:${record.userKey}:${record.id}`, record, SPEECH_JOB_TTL_MS);
   }
 
   private view(r: SpeechJobRecord): SpeechJobView {
@@ -164,7 +164,7 @@ export class SpeechJobs {
     const { id, userKey, text } = job.data;
     const log = this.deps.logger.child({ jobId: job.id, userKey });
     const kv = this.deps.engine.store.kv;
-    let record = await kv.get<SpeechJobRecord>(`speechjob:${id}`);
+    let record = await kv.get<SpeechJobRecord>(`speechjob:${userKey}:${id}`);
     if (!record || record.state === 'done' || record.state === 'failed') return; // deleted, expired, or a re-run of a finished job
     const pieces = chunkSentences(text, this.deps.engine.settings.limits.replyMaxChars);
     record = { ...record, state: 'running', pieces: pieces.length, piecesDone: 0 };

@@ -296,6 +296,8 @@ describe('REST API', () => {
       key: person, channel: 'web', address: { channel: 'web', chatId: 'leaver' }, persona: 'supportive',
       sendTextWithVoice: false, optedOut: false, blocked: false, messageCount: 1, createdAtMs: 1, updatedAtMs: 1,
     });
+    await app.store.kv.set(`speechjob:${person}:j1`, { id: 'j1', userKey: person, state: 'done' });
+    await app.store.kv.set('speechjob:web:leaver-not:j2', { id: 'j2', userKey: 'web:leaver-not', state: 'done' });
     const before = await app.store.summarize(person);
     expect(before.historyTurns).toBeGreaterThanOrEqual(2);
 
@@ -306,6 +308,8 @@ describe('REST API', () => {
     const after = await app.store.summarize(person);
     expect(after).toMatchObject({ samples: [], historyTurns: 0, memories: [], blobKeys: [] });
     expect(after.user).toBeUndefined();
+    expect(await app.store.kv.get(`speechjob:${person}:j1`)).toBeUndefined();
+    expect(await app.store.kv.get('speechjob:web:leaver-not:j2')).toMatchObject({ id: 'j2' }); // another person's stays
     for (const k of [leaverKey, other]) {
       const gone = await call('GET', '/v1/voice', { headers: auth(k) });
       expect(gone.status).toBe(401);

@@ -99,6 +99,12 @@ const SQLITE_TABLE = 'keyv';
 const SQLITE_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const DATA_KEY_CHECK_LABEL = 'voicetwin data key check v1';
+/**
+ * Key-value families whose keys are `kv:<family>:<userKey>:…`, deleted with the person
+ * (`deleteUser`): the HTTP API's speech job records.
+ */
+export const PERSON_KV_FAMILIES: readonly string[] = ['speechjob'];
+
 /** Set once every personal record has been sealed (later starts skip the walk). */
 const RECORDS_SEALED_MARKER = 'meta:records-sealed-v1';
 /** Present while `voicetwin rotate-key` re-encrypts the store (see `key-rotation.ts`); the store refuses to open meanwhile. */
@@ -493,8 +499,8 @@ class KeyvStore implements Store {
 
   /**
    * Deletes every blob and record of the user: samples, history, memories, profile, the user's
-   * jobs, the user record and its index entry, their daily usage records (`kv:usage:<day>:<userKey>`)
-   * and the outbox records of `options.messageIds`. On SQLite deleted rows are zeroed
+   * jobs, the user record and its index entry, their daily usage records (`kv:usage:<day>:<userKey>`),
+   * the records of {@link PERSON_KV_FAMILIES} and the outbox records of `options.messageIds`. On SQLite deleted rows are zeroed
    * (`secure_delete`) and the WAL is truncated afterwards, so the person's rows leave the `-wal`
    * file too. Idempotent; a partial failure can be retried.
    * @param options.messageIds inbound message ids of the user whose outbox records go too
@@ -511,7 +517,9 @@ class KeyvStore implements Store {
       const usageKeys = await this.#rawKeys(usagePrefix, (rest) => /^\d{4}-\d{2}-\d{2}:/.test(rest) && rest.slice(11) === key);
       const outboxKeys: string[] = [];
       for (const id of options.messageIds ?? []) outboxKeys.push(...(await this.#rawKeys(this.#records.key(`kv:outbox:${id}:`), () => true)));
-      for (const full of [...usageKeys, ...outboxKeys]) await this.#keyv.delete(full);
+      const personKeys: string[] = [];
+      for (const family of PERSON_KV_FAMILIES) personKeys.push(...(await this.#rawKeys(this.#records.key(`kv:${family}:${key}:`), () => true)));
+      for (const full of [...usageKeys, ...outboxKeys, ...personKeys]) await this.#keyv.delete(full);
       await this.#checkpoint();
       this.#logger.info({ blobCount, usageRecords: usageKeys.length, outboxRecords: outboxKeys.length }, 'deleted all data of a user');
     });
