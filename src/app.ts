@@ -4,7 +4,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { Config } from './config.js';
-import { createLogger, type Logger } from './core/log.js';
+import { createLogger, setLogIdKey, type Logger } from './core/log.js';
 import { createStore, loadDataKey } from './core/store/index.js';
 import type { Store } from './core/store/types.js';
 import type { Providers, TextEmbedder } from './core/providers.js';
@@ -57,6 +57,8 @@ export async function buildApp(
     if (err) logger.warn({ err }, 'audio worker threads unavailable; voice notes are encoded on the main thread');
   });
   const { key } = await loadDataKey({ dataDir: config.dataDir, envValue: config.dataKey, keyFile: config.dataKeyFile, allowDataDirKey: !config.redisUrl, logger });
+  // Phone numbers in WhatsApp ids are logged as keyed hashes, the same in every process of this deployment.
+  setLogIdKey(createHmac('sha256', key).update('voicetwin log ids v1').digest());
   const store = await createStore({
     backend: config.redisUrl ? 'redis' : 'sqlite',
     dataDir: config.dataDir,

@@ -1,5 +1,5 @@
 /**
- * The `voicetwin` command line: `serve`, `demo`, `chat`, `say`, `broadcast`, `apikey`. Every command has `--help`.
+ * The `voicetwin` command line: `serve`, `demo`, `chat`, `say`, `status`, `jobs`, `broadcast`, `apikey`, `rotate-key`. Every command has `--help`.
  * Configuration comes from the environment and an optional `.env` (see `.env.example`).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -12,6 +12,7 @@ import { isPersonaName, PERSONA_NAMES, type PersonaName } from './core/personas.
 import { DependencyError, isUserInputError } from './core/errors.js';
 import type { InboundMessage } from './core/types.js';
 import { DataKeyLocationError, FileModeError } from './core/store/index.js';
+import { KeyRotationError } from './core/store/key-rotation.js';
 import type { BroadcastAudience, BroadcastVoiceMode } from './core/broadcast/index.js';
 import type { ApiKeys } from './core/apikeys.js';
 
@@ -354,11 +355,52 @@ async function withApiKeys(fn: (keys: ApiKeys) => Promise<void>): Promise<void> 
   }
 }
 
+// --- rotate-key: re-encrypt everything under a new data key (see docs/privacy.md) --------------
+program
+  .command('rotate-key')
+  .description(
+    'Re-encrypt every stored record, blob and queued job under a new data key. Stop every `voicetwin serve` first (a running one is refused). ' +
+      'Resumable: if it is interrupted, run the same command again with the same new key; the store refuses to open until it has finished.',
+  )
+  .option(
+    '--new-key-file <path>',
+    'file with the new key (64 hex characters or base64), outside the data directory; generated there (mode 0600) when the file does not exist. ' +
+      'Required when the current key comes from VOICETWIN_DATA_KEY or VOICETWIN_DATA_KEY_FILE; without it the local default key ' +
+      '(<data dir>/data.key) is replaced by a generated one.',
+  )
+  .addHelpText(
+    'after',
+    '\nThe current key is read from the configuration as at start-up (VOICETWIN_DATA_KEY, VOICETWIN_DATA_KEY_FILE or <data dir>/data.key).\n' +
+      'Afterwards, configure the new key (e.g. VOICETWIN_DATA_KEY_FILE=<new key file>) before starting again; the old key no longer opens the data.',
+  )
+  .action(async (opts: { newKeyFile?: string }) => {
+    const cfg = config();
+    const [{ createLogger }, { rotateDataKey }] = await Promise.all([import('./core/log.js'), import('./rotate-key.js')]);
+    const logger = createLogger({ level: 'warn' });
+    const labels = { records: 'records', blobs: 'audio blobs', jobs: 'queued jobs' } as const;
+    const result = await rotateDataKey(cfg, {
+      ...(opts.newKeyFile ? { newKeyFile: opts.newKeyFile } : {}),
+      logger,
+      onProgress: (phase, handled) => process.stdout.write(`  ${labels[phase]}: ${handled}\n`),
+    });
+    const line = (what: string, c: { rekeyed: number; current: number }): string =>
+      `${what}: ${c.rekeyed} re-encrypted${c.current > 0 ? `, ${c.current} already under the new key` : ''}`;
+    process.stdout.write(
+      `Data key rotated from key id ${result.fromKeyId} to ${result.toKeyId}${result.resumed ? ' (an interrupted rotation was finished)' : ''}.\n` +
+        `${line('Records', result.records)}\n${line('Audio blobs', result.blobs)}\n${line('Queued jobs', result.jobs)}\n` +
+        (result.blobs.unknownFolders > 0 ? `${result.blobs.unknownFolders} blob folder(s) belong to no known person and stay under the old key: delete them.\n` : '') +
+        (result.newKey.replacesDataDirKey
+          ? `The new key replaced ${path.join(cfg.dataDir, 'data.key')}; back it up.\n`
+          : `The new key is in ${result.newKey.path}${result.newKey.generated ? ' (generated now; back it up)' : ''}. ` +
+            `Set VOICETWIN_DATA_KEY_FILE=${result.newKey.path} (or VOICETWIN_DATA_KEY to its content) before the next start.\n`),
+    );
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`Configuration error: ${err.message}\n`);
   else if (err instanceof DependencyError) process.stderr.write(`Missing dependency: ${err.message}\n`);
   else if (isUserInputError(err)) process.stderr.write(`${err.userMessage}\n`);
-  else if (err instanceof FileModeError || err instanceof DataKeyLocationError) process.stderr.write(`voicetwin: ${err.message}\n`);
+  else if (err instanceof FileModeError || err instanceof DataKeyLocationError || err instanceof KeyRotationError) process.stderr.write(`voicetwin: ${err.message}\n`);
   else process.stderr.write(`voicetwin: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

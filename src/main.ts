@@ -10,6 +10,7 @@ import { checkAudioTools } from './core/audio/index.js';
 import { checkLocalTools } from './providers/local/index.js';
 import type { HttpServer } from './http/server.js';
 import { signInLink } from './core/apikeys.js';
+import { startServePresence } from './core/store/presence.js';
 
 /**
  * Starts the HTTP server of `app.config.http` with health checks of the store and the queue.
@@ -115,6 +116,8 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
   if (app.offline) await checkLocalTools();
   const log = app.logger;
   log.info({ channels, role, storage: app.store.backend, queue: app.queue?.engine, offline: app.offline }, 'starting VoiceTwin');
+  // Seen by maintenance that must not run beside a server (`voicetwin rotate-key`).
+  const stopPresence = await startServePresence(app.store.kv);
   const bots: RunningBot[] = [];
   let http: HttpServer | undefined;
   try {
@@ -163,6 +166,7 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
     }
   } catch (err) {
     for (const b of bots) await b.stop().catch(() => undefined);
+    await stopPresence();
     await app.close();
     throw err;
   }
@@ -171,6 +175,7 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
     await app.engine.start({ worker: role !== 'ingress' });
   } catch (err) {
     for (const b of bots) await b.stop().catch(() => undefined);
+    await stopPresence();
     await app.close();
     throw err;
   }
@@ -205,6 +210,7 @@ export async function serve(config: Config, options: { role?: ServeRole; provide
         await b.stop().catch((err: unknown) => log.error({ err, bot: b.name }, 'bot stop failed'));
       }
       await app.broadcasts.stop();
+      await stopPresence();
       await app.close();
       log.info('VoiceTwin stopped');
     },

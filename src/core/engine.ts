@@ -247,6 +247,21 @@ export interface EngineOptions {
   queue?: JobQueue;
 }
 
+/** What {@link Engine.deletePerson} deleted. */
+export interface DeletionSummary {
+  samples: number;
+  /** True when a cloned voice existed. */
+  voice: boolean;
+  /** The provider-side voice: deleted, deletion failed (logged; local data deleted anyway), or none to delete. */
+  providerVoice: 'deleted' | 'failed' | 'none';
+  historyTurns: number;
+  memories: number;
+  /** Audio blobs (samples, consent recording, turn audio, synthesis cache). */
+  blobs: number;
+  /** Jobs removed from the queue. */
+  jobs: number;
+}
+
 /** Job kinds the engine runs. */
 export const JOB_KINDS = { turn: 'turn', clone: 'clone', insights: 'insights' } as const;
 
@@ -310,6 +325,7 @@ export class Engine implements ConversationEngine {
   readonly voice: VoiceRenderer;
   readonly usage: UsageMeter | undefined;
   readonly now: () => number;
+  private exportLink: ((userKey: string) => { url: string; expiresAtMs: number }) | undefined;
   /** Per-person API keys and sign-in codes (`/apikey`, the HTTP API). */
   readonly apiKeys: ApiKeys;
   /** Chooses the memories a chat turn carries. */
@@ -356,6 +372,15 @@ export class Engine implements ConversationEngine {
   }
 
   /** Registers the sender of a channel for replies outside a turn. */
+  /**
+   * Lets `/export` offer a download link when the archive is over the channel's document limit
+   * (the HTTP server registers this when `HTTP_PUBLIC_URL` is set). `link(userKey)` returns an
+   * absolute URL that serves the person's full export until `expiresAtMs`.
+   */
+  setExportLinks(link: ((userKey: string) => { url: string; expiresAtMs: number }) | undefined): void {
+    this.exportLink = link;
+  }
+
   registerSender(sender: ChannelSender): void {
     this.senders.set(sender.channel, sender);
   }
@@ -567,7 +592,8 @@ export class Engine implements ConversationEngine {
       await this.route(message, target, log);
     } catch (err) {
       if (isUserInputError(err)) {
-        log.info({ code: err.code, details: err.details }, 'user input refused');
+        // `details` may hold what the user sent (a heard phrase, a file name): only the code is logged.
+        log.info({ code: err.code }, 'user input refused');
         await safeReply(target, { kind: 'error', text: err.userMessage, code: err.code }, log);
       } else if (!final) {
         log.warn({ err }, 'turn failed; it will be retried');
@@ -1473,53 +1499,85 @@ export class Engine implements ConversationEngine {
     const deps = { store: this.store, now: this.now, ...(this.usage ? { usage: this.usage } : {}) };
     let built = await buildPersonalExport(deps, user.key);
     let note = '';
+    const link = built.bytes.length > limit ? this.exportLink?.(user.key) : undefined;
+    const linkText = link
+      ? ` The whole archive, recordings included, can be downloaded until ${new Date(link.expiresAtMs).toISOString().slice(11, 16)} UTC (anyone with the link can, so do not share it): ${link.url}`
+      : '';
     if (built.bytes.length > limit && built.audioFiles > 0) {
       const fullBytes = built.bytes.length;
       built = await buildPersonalExport(deps, user.key, { includeAudio: false });
       note = ` Your ${countOf(built.document.samples.length, 'voice sample')} and the consent recording are left out: with them the file is ${(fullBytes / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send.`;
     }
-    log.info({ sizeBytes: built.bytes.length, audioFiles: built.audioFiles, historyTurns: built.document.history.length }, 'personal data export built');
+    log.info({ sizeBytes: built.bytes.length, audioFiles: built.audioFiles, historyTurns: built.document.history.length, downloadLink: Boolean(link) }, 'personal data export built');
+    const d = built.document;
+    const contents = `your profile and consent record, ${countOf(exchanges(d.history.length), 'exchange of conversation')}, ${countOf(d.memories.length, 'memory')}, ${countOf(d.usage.length, 'day of usage')}`;
     if (built.bytes.length > limit) {
+      if (link) {
+        await target.reply({ kind: 'info', ephemeral: true, text: `Everything I store about you (${contents}) is too large for this platform to send as a file.${linkText}` });
+        return;
+      }
       throw new UserInputError('EXPORT_TOO_LARGE', `Your export is ${(built.bytes.length / 1e6).toFixed(1)} MB, over the ${(limit / 1e6).toFixed(0)} MB this platform lets me send. Send /forget all to make it smaller, or ask the operator for it.`);
     }
-    const d = built.document;
     await target.reply({
       kind: 'info',
       ephemeral: true,
-      text: `Everything I store about you: your profile and consent record, ${countOf(exchanges(d.history.length), 'exchange of conversation')}, ${countOf(d.memories.length, 'memory')}, ${countOf(d.usage.length, 'day of usage')}${built.audioFiles > 0 ? `, ${countOf(built.audioFiles, 'recording')} (WAV files)` : ''}.${note}`,
+      text: `Everything I store about you: ${contents}${built.audioFiles > 0 ? `, ${countOf(built.audioFiles, 'recording')} (WAV files)` : ''}.${note}${linkText}`,
       document: { bytes: built.bytes, fileName: built.fileName, mimeType: 'application/zip' },
     });
   }
 
-  private async deleteEverything(user: UserRecord, target: ReplyTarget): Promise<void> {
-    const summary = await this.store.summarize(user.key);
+  /**
+   * Deletes everything of a person (`/delete`, `DELETE /v1/me`): the cloned voice at the provider
+   * (a failure there is logged and reported, local deletion goes on), their queued and finished
+   * jobs, every record and blob (`Store.deleteUser`), their outbox records and their API keys.
+   * Idempotent.
+   * @returns what was deleted
+   */
+  async deletePerson(userKey: string): Promise<DeletionSummary> {
+    const summary = await this.store.summarize(userKey);
     const voice = summary.profile?.voice;
+    let providerVoice: DeletionSummary['providerVoice'] = 'none';
     if (voice && this.providers.cloner.deleteVoice) {
       try {
         await this.providers.cloner.deleteVoice(voice);
+        providerVoice = 'deleted';
       } catch (err) {
-        this.logger.warn({ err, userKey: user.key }, 'provider voice deletion failed; local data is deleted anyway');
+        providerVoice = 'failed';
+        this.logger.warn({ err, userKey }, 'provider voice deletion failed; local data is deleted anyway');
       }
     }
     // Queued and finished jobs keyed by the person: their turns (which carry the messages) and clone jobs.
     let messageIds: string[] = [];
     if (this.queue?.forget) {
       try {
-        messageIds = await this.queue.forget([user.key, `clone:${user.key}`, `insights:${user.key}`]);
+        messageIds = await this.queue.forget([userKey, `clone:${userKey}`, `insights:${userKey}`]);
       } catch (err) {
-        this.logger.warn({ err, userKey: user.key }, 'could not delete the queued jobs of a deleted user');
+        this.logger.warn({ err, userKey }, 'could not delete the queued jobs of a deleted user');
       }
     }
     for (const [name, hook] of this.deletionHooks) {
-      const count = await hook(user.key);
-      this.logger.info({ userKey: user.key, records: count, feature: name }, 'deleted feature records of a user');
+      const count = await hook(userKey);
+      this.logger.info({ userKey, records: count, feature: name }, 'deleted feature records of a user');
     }
-    await this.store.deleteUser(user.key, { messageIds });
-    await this.apiKeys.revokeAll(user.key);
+    await this.store.deleteUser(userKey, { messageIds });
+    await this.apiKeys.revokeAll(userKey);
+    return {
+      samples: summary.samples.length,
+      voice: Boolean(voice),
+      providerVoice,
+      historyTurns: summary.historyTurns,
+      memories: summary.memories.length,
+      blobs: summary.blobKeys.length,
+      jobs: messageIds.length,
+    };
+  }
+
+  private async deleteEverything(user: UserRecord, target: ReplyTarget): Promise<void> {
+    const d = await this.deletePerson(user.key);
     await target.reply({
       kind: 'info',
       ephemeral: true,
-      text: `Deleted: ${countOf(summary.samples.length, 'voice sample')}, ${voice ? 'your cloned voice, ' : ''}${countOf(exchanges(summary.historyTurns), 'exchange of conversation')}, ${countOf(summary.memories.length, 'memory')}, your usage records and any messages still waiting to be answered. Send /start whenever you want to begin again.`,
+      text: `Deleted: ${countOf(d.samples, 'voice sample')}, ${d.voice ? 'your cloned voice, ' : ''}${countOf(exchanges(d.historyTurns), 'exchange of conversation')}, ${countOf(d.memories, 'memory')}, your usage records and any messages still waiting to be answered. Send /start whenever you want to begin again.`,
     });
   }
 

@@ -19,7 +19,7 @@ import type { SampleRecord, Store, UserKey, UserRecord, VoiceProfile } from './s
 import type { Channel } from './types.js';
 import type { DailyUsage, UsageMeter } from './usage.js';
 import { utcDay } from './usage.js';
-import { zipSync, type Zippable } from 'fflate';
+import { Zip, ZipDeflate, zipSync, type Zippable } from 'fflate';
 
 /**
  * Largest document a bot may send, bytes, per channel: Telegram Bot API uploads 50 MB
@@ -69,20 +69,24 @@ export interface PersonalExport {
   audioFiles: number;
 }
 
+/** The export before its audio is read: the document and the files to pack, each loaded when needed. */
+interface PreparedExport {
+  document: ExportDocument;
+  fileName: string;
+  files: { name: string; load: () => Promise<Buffer> }[];
+  audioFiles: number;
+}
+
 /**
- * Collects and decrypts everything stored about `userKey` and packs it into a ZIP archive.
- * @param deps.usage the usage meter, when usage is metered
- * @param deps.now clock, ms since the epoch
- * @param options.includeAudio put the samples and the consent recording in (default true)
- * @throws Error when a stored record or audio blob cannot be decrypted (the export is not partial)
+ * Collects everything stored about `userKey` except the audio itself (read by each file's `load`).
+ * @throws Error when a stored record cannot be decrypted
  */
-export async function buildPersonalExport(
+async function prepareExport(
   deps: { store: Store; usage?: UsageMeter; now: () => number },
   userKey: UserKey,
-  options: { includeAudio?: boolean } = {},
-): Promise<PersonalExport> {
+  includeAudio: boolean,
+): Promise<PreparedExport> {
   const { store, usage, now } = deps;
-  const includeAudio = options.includeAudio ?? true;
   const summary = await store.summarize(userKey);
   const history = await store.history.recent(userKey, Number.MAX_SAFE_INTEGER);
   const days: DailyUsage[] = [];
@@ -93,7 +97,7 @@ export async function buildPersonalExport(
       if (day.total.calls > 0) days.push(day);
     }
   }
-  const entries: ExportFile[] = [];
+  const audio: PreparedExport['files'] = [];
   const samples: ExportDocument['samples'] = [];
   for (const [i, sample] of summary.samples.entries()) {
     if (!includeAudio) {
@@ -101,14 +105,14 @@ export async function buildPersonalExport(
       continue;
     }
     const file = `samples/${String(i + 1).padStart(2, '0')}-${safeName(sample.id)}.wav`;
-    entries.push({ name: file, bytes: await asWav(await store.blobs.get(sample.blobKey)) });
+    audio.push({ name: file, load: async () => asWav(await store.blobs.get(sample.blobKey)) });
     samples.push({ ...sample, file });
   }
   let consentRecording: string | undefined;
   const consentKey = summary.profile?.consent.audioBlobKey;
   if (includeAudio && consentKey) {
     consentRecording = 'consent/consent.wav';
-    entries.push({ name: consentRecording, bytes: await asWav(await store.blobs.get(consentKey)) });
+    audio.push({ name: consentRecording, load: async () => asWav(await store.blobs.get(consentKey)) });
   }
   const document: ExportDocument = {
     format: 'voicetwin-export/1',
@@ -123,13 +127,74 @@ export async function buildPersonalExport(
     usage: days,
     audioIncluded: includeAudio,
   };
-  const audioFiles = entries.length;
-  entries.unshift(
-    { name: 'voicetwin-export.json', bytes: Buffer.from(`${JSON.stringify(document, null, 2)}\n`, 'utf8') },
-    { name: 'README.txt', bytes: Buffer.from(readme(includeAudio), 'utf8') },
-  );
-  const stamp = document.exportedAt.slice(0, 10);
-  return { bytes: zipArchive(entries), fileName: `voicetwin-export-${stamp}.zip`, document, audioFiles };
+  const json = Buffer.from(`${JSON.stringify(document, null, 2)}\n`, 'utf8');
+  const readmeText = Buffer.from(readme(includeAudio), 'utf8');
+  return {
+    document,
+    fileName: `voicetwin-export-${document.exportedAt.slice(0, 10)}.zip`,
+    files: [{ name: 'voicetwin-export.json', load: async () => json }, { name: 'README.txt', load: async () => readmeText }, ...audio],
+    audioFiles: audio.length,
+  };
+}
+
+/**
+ * Collects and decrypts everything stored about `userKey` and packs it into a ZIP archive.
+ * @param deps.usage the usage meter, when usage is metered
+ * @param deps.now clock, ms since the epoch
+ * @param options.includeAudio put the samples and the consent recording in (default true)
+ * @throws Error when a stored record or audio blob cannot be decrypted (the export is not partial)
+ */
+export async function buildPersonalExport(
+  deps: { store: Store; usage?: UsageMeter; now: () => number },
+  userKey: UserKey,
+  options: { includeAudio?: boolean } = {},
+): Promise<PersonalExport> {
+  const prepared = await prepareExport(deps, userKey, options.includeAudio ?? true);
+  const entries: ExportFile[] = [];
+  for (const file of prepared.files) entries.push({ name: file.name, bytes: await file.load() });
+  return { bytes: zipArchive(entries), fileName: prepared.fileName, document: prepared.document, audioFiles: prepared.audioFiles };
+}
+
+/** A streamed export: the document and file name known up front, the archive as chunks. */
+export interface StreamedExport {
+  fileName: string;
+  document: ExportDocument;
+  audioFiles: number;
+  /** The ZIP archive in chunks; each audio file is read and decrypted only when its turn comes. */
+  chunks: AsyncGenerator<Uint8Array>;
+}
+
+/**
+ * The same archive as {@link buildPersonalExport} (same files, same content), written as a stream
+ * with fflate's `Zip`/`ZipDeflate` (entries with data descriptors): memory holds one file at a
+ * time rather than the whole archive. The records are read before this resolves, so a record that
+ * cannot be decrypted fails here; an audio blob that cannot be read fails the stream.
+ * @throws Error when a stored record cannot be decrypted
+ */
+export async function streamPersonalExport(deps: { store: Store; usage?: UsageMeter; now: () => number }, userKey: UserKey): Promise<StreamedExport> {
+  const prepared = await prepareExport(deps, userKey, true);
+  const mtime = new Date(prepared.document.exportedAt);
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    const ready: Uint8Array[] = [];
+    let failure: Error | undefined;
+    const zip = new Zip((err, chunk) => {
+      if (err) failure = err;
+      else ready.push(chunk);
+    });
+    for (const file of prepared.files) {
+      const bytes = await file.load();
+      const entry = new ZipDeflate(file.name, { level: 6 });
+      entry.mtime = mtime;
+      zip.add(entry);
+      entry.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
+      if (failure) throw failure;
+      while (ready.length > 0) yield ready.shift()!;
+    }
+    zip.end();
+    if (failure) throw failure;
+    while (ready.length > 0) yield ready.shift()!;
+  }
+  return { fileName: prepared.fileName, document: prepared.document, audioFiles: prepared.audioFiles, chunks: chunks() };
 }
 
 /** One file of the export archive. */

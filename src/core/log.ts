@@ -11,8 +11,11 @@
  *    content and files), and a `UserInputError`'s user-facing message, which may quote the user;
  * 3. every finished line is scrubbed of the configured secret values and of token-shaped strings
  *    (a Telegram token in a Bot API URL, a Discord token or interaction token, `Bearer`/`Bot`
- *    authorization values, provider API keys, Redis passwords), wherever they appear.
+ *    authorization values, provider API keys, Redis passwords), wherever they appear; and the
+ *    phone number in a WhatsApp id (`<number>@c.us`, also inside user keys and message ids) is
+ *    replaced by a keyed hash, the same for the same number, so lines can still be correlated.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
@@ -139,6 +142,37 @@ const SECRET_PATTERNS: { pattern: RegExp; replace: string }[] = [
   { pattern: /\b([a-z][a-z0-9+.-]*:\/\/[^/\s:@"]*:)[^/\s@"]+@/gi, replace: `$1${REDACTED}@` },
 ];
 
+/**
+ * A WhatsApp id: the phone number (or a linked-device / group number) before `@c.us`,
+ * `@s.whatsapp.net`, `@g.us` or `@lid` (https://docs.wwebjs.dev/global.html#ContactId: `user` is
+ * the number, `server` the suffix). It also appears inside message ids (`false_<id>_<hex>`).
+ */
+const WHATSAPP_ID = /(?<![\dA-Za-z])\+?(\d{5,20})(?=@(?:c\.us|s\.whatsapp\.net|g\.us|lid)(?![A-Za-z0-9.-]))/g;
+
+/** The key of the log's id hashes: random per process until {@link setLogIdKey} sets a stable one. */
+let idHashKey: Buffer = randomBytes(32);
+
+/**
+ * Sets the key of the hashes that stand for phone numbers in log lines (`#<12 hex>`; see
+ * {@link hashLogId}). The app derives it from the data key, so every process of a deployment writes
+ * the same hash for the same number; before it is set, a random per-process key is used.
+ * @param key at least 16 bytes of secret
+ */
+export function setLogIdKey(key: Buffer): void {
+  if (!Buffer.isBuffer(key) || key.length < 16) throw new Error('The log id key must be at least 16 bytes');
+  idHashKey = Buffer.from(key);
+}
+
+/** The keyed hash written instead of `number`: `#` and the first 12 hex characters of HMAC-SHA256(key, number). */
+export function hashLogId(number: string): string {
+  return `#${createHmac('sha256', idHashKey).update(number).digest('hex').slice(0, 12)}`;
+}
+
+/** Replaces the number of every WhatsApp id in `text` by its keyed hash (`4915…@c.us` → `#1f0c…@c.us`). */
+export function hashWhatsAppIds(text: string): string {
+  return text.includes('@') ? text.replace(WHATSAPP_ID, (_m, number: string) => hashLogId(number)) : text;
+}
+
 /** Secret values shorter than this are not scrubbed by value (too likely to match ordinary text). */
 const MIN_SECRET_CHARS = 8;
 
@@ -160,7 +194,7 @@ export function secretScrubber(secrets: readonly (string | undefined)[] = []): (
   return (text: string): string => {
     let out = byValue ? text.replace(byValue, REDACTED) : text;
     for (const { pattern, replace } of SECRET_PATTERNS) out = out.replace(pattern, replace);
-    return out;
+    return hashWhatsAppIds(out);
   };
 }
 

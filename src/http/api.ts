@@ -6,22 +6,25 @@
  * Auth: `Authorization: Bearer <API key>` (RFC 6750); a key acts for the person who created it,
  * on any channel. Per-key rate limit on top of the server's per-IP one.
  */
-import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../core/engine.js';
+import { silentLogger, type Logger } from '../core/log.js';
 import type { InboundMessage } from '../core/types.js';
 import { PERSONA_NAMES, PERSONAS } from '../core/personas.js';
 import { decodeToPcm, pcmToWav } from '../core/audio/index.js';
 import { audioToolPaths, runTool } from '../core/audio/process.js';
+import { Readable } from 'node:stream';
+import { createHmac, randomUUID } from 'node:crypto';
 import { AudioUrlSigner } from './audio-urls.js';
+import { streamPersonalExport } from '../core/export.js';
+import { SpeechJobs } from './speech-jobs.js';
 import { HttpProblem } from './problem.js';
 import { bearerToken, JSON_BODY_LIMIT_BYTES } from './server.js';
 import { openApiDocument, referencePage, registerRoutes, route, type ApiRoute, type AuthedRequest } from './openapi.js';
 import { WebSender, WebTurnTarget, webInboundMessage, type WebReply } from './web-channel.js';
 import { registerRealtime, type RealtimeOptions } from './realtime.js';
 import multipart from '@fastify/multipart';
-import { silentLogger, type Logger } from '../core/log.js';
 
 /** Options of {@link registerApi}. */
 export interface ApiOptions {
@@ -32,12 +35,12 @@ export interface ApiOptions {
   publicUrl?: string;
   /** Requests per minute per API key. */
   rateLimitPerKey: number;
+  /** Logger of background work (speech jobs) and of the realtime connections; default silent. */
+  logger?: Logger;
   /** How long `POST /v1/turns` waits for the reply before answering 504, ms. Default 120 000. */
   turnTimeoutMs?: number;
   /** Settings of the realtime WebSocket `GET /v1/realtime` (docs/realtime.md); defaults when absent. */
   realtime?: Omit<RealtimeOptions, 'engine' | 'logger' | 'authenticate'>;
-  /** Logger of the realtime connections (default: silent). */
-  logger?: Logger;
 }
 
 const AudioSchema = z.object({
@@ -72,11 +75,28 @@ const VoiceSchema = z.object({
 });
 const Persona = z.enum(PERSONA_NAMES as unknown as [string, ...string[]]);
 
+const SpeechJobSchema = z.object({
+  id: z.string(),
+  status: z.enum(['queued', 'running', 'done', 'failed']),
+  progress: z.number().min(0).max(1),
+  createdAt: z.string(),
+  finishedAt: z.string().optional(),
+  result: z.object({ url: z.string(), expiresAt: z.string(), durationSec: z.number(), mimeType: z.string() }).optional(),
+  error: z.string().optional().describe("Why it failed (the engine's user-facing message)"),
+  callback: z.object({ state: z.enum(['delivered', 'failed']), attempts: z.number().int(), status: z.number().int().optional() }).optional(),
+});
+
 /** The media types `POST /v1/speech` can answer, by `Accept`. */
 const SPEECH_TYPES = ['audio/ogg', 'audio/mpeg', 'audio/wav'] as const;
 
 /** The route descriptions (also the OpenAPI document). */
-export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebSender): ApiRoute[] {
+export function apiRoutes(
+  options: ApiOptions,
+  signer: AudioUrlSigner,
+  web: WebSender,
+  exportSigner: AudioUrlSigner = exportLinkSigner(options.urlSigningKey),
+  speechJobs?: SpeechJobs,
+): ApiRoute[] {
   const { engine } = options;
   const store = engine.store;
   const base = (req: FastifyRequest): string => options.publicUrl ?? `${req.protocol}://${req.host}`;
@@ -120,6 +140,15 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
   };
   const asVoiceNote = (audio: Buffer): InboundMessage['audio'] => ({ bytes: audio, declaredSizeBytes: audio.length, isVoiceNote: true });
   const EnrollResponse = z.object({ replies: z.array(ReplySchema), voice: VoiceSchema });
+  /** Streams the person's export archive (built as it is sent). */
+  const sendExport = async (userKey: string, reply: FastifyReply): Promise<FastifyReply> => {
+    const built = await streamPersonalExport({ store, now: Date.now, ...(engine.usage ? { usage: engine.usage } : {}) }, userKey);
+    return reply
+      .type('application/zip')
+      .header('content-disposition', `attachment; filename="${built.fileName}"`)
+      .header('cache-control', 'private, no-store')
+      .send(Readable.from(built.chunks));
+  };
   const routes = [
     route({
       method: 'post',
@@ -220,9 +249,30 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
       summary: 'Text to speech in your twin voice; Accept picks audio/ogg (Opus, default), audio/mpeg or audio/wav',
       tag: 'voice',
       auth: true,
-      body: z.object({ text: z.string().min(1).max(100_000) }),
-      responses: { 200: { description: 'The speech', contentTypes: [...SPEECH_TYPES] } },
+      body: z.object({
+        text: z.string().min(1).max(100_000),
+        callback_url: z
+          .string()
+          .max(2000)
+          .regex(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL')
+          .optional()
+          .describe('Run as a job and POST its outcome here, signed (VoiceTwin-Signature, see docs/http.md)'),
+      }),
+      responses: {
+        200: { description: 'The speech', contentTypes: [...SPEECH_TYPES] },
+        202: {
+          description: 'A speech job (texts over REPLY_MAX_CHARS, `Prefer: respond-async`, or a callback_url): poll GET /v1/jobs/{id}',
+          schema: SpeechJobSchema.extend({ statusUrl: z.string(), callbackSecret: z.string().optional().describe('Key of the callback signature (hex), shown only now') }),
+        },
+      },
       handler: async ({ req, reply, body, userKey }) => {
+        const prefersAsync = /\brespond-async\b/i.test(String(req.headers.prefer ?? ''));
+        if (body.callback_url || prefersAsync || body.text.trim().length > engine.settings.limits.replyMaxChars) {
+          if (!speechJobs) throw new HttpProblem(503, 'NO_QUEUE', 'Speech jobs need the job queue, which this server runs without.');
+          const created = await speechJobs.create(userKey, body.text, base(req), body.callback_url);
+          reply.code(202).header('location', `/v1/jobs/${created.view.id}`);
+          return { ...created.view, statusUrl: `${base(req)}/v1/jobs/${created.view.id}`, ...(created.callbackSecret ? { callbackSecret: created.callbackSecret } : {}) };
+        }
         const type = pickSpeechType(req.headers.accept);
         if (!type) throw new HttpProblem(406, 'NOT_ACCEPTABLE', `Accept one of ${SPEECH_TYPES.join(', ')}.`);
         const spoken = await engine.speak(userKey, body.text);
@@ -236,6 +286,20 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
         reply.header('x-voice-duration-sec', spoken.voice.durationSec.toFixed(2));
         if (spoken.label) reply.header('x-voice-label', spoken.label.replace(/[^\x20-\x7e]/g, ''));
         return reply.type(type === 'audio/ogg' ? 'audio/ogg; codecs=opus' : type).send(bytes);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/v1/jobs/{id}',
+      operationId: 'getSpeechJob',
+      summary: 'A speech job: status, progress (pieces spoken / pieces), and when done a signed URL of the voice note',
+      tag: 'voice',
+      auth: true,
+      responses: { 200: { description: 'The job', schema: SpeechJobSchema } },
+      handler: async ({ params, userKey }) => {
+        const job = await speechJobs?.get(userKey, params.id ?? '');
+        if (!job) throw new HttpProblem(404, 'NOT_FOUND', 'You have no speech job with that id (jobs are kept 7 days).');
+        return job;
       },
     }),
     route({
@@ -428,6 +492,56 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
     }),
     route({
       method: 'get',
+      path: '/v1/export',
+      operationId: 'exportEverything',
+      summary: 'Everything stored about you as a ZIP archive (the same as /export in a chat): JSON of your profile, consent record, history, memories and usage, your samples and consent recording as WAV; streamed',
+      tag: 'privacy',
+      auth: true,
+      responses: { 200: { description: 'The ZIP archive', contentTypes: ['application/zip'] } },
+      handler: async ({ userKey, reply }) => sendExport(userKey, reply),
+    }),
+    route({
+      method: 'get',
+      path: '/v1/export/{id}',
+      operationId: 'downloadExport',
+      summary: 'Your export by signed download link (offered in a chat when the archive is over the platform\'s file limit); built when fetched, valid 15 minutes',
+      tag: 'privacy',
+      auth: false,
+      query: z.object({ exp: z.string(), sig: z.string() }),
+      responses: { 200: { description: 'The ZIP archive', contentTypes: ['application/zip'] } },
+      handler: async ({ params, query, reply }) => {
+        const subject = exportSigner.verify(params.id ?? '', query.exp, query.sig);
+        if (!subject?.startsWith('export:')) throw new HttpProblem(403, 'BAD_SIGNATURE', 'This download link is invalid or has expired: send /export again for a new one.');
+        const userKey = subject.slice('export:'.length);
+        if (!(await store.users.get(userKey)) && !(await store.profiles.get(userKey))) throw new HttpProblem(404, 'NOT_FOUND', 'There is nothing stored about this person any more.');
+        return sendExport(userKey, reply);
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/v1/me',
+      operationId: 'deleteEverything',
+      summary: 'Delete everything about you (the same as /delete in a chat): the cloned voice at the provider, samples, consent record and recording, history, memories, usage, queued jobs, outbox records and every API key (this one included)',
+      tag: 'privacy',
+      auth: true,
+      responses: {
+        200: {
+          description: 'What was deleted; the API key used no longer works',
+          schema: z.object({
+            samples: z.number().int(),
+            voice: z.boolean().describe('a cloned voice existed'),
+            providerVoice: z.enum(['deleted', 'failed', 'none']).describe('the voice at the cloning provider: deleted, deletion failed (local data is deleted anyway), or none there'),
+            historyTurns: z.number().int(),
+            memories: z.number().int(),
+            blobs: z.number().int().describe('audio files: samples, consent recording, turn audio, synthesis cache'),
+            jobs: z.number().int().describe('jobs removed from the queue'),
+          }),
+        },
+      },
+      handler: async ({ userKey }) => engine.deletePerson(userKey),
+    }),
+    route({
+      method: 'get',
       path: '/v1/audio/{id}',
       operationId: 'getAudio',
       summary: 'A voice note by signed URL (from a reply); decrypted on the fly',
@@ -446,6 +560,14 @@ export function apiRoutes(options: ApiOptions, signer: AudioUrlSigner, web: WebS
     }),
   ];
   return routes as unknown as ApiRoute[];
+}
+
+/** How long an export download link stays valid, seconds (15 minutes). */
+export const EXPORT_LINK_TTL_SEC = 15 * 60;
+
+/** The signer of export download links `/v1/export/<id>?exp=&sig=`, with its own key derived from the URL signing key. */
+export function exportLinkSigner(urlSigningKey: Buffer, now: () => number = Date.now): AudioUrlSigner {
+  return new AudioUrlSigner(createHmac('sha256', urlSigningKey).update('voicetwin export links v1').digest(), now, '/v1/export');
 }
 
 /** The preferred supported type of an `Accept` header (q-values honoured); undefined when none fits. */
@@ -495,7 +617,17 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
   });
   await app.register(multipart, { limits: { fileSize: maxAudioBytes, files: 1, fields: 5, fieldSize: 1024, parts: 6 }, throwFileSizeLimit: true });
   await registerRealtime(app, { engine, logger: options.logger ?? silentLogger, authenticate: [authenticate, perKey], ...options.realtime });
-  const routes = apiRoutes(options, signer, web);
+  const exportSigner = exportLinkSigner(options.urlSigningKey);
+  const publicUrl = options.publicUrl?.replace(/\/+$/, '');
+  // A chat export over the platform's file limit gets a download link, when the server is reachable from outside.
+  if (publicUrl) {
+    engine.setExportLinks((userKey) => {
+      const signed = exportSigner.sign(`export:${userKey}`, EXPORT_LINK_TTL_SEC);
+      return { url: `${publicUrl}${signed.path}`, expiresAtMs: signed.expiresAtMs };
+    });
+  }
+  const speechJobs = engine.queue ? new SpeechJobs({ engine, queue: engine.queue, audioUrl: (blobKey) => signer.sign(blobKey), logger: (options.logger ?? silentLogger).child({ component: 'speech-jobs' }) }) : undefined;
+  const routes = apiRoutes(options, signer, web, exportSigner, speechJobs);
   registerRoutes(app, routes, { authenticate: [authenticate, perKey], audioBodyLimitBytes: maxAudioBytes, jsonBodyLimitBytes: JSON_BODY_LIMIT_BYTES });
   const doc = openApiDocument(routes, {
     title: 'VoiceTwin API',

@@ -14,23 +14,27 @@ export class AudioUrlSigner {
   readonly #macKey: Buffer;
   readonly #encKey: Buffer;
 
-  /** @param key at least 32 bytes of secret (the app's `urlSigningKey`) */
+  /**
+   * @param key at least 32 bytes of secret (the app's `urlSigningKey`)
+   * @param basePath the path signed URLs start with (default `/v1/audio`; `/v1/export` for export links)
+   */
   constructor(
     key: Buffer,
     private readonly now: () => number = Date.now,
+    private readonly basePath = '/v1/audio',
   ) {
     this.#macKey = createHmac('sha256', key).update('mac').digest();
     this.#encKey = createHmac('sha256', key).update('enc').digest();
   }
 
-  /** The path (with query) of a signed URL for `blobKey`, valid `ttlSec`. */
+  /** The path (with query) of a signed URL for `blobKey` (any short string: a blob key, an export subject), valid `ttlSec`. */
   sign(blobKey: string, ttlSec = AUDIO_URL_TTL_SEC): { path: string; expiresAtMs: number } {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.#encKey, iv);
     const sealed = Buffer.concat([cipher.update(blobKey), cipher.final()]);
     const id = Buffer.concat([iv, sealed, cipher.getAuthTag()]).toString('base64url');
     const exp = Math.floor(this.now() / 1000) + ttlSec;
-    return { path: `/v1/audio/${id}?exp=${exp}&sig=${this.mac(id, exp)}`, expiresAtMs: exp * 1000 };
+    return { path: `${this.basePath}/${id}?exp=${exp}&sig=${this.mac(id, exp)}`, expiresAtMs: exp * 1000 };
   }
 
   /** The blob key of a valid, unexpired signature; undefined otherwise. */

@@ -33,7 +33,7 @@ import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../core/log.js';
-import { RecordCipher } from '../core/store/record-cipher.js';
+import { RecordCipher, sealedKeyId } from '../core/store/record-cipher.js';
 import {
   PermanentJobError,
   latencySummary,
@@ -85,6 +85,8 @@ interface Envelope {
   /** The data sealed with the data key, the job id as associated data (see `record-cipher.ts`). */
   sealed?: string;
 }
+
+const REPLACE_FIELD_IF_SCRIPT = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 else return 0 end`;
 
 /** The partition a key belongs to: a stable hash, so every process agrees. */
 export function partitionOf(key: string, partitions: number): number {
@@ -154,6 +156,60 @@ export class BullQueue implements JobQueue {
     const queue = new BullQueue(connection, options);
     await Promise.all(queue.#queues.map((q) => q.setGlobalConcurrency(1)));
     return queue;
+  }
+
+  /**
+   * Re-encrypts the sealed data of every job under `prefix` (every partition, every state) that is
+   * not yet under `newKey`, for a data key rotation: walks the job hashes with `SCAN … TYPE hash`
+   * (https://redis.io/docs/latest/commands/scan/) and replaces each job's `data` field with a
+   * compare-and-set script, so a job changed meanwhile is left for the next run. Idempotent.
+   * @param options.prefix the BullMQ key prefix (`<REDIS_NAMESPACE>-jobs`)
+   * @returns how many jobs were re-encrypted and how many were already under the new key
+   * @throws Error when Redis cannot be reached; RecordIntegrityError when a job's data opens with neither key
+   */
+  static async rekeyJobs(options: { redisUrl: string; prefix?: string; oldKey: Buffer; newKey: Buffer; onProgress?: (handled: number) => void }): Promise<{ rekeyed: number; current: number }> {
+    const prefix = `${options.prefix ?? 'voicetwin-jobs'}:`;
+    const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: true });
+    redis.on('error', () => undefined);
+    await redis.connect();
+    try {
+      const cipher = new RecordCipher(options.newKey, [options.oldKey]);
+      let rekeyed = 0;
+      let current = 0;
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`, 'COUNT', 500, 'TYPE', 'hash');
+        cursor = next;
+        for (const key of keys) {
+          const rest = key.slice(prefix.length);
+          const sep = rest.indexOf(':');
+          if (sep < 0) continue;
+          const id = rest.slice(sep + 1);
+          const stored = await redis.hget(key, 'data');
+          if (!stored) continue;
+          let envelope: Envelope;
+          try {
+            envelope = JSON.parse(stored) as Envelope;
+          } catch {
+            continue;
+          }
+          if (envelope.sealed === undefined && envelope.data === undefined) continue;
+          if (sealedKeyId(envelope.sealed) === cipher.keyId) {
+            current++;
+            continue;
+          }
+          const data = envelope.sealed !== undefined ? cipher.open<JobData>(`queue-job:${id}`, envelope.sealed) : (envelope.data ?? {});
+          const replaced: Envelope = { kind: envelope.kind, key: envelope.key, sealed: cipher.seal(`queue-job:${id}`, data) };
+          const done = await redis.eval(REPLACE_FIELD_IF_SCRIPT, 1, key, 'data', stored, JSON.stringify(replaced));
+          if (Number(done) === 1) rekeyed++;
+          if ((rekeyed + current) % 500 === 0) options.onProgress?.(rekeyed + current);
+        }
+      } while (cursor !== '0');
+      options.onProgress?.(rekeyed + current);
+      return { rekeyed, current };
+    } finally {
+      redis.disconnect();
+    }
   }
 
   /** The partition queue of a key. */

@@ -26,7 +26,7 @@ import { promises as fs } from 'node:fs';
 import sqlite3 from 'sqlite3';
 import { silentLogger, type Logger } from '../core/log.js';
 import { createPrivateFile } from '../core/store/file-modes.js';
-import { RecordCipher, SEALED_PREFIX, isSealed } from '../core/store/record-cipher.js';
+import { RecordCipher, SEALED_PREFIX, isSealed, sealedKeyId } from '../core/store/record-cipher.js';
 import {
   PermanentJobError,
   latencySummary,
@@ -214,6 +214,42 @@ export class EmbeddedQueue implements JobQueue {
       await this.#db.serial(() => this.#db.all(`PRAGMA wal_checkpoint(TRUNCATE)`));
     } catch (err) {
       this.#log.warn({ err }, 'job queue WAL checkpoint failed');
+    }
+  }
+
+  /**
+   * Re-encrypts the data of every job in `<dataDir>/jobs.sqlite` that is not yet under `newKey`
+   * (sealed with `oldKey`, or plain JSON), for a data key rotation; the job id stays the
+   * associated data. Idempotent (jobs sealed with `newKey` are skipped) and safe to repeat after
+   * an interruption. Replaced content is zeroed (`secure_delete`) and the WAL truncated. Does
+   * nothing when the file does not exist.
+   * @returns how many jobs were re-encrypted and how many were already under the new key
+   * @throws RecordIntegrityError when a job's data opens with neither key
+   */
+  static async rekeyJobs(options: { dataDir: string; oldKey: Buffer; newKey: Buffer; onProgress?: (handled: number) => void }): Promise<{ rekeyed: number; current: number }> {
+    const file = path.join(options.dataDir, QUEUE_FILE);
+    if (!(await fs.stat(file).then(() => true, () => false))) return { rekeyed: 0, current: 0 };
+    const db = await Db.open(file);
+    try {
+      await db.exec(`PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;`);
+      const cipher = new RecordCipher(options.newKey, [options.oldKey]);
+      const rows = await db.all<Pick<Row, 'seq' | 'id' | 'data'>>(`SELECT seq, id, data FROM jobs ORDER BY seq`);
+      let rekeyed = 0;
+      let current = 0;
+      for (const row of rows) {
+        if (sealedKeyId(row.data) === cipher.keyId) {
+          current++;
+        } else {
+          const data: JobData = isSealed(row.data) ? cipher.open<JobData>(`queue-job:${row.id}`, row.data) : (JSON.parse(row.data) as JobData);
+          rekeyed += await db.run(`UPDATE jobs SET data = ? WHERE seq = ? AND data = ?`, [cipher.seal(`queue-job:${row.id}`, data), row.seq, row.data]);
+        }
+        if ((rekeyed + current) % 500 === 0) options.onProgress?.(rekeyed + current);
+      }
+      options.onProgress?.(rekeyed + current);
+      await db.all(`PRAGMA wal_checkpoint(TRUNCATE)`);
+      return { rekeyed, current };
+    } finally {
+      await db.close();
     }
   }
 

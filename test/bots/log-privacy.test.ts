@@ -16,7 +16,7 @@ import { startDiscordBot } from '../../src/bots/discord/index.js';
 import { startTelegramBot } from '../../src/bots/telegram/index.js';
 import { startWhatsAppBot } from '../../src/bots/whatsapp/index.js';
 import { Engine } from '../../src/core/engine.js';
-import { createLogger, type Logger } from '../../src/core/log.js';
+import { createLogger, hashLogId, type Logger } from '../../src/core/log.js';
 import type { Providers } from '../../src/core/providers.js';
 import { createStore } from '../../src/core/store/index.js';
 import type { Store } from '../../src/core/store/types.js';
@@ -257,6 +257,9 @@ describe('no user words and no token in the logs when every send fails', () => {
     expect(logs.lines().filter((l) => Number(l.level) >= 50).length).toBeGreaterThan(1);
     expect(logs.text).toMatch(/Evaluation failed/);
     expect(logs.leaks([])).toEqual([]);
+    // The chat id is a phone number: logged as its keyed hash, the same on every line.
+    expect(logs.text).not.toContain('4915112345678');
+    expect(logs.text.split(`${hashLogId('4915112345678')}@c.us`).length).toBeGreaterThan(6);
     await engine.engine.stop();
   });
 });

@@ -16,8 +16,12 @@ import { createStore } from '../../src/core/store/keyv-store.js';
 import type { Store } from '../../src/core/store/types.js';
 import type { InboundMessage, OutboundReply, ReplyTarget } from '../../src/core/types.js';
 import { UsageMeter } from '../../src/core/usage.js';
-import type { ExportDocument } from '../../src/core/export.js';
+import { buildPersonalExport, streamPersonalExport, type ExportDocument } from '../../src/core/export.js';
 import { infoZipTest, readZip } from '../helpers/unzip.js';
+import { REDIS_URL, redisAvailable } from '../helpers/redis.js';
+import { deleteRedisNamespace, redisKeysContaining } from '../helpers/raw-scan.js';
+
+const hasRedis = await redisAvailable();
 
 class Recorder implements ReplyTarget {
   replies: OutboundReply[] = [];
@@ -54,16 +58,20 @@ function pcm(seconds: number, seed: number, random = false): PcmAudio {
 
 let store: Store | undefined;
 let dataDir: string | undefined;
+let namespace: string | undefined;
 afterEach(async () => {
   await store?.close();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  if (namespace) await deleteRedisNamespace(REDIS_URL, namespace);
   store = undefined;
   dataDir = undefined;
+  namespace = undefined;
 });
 
-async function setup(channel: 'telegram' | 'discord', sampleSeconds: number, random = false) {
+async function setup(channel: 'telegram' | 'discord', sampleSeconds: number, random = false, backend: 'sqlite' | 'redis' = 'sqlite') {
   dataDir = await mkdtemp(path.join(tmpdir(), 'vt-export-'));
-  store = await createStore({ backend: 'sqlite', dataDir, dataKey: randomBytes(32) });
+  namespace = backend === 'redis' ? `vt-export-${randomBytes(4).toString('hex')}` : undefined;
+  store = await createStore({ backend, dataDir, dataKey: randomBytes(32), ...(namespace ? { redisUrl: REDIS_URL, namespace } : {}) });
   const usage = new UsageMeter(store.kv);
   const engine = new Engine({ store, providers, usage });
   const userKey = `${channel}:77`;
@@ -87,12 +95,15 @@ async function setup(channel: 'telegram' | 'discord', sampleSeconds: number, ran
   await store.memories.add(userKey, { id: 'ab12', text: `PIN hint ${marker}`, createdAtMs: 22, source: 'explicit' });
   await usage.record(userKey, { provider: 'local', ttsChars: 120 });
   const message: InboundMessage = { id: 'x1', channel, chatId: '77', userId: '77', receivedAtMs: Date.now(), command: { name: 'export', args: '' } };
-  return { engine, marker, audio, consentAudio, message };
+  return { engine, usage, userKey, marker, audio, consentAudio, message };
 }
 
 describe('/export', () => {
-  it('sends a zip whose JSON and WAV files are what is stored', async () => {
-    const { engine, marker, audio, consentAudio, message } = await setup('telegram', 1.5);
+  // Without Redis the Redis row is left out (redisAvailable prints why).
+  it.each((['sqlite', 'redis'] as const).filter((b) => b === 'sqlite' || hasRedis))('sends a zip whose JSON and WAV files are what is stored (%s store)', async (backend) => {
+    const { engine, marker, audio, consentAudio, message } = await setup('telegram', 1.5, false, backend);
+    // The person's words are sealed in the backend, and come back in clear only inside the export.
+    if (backend === 'redis') expect(await redisKeysContaining(REDIS_URL, namespace!, marker)).toEqual([]);
     const out = new Recorder();
     await engine.handle(message, out);
     const reply = out.replies.at(-1)!;
@@ -133,5 +144,41 @@ describe('/export', () => {
     const doc = JSON.parse(files.get('voicetwin-export.json')!.toString('utf8')) as ExportDocument;
     expect(doc.audioIncluded).toBe(false);
     expect(doc.samples).toHaveLength(2);
+    expect(reply.text).not.toMatch(/download/);
+  });
+
+  it('over the limit with a download link configured: the reply offers the link to the full archive', async () => {
+    const { engine, message } = await setup('discord', 200, true);
+    const asked: string[] = [];
+    engine.setExportLinks((userKey) => {
+      asked.push(userKey);
+      return { url: `https://twin.example/v1/export/abc?exp=1&sig=x`, expiresAtMs: Date.UTC(2026, 0, 1, 12, 30) };
+    });
+    const out = new Recorder();
+    await engine.handle(message, out);
+    const reply = out.replies.at(-1)!;
+    expect(asked).toEqual(['discord:77']);
+    expect(reply.text).toMatch(/left out: with them the file is [\d.]+ MB/);
+    expect(reply.text).toMatch(/can be downloaded until 12:30 UTC .*: https:\/\/twin\.example\/v1\/export\/abc\?exp=1&sig=x$/);
+    expect([...readZip(reply.document!.bytes).keys()].sort()).toEqual(['README.txt', 'voicetwin-export.json']);
+  });
+
+  it('streams the same archive as it builds: same files, same bytes in each', async () => {
+    const { usage, userKey } = await setup('telegram', 1.5);
+    const deps = { store: store!, usage, now: () => 1_760_000_000_000 };
+    const built = await buildPersonalExport(deps, userKey);
+    const streamed = await streamPersonalExport(deps, userKey);
+    const chunks: Buffer[] = [];
+    for await (const chunk of streamed.chunks) chunks.push(Buffer.from(chunk));
+    expect(chunks.length).toBeGreaterThan(1);
+    const zip = Buffer.concat(chunks);
+    const tested = infoZipTest(zip);
+    if (tested !== undefined) expect(tested).toBe(true);
+    const a = readZip(built.bytes);
+    const b = readZip(zip);
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    expect(b.size).toBe(5);
+    for (const [name, bytes] of a) expect(b.get(name)!.equals(bytes), name).toBe(true);
+    expect(streamed.fileName).toBe(built.fileName);
   });
 });

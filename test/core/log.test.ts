@@ -2,12 +2,19 @@
  * The logger's privacy layers on real SDK error objects (grammY, @discordjs/rest) and on plain
  * fields: the error serializer's allowlist, redaction paths, secret values and token patterns.
  */
+import { createHmac } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { DiscordAPIError } from '@discordjs/rest';
 import { GrammyError, HttpError } from 'grammy';
 import { describe, expect, it } from 'vitest';
 import { ProviderError, UserInputError } from '../../src/core/errors.js';
-import { createLogger, secretScrubber, secretsFromEnv, serializeError, type Logger } from '../../src/core/log.js';
+import { createLogger, hashLogId, hashWhatsAppIds, secretScrubber, secretsFromEnv, serializeError, setLogIdKey, type Logger } from '../../src/core/log.js';
+import { Engine } from '../../src/core/engine.js';
+import { createStore } from '../../src/core/store/keyv-store.js';
+import type { OutboundReply } from '../../src/core/types.js';
 
 const TELEGRAM_TOKEN = '7000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ';
 const DISCORD_TOKEN = 'MTA5ODc2NTQzMjEwOTg3NjU0.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB';
@@ -146,5 +153,79 @@ describe('redaction', () => {
     const scrub = secretScrubber([]);
     const line = 'at TelegramRenderer.send (/srv/voicetwin/src/bots/telegram/render.ts:103:56) 12:30 chat 1001 update telegram:update:100';
     expect(scrub(line)).toBe(line);
+  });
+});
+
+describe('WhatsApp ids in logs', () => {
+  it('replaces the phone number of every WhatsApp id by one keyed hash per number, wherever it appears', () => {
+    const log = capture([]);
+    const number = '4915112345678';
+    log.logger.child({ channel: 'whatsapp', chatId: `${number}@c.us`, messageId: `false_${number}@c.us_3EB0C0FFEE` }).info({ userKey: `whatsapp:${number}@c.us` }, `send to ${number}@c.us failed`);
+    log.logger.info({ chatId: '4917700000001@c.us', group: '120363041234567890@g.us', lid: '+123456789012@lid' }, 'other');
+    const text = log.text();
+    expect(text).not.toContain(number);
+    expect(text).not.toContain('4917700000001');
+    expect(text).not.toContain('120363041234567890');
+    const [first, second] = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+    const hash = hashLogId(number);
+    expect(hash).toMatch(/^#[0-9a-f]{12}$/);
+    expect(first).toMatchObject({ chatId: `${hash}@c.us`, messageId: `false_${hash}@c.us_3EB0C0FFEE`, userKey: `whatsapp:${hash}@c.us`, msg: `send to ${hash}@c.us failed` });
+    expect(second!.chatId).toBe(`${hashLogId('4917700000001')}@c.us`);
+    expect(second!.chatId).not.toBe(first!.chatId);
+    expect(second!.group).toBe(`${hashLogId('120363041234567890')}@g.us`);
+    expect(second!.lid).toBe(`${hashLogId('123456789012')}@lid`);
+    // Not WhatsApp ids: left alone.
+    const scrub = secretScrubber([]);
+    expect(scrub('mail ana@example.com, telegram:1001, status@broadcast, 12:30')).toBe('mail ana@example.com, telegram:1001, status@broadcast, 12:30');
+  });
+
+  it('hashes with the key set for the deployment: the same in every process, HMAC-SHA256 of the number', () => {
+    const key = Buffer.alloc(32, 7);
+    setLogIdKey(key);
+    expect(hashLogId('4915112345678')).toBe(`#${createHmac('sha256', key).update('4915112345678').digest('hex').slice(0, 12)}`);
+    expect(hashWhatsAppIds('chat 4915112345678@c.us')).toBe(`chat ${hashLogId('4915112345678')}@c.us`);
+    expect(() => setLogIdKey(Buffer.alloc(4))).toThrow(/at least 16 bytes/);
+  });
+});
+
+describe('"user input refused"', () => {
+  it('logs the code only, not the details (which may hold what the user sent)', async () => {
+    const marker = `bluebird${Date.now()}`;
+    const refuse = async (): Promise<never> => {
+      throw new UserInputError('TEXT_TOO_LONG', 'That text is too long to speak in one go.', { message: `provider echoed ${marker}`, heard: marker });
+    };
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'vt-log-'));
+    const store = await createStore({ backend: 'memory', dataDir, dataKey: Buffer.alloc(32, 1) });
+    const log = capture([]);
+    const engine = new Engine({
+      store,
+      logger: log.logger,
+      providers: {
+        stt: { name: 'none', reliable: true, transcribe: refuse },
+        chat: { name: 'none', reply: refuse, extractMemories: refuse, insight: refuse },
+        tts: { name: 'none', synthesize: refuse },
+        cloner: { name: 'none', minSpeechSec: 3, clone: refuse },
+      },
+    });
+    const replies: OutboundReply[] = [];
+    try {
+      await engine.handle(
+        { id: 'm1', channel: 'console', chatId: 'u1', userId: 'u1', receivedAtMs: Date.now(), text: 'hello' },
+        { reply: async (r) => void replies.push(r), activity: async () => undefined, status: async () => async () => undefined },
+      );
+    } finally {
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+    expect(replies.at(-1)).toMatchObject({ kind: 'error', text: 'That text is too long to speak in one go.' });
+    const refused = log
+      .text()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'user input refused');
+    expect(refused).toMatchObject({ code: 'TEXT_TOO_LONG' });
+    expect(refused).not.toHaveProperty('details');
+    expect(log.text()).not.toContain(marker);
   });
 });

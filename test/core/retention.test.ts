@@ -7,18 +7,32 @@ import { createStore } from '../../src/core/store/keyv-store.js';
 import type { Store } from '../../src/core/store/types.js';
 import { SHARED_TTS_OWNER, sweepRetention } from '../../src/core/retention.js';
 import { loadConfig } from '../../src/config.js';
+import { REDIS_URL, redisAvailable } from '../helpers/redis.js';
+import { deleteRedisNamespace } from '../helpers/raw-scan.js';
+
+const hasRedis = await redisAvailable();
 
 const DAY = 86_400_000;
 let store: Store | undefined;
 let dataDir: string | undefined;
+let namespace: string | undefined;
 afterEach(async () => {
   await store?.close();
+  store = undefined;
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  if (namespace) await deleteRedisNamespace(REDIS_URL, namespace);
+  namespace = undefined;
 });
 
-async function open(): Promise<Store> {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'vt-retention-'));
-  store = await createStore({ backend: 'sqlite', dataDir, dataKey: randomBytes(32) });
+const dataKey = randomBytes(32);
+
+/** A store on `backend` (Redis: a namespace of its own); `reopen` keeps the same data dir and namespace. */
+async function open(backend: 'sqlite' | 'redis', reopen = false): Promise<Store> {
+  if (!reopen) {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'vt-retention-'));
+    namespace = backend === 'redis' ? `vt-retention-${randomBytes(4).toString('hex')}` : undefined;
+  }
+  store = await createStore({ backend, dataDir: dataDir!, dataKey, ...(namespace ? { redisUrl: REDIS_URL, namespace } : {}) });
   return store;
 }
 
@@ -27,9 +41,12 @@ const user = (key: string) => ({
   sendTextWithVoice: false, optedOut: false, blocked: false, messageCount: 0, createdAtMs: 1, updatedAtMs: 1,
 });
 
-describe('retention sweep', () => {
-  it('deletes old turns and old synthesis/turn audio, keeps samples and the consent recording', async () => {
-    const s = await open();
+describe.each([
+  { backend: 'sqlite' as const, skip: false },
+  { backend: 'redis' as const, skip: !hasRedis },
+])('retention sweep on $backend', ({ backend, skip }) => {
+  it.skipIf(skip)('deletes old turns and old synthesis/turn audio, keeps samples and the consent recording', async () => {
+    let s = await open(backend);
     const now = Date.now();
     await s.users.put(user('telegram:1'));
     await s.history.append('telegram:1', { role: 'user', text: 'old', atMs: now - 40 * DAY }, { role: 'twin', text: 'old reply', atMs: now - 31 * DAY }, { role: 'user', text: 'recent', atMs: now - DAY });
@@ -54,8 +71,16 @@ describe('retention sweep', () => {
     // Zero keeps everything.
     expect(await sweepRetention(s, { historyDays: 0, audioDays: 0 }, now + 1000 * DAY)).toEqual({ turns: 0, audioBlobs: 0, people: 0 });
     expect(await s.history.recent('telegram:1', 10)).toHaveLength(1);
-  });
 
+    // What the sweep removed stays removed in the backend, after a restart.
+    await s.close();
+    s = await open(backend, true);
+    expect((await s.history.recent('telegram:1', 10)).map((t) => t.text)).toEqual(['recent']);
+    expect(await s.blobs.list('telegram:1')).toEqual([sample, consent]);
+  });
+});
+
+describe('retention settings', () => {
   it('reads HISTORY_RETENTION_DAYS and AUDIO_RETENTION_DAYS, defaulting to 0 and 30', () => {
     const base = { VOICETWIN_DATA_DIR: '/tmp/vt-x', VOICETWIN_DATA_KEY: '00'.repeat(32) };
     expect(loadConfig(base).retention).toEqual({ historyDays: 0, audioDays: 30 });

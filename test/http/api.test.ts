@@ -4,13 +4,17 @@
  * formats; memories, persona, conversations, voice; body limits and per-key rate limits. Every
  * response is validated against the generated OpenAPI document.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../src/http/server.js';
-import { registerApi } from '../../src/http/api.js';
+import { exportLinkSigner, registerApi } from '../../src/http/api.js';
+import { pcmToWav } from '../../src/core/audio/index.js';
+import type { ExportDocument } from '../../src/core/export.js';
+import { infoZipTest, readZip } from '../helpers/unzip.js';
 import { silentLogger } from '../../src/core/log.js';
 import { ConsoleChannel } from '../../src/bots/console.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
@@ -26,13 +30,14 @@ let server: HttpServer;
 let base: string;
 let api: OpenApiChecker;
 let key: string;
+const signingKey = randomBytes(32);
 
 beforeAll(async () => {
   app = await createTestApp({ env: { MAX_AUDIO_BYTES: '400000', INSIGHT_EVERY: '0', MEMORY_EVERY: '0' } });
   server = await createHttpServer({
     settings: TEST_HTTP_SETTINGS,
     logger: silentLogger,
-    routes: (f) => registerApi(f, { engine: app.engine, urlSigningKey: randomBytes(32), rateLimitPerKey: 10_000 }),
+    routes: (f) => registerApi(f, { engine: app.engine, urlSigningKey: signingKey, rateLimitPerKey: 10_000 }),
   });
   ({ url: base } = await server.listen());
   const doc = (await (await fetch(`${base}/v1/openapi.json`)).json()) as Json;
@@ -142,10 +147,11 @@ describe('REST API', () => {
     const tooLong = await call('POST', '/v1/turns', { body: { text: 'x'.repeat(5000) } });
     expect(tooLong.status).toBe(200);
     expect(tooLong.json.replies[0]).toMatchObject({ kind: 'error' });
-    const speechTooLong = await call('POST', '/v1/speech', { body: { text: 'word '.repeat(200) } });
+    // Over REPLY_MAX_CHARS (600) speech becomes a job (below); over 20 times that it is refused.
+    const speechTooLong = await call('POST', '/v1/speech', { body: { text: 'word '.repeat(2500) } });
     expect(speechTooLong.status).toBe(422);
     expect(speechTooLong.json).toMatchObject({ code: 'TEXT_TOO_LONG' });
-    expect(String(speechTooLong.json.detail)).toMatch(/at most 600 characters/);
+    expect(String(speechTooLong.json.detail)).toMatch(/A speech job speaks at most 12000 characters/);
   }, 60_000);
 
   it('speaks text as Ogg/Opus, MP3 or WAV by Accept', async () => {
@@ -241,4 +247,146 @@ describe('REST API', () => {
       await limited.close();
     }
   });
+
+  it('GET /v1/export streams the zip of everything stored; a signed download link serves it without a key', async () => {
+    const person = 'web:exporter';
+    const exporterKey = (await app.engine.apiKeys.create(person, 'export')).key;
+    const marker = `bluebird${randomBytes(5).toString('hex')}`;
+    const samples = new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7)));
+    const wav = pcmToWav({ samples, sampleRateHz: 16000 });
+    const blobKey = await app.store.blobs.put(person, wav, 'sample');
+    await app.store.samples.add({ id: 's1', userKey: person, blobKey, durationSec: 1, speechSec: 1, loudnessDb: -20, snrDb: 30, sourceMessageId: 'm1', createdAtMs: 1 });
+    await call('POST', '/v1/memories', { body: { text: `PIN hint ${marker}` }, headers: auth(exporterKey) });
+    // History written directly: a spoken turn takes seconds with the offline voice on a loaded machine.
+    await app.store.history.append(person, { role: 'user', text: `my hearing ${marker}`, atMs: Date.now() }, { role: 'twin', text: 'I hear you', atMs: Date.now() });
+
+    const res = await call('GET', '/v1/export', { headers: auth(exporterKey) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="voicetwin-export-\d{4}-\d{2}-\d{2}\.zip"$/);
+    expect(res.headers.get('transfer-encoding')).toBe('chunked'); // streamed, not buffered with a length
+    const tested = infoZipTest(res.bytes!);
+    if (tested !== undefined) expect(tested).toBe(true);
+    const files = readZip(res.bytes!);
+    const doc = JSON.parse(files.get('voicetwin-export.json')!.toString('utf8')) as ExportDocument;
+    expect(doc.userKey).toBe(person);
+    expect(doc.history.map((t) => t.text)).toContain(`my hearing ${marker}`);
+    expect(doc.memories.map((m) => m.text)).toEqual([`PIN hint ${marker}`]);
+    expect(files.get(doc.samples[0]!.file!)!.equals(wav)).toBe(true);
+
+    // The download link a chat reply offers: no API key needed, only a valid, unexpired signature.
+    const signed = exportLinkSigner(signingKey).sign(`export:${person}`);
+    const [linkPath, query] = signed.path.split('?') as [string, string];
+    const viaLink = await call('GET', '/v1/export/{id}', { path: signed.path, headers: { authorization: '' } });
+    expect(viaLink.status).toBe(200);
+    expect(readZip(viaLink.bytes!).get(doc.samples[0]!.file!)!.equals(wav)).toBe(true);
+    const forged = await call('GET', '/v1/export/{id}', { path: `${linkPath}?${query.replace(/sig=./, 'sig=A')}`, headers: { authorization: '' } });
+    expect(forged.status).toBe(403);
+    expect(forged.json).toMatchObject({ code: 'BAD_SIGNATURE' });
+    const expired = exportLinkSigner(signingKey, () => Date.now() - 3_600_000).sign(`export:${person}`);
+    expect((await call('GET', '/v1/export/{id}', { path: expired.path, headers: { authorization: '' } })).status).toBe(403);
+    // An audio link signed with the audio signer is not an export link.
+    expect((await call('GET', '/v1/export/{id}', { path: `/v1/export/${linkPath.slice('/v1/export/'.length)}?exp=${signed.expiresAtMs / 1000}&sig=${'x'.repeat(43)}`, headers: { authorization: '' } })).status).toBe(403);
+  }, 60_000);
+
+  it('DELETE /v1/me deletes everything of the person and revokes their keys', async () => {
+    const person = 'web:leaver';
+    const leaverKey = (await app.engine.apiKeys.create(person, 'leaving')).key;
+    const other = (await app.engine.apiKeys.create(person, 'second')).key;
+    await app.store.blobs.put(person, pcmToWav({ samples: new Int16Array(1600), sampleRateHz: 16000 }), 'consent');
+    await call('POST', '/v1/memories', { body: { text: 'I live on Elm Street' }, headers: auth(leaverKey) });
+    await app.store.history.append(person, { role: 'user', text: 'hello twin', atMs: Date.now() }, { role: 'twin', text: 'hello', atMs: Date.now() });
+    await app.store.users.put({
+      key: person, channel: 'web', address: { channel: 'web', chatId: 'leaver' }, persona: 'supportive',
+      sendTextWithVoice: false, optedOut: false, blocked: false, messageCount: 1, createdAtMs: 1, updatedAtMs: 1,
+    });
+    await app.store.kv.set(`speechjob:${person}:j1`, { id: 'j1', userKey: person, state: 'done' });
+    await app.store.kv.set('speechjob:web:leaver-not:j2', { id: 'j2', userKey: 'web:leaver-not', state: 'done' });
+    const before = await app.store.summarize(person);
+    expect(before.historyTurns).toBeGreaterThanOrEqual(2);
+
+    const res = await call('DELETE', '/v1/me', { headers: auth(leaverKey) });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ samples: 0, voice: false, providerVoice: 'none', historyTurns: before.historyTurns, memories: 1, blobs: before.blobKeys.length });
+    expect(res.json.blobs).toBeGreaterThanOrEqual(1);
+    const after = await app.store.summarize(person);
+    expect(after).toMatchObject({ samples: [], historyTurns: 0, memories: [], blobKeys: [] });
+    expect(after.user).toBeUndefined();
+    expect(await app.store.kv.get(`speechjob:${person}:j1`)).toBeUndefined();
+    expect(await app.store.kv.get('speechjob:web:leaver-not:j2')).toMatchObject({ id: 'j2' }); // another person's stays
+    for (const k of [leaverKey, other]) {
+      const gone = await call('GET', '/v1/voice', { headers: auth(k) });
+      expect(gone.status).toBe(401);
+    }
+    // The export link of a deleted person serves nothing.
+    const signed = exportLinkSigner(signingKey).sign(`export:${person}`);
+    expect((await call('GET', '/v1/export/{id}', { path: signed.path, headers: { authorization: '' } })).status).toBe(404);
+  }, 60_000);
+
+  it('runs a long text as a speech job: 202, progress by GET /v1/jobs/{id}, a signed result URL, an HMAC-signed callback', async () => {
+    const received: { headers: IncomingHttpHeaders; body: string }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const port = (receiver.address() as { port: number }).port;
+    try {
+      const limit = app.engine.settings.limits.replyMaxChars;
+      const sentence = 'The river was calm this morning and the boats were still. ';
+      const text = sentence.repeat(Math.ceil((limit + 1) / sentence.length)).trim();
+      expect(text.length).toBeGreaterThan(limit);
+      const bad = await call('POST', '/v1/speech', { body: { text: 'hi', callback_url: 'ftp://example.com/x' } });
+      expect(bad.status).toBe(400);
+
+      const created = await call('POST', '/v1/speech', { body: { text, callback_url: `http://127.0.0.1:${port}/done` } });
+      expect(created.status).toBe(202);
+      expect(created.json).toMatchObject({ status: 'queued', progress: 0 });
+      expect(created.headers.get('location')).toBe(`/v1/jobs/${created.json.id}`);
+      expect(created.json.callbackSecret).toMatch(/^[0-9a-f]{64}$/);
+      const id = created.json.id as string;
+
+      let job: Json;
+      const progress: number[] = [];
+      const deadline = Date.now() + 90_000;
+      do {
+        await new Promise((r) => setTimeout(r, 200));
+        job = (await call('GET', '/v1/jobs/{id}', { path: `/v1/jobs/${id}` })).json;
+        progress.push(job.progress);
+      } while (job.status !== 'done' && job.status !== 'failed' && Date.now() < deadline);
+      expect(job.status, job.error).toBe('done');
+      expect(job.progress).toBe(1);
+      expect(progress).toEqual([...progress].sort((a, b) => a - b)); // never goes back
+      const audio = await fetch(job.result.url);
+      expect(audio.status).toBe(200);
+      const ogg = Buffer.from(await audio.arrayBuffer());
+      expect(ogg.subarray(0, 4).toString('latin1')).toBe('OggS');
+      expect(job.result.durationSec).toBeGreaterThan(2);
+
+      // The callback: the job's JSON, signed with the secret given at creation.
+      const until = Date.now() + 10_000;
+      while (received.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(received).toHaveLength(1);
+      const [{ headers, body }] = received as [{ headers: IncomingHttpHeaders; body: string }];
+      expect(headers['content-type']).toBe('application/json');
+      const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(headers['voicetwin-signature']));
+      expect(m).not.toBeNull();
+      expect(Math.abs(Number(m![1]) - Date.now() / 1000)).toBeLessThan(120);
+      expect(m![2]).toBe(createHmac('sha256', Buffer.from(created.json.callbackSecret, 'hex')).update(`${m![1]}.${body}`).digest('hex'));
+      expect(JSON.parse(body)).toMatchObject({ id, status: 'done', progress: 1, result: { durationSec: job.result.durationSec } });
+      const after = (await call('GET', '/v1/jobs/{id}', { path: `/v1/jobs/${id}` })).json;
+      expect(after.callback).toEqual({ state: 'delivered', attempts: 1, status: 204 });
+
+      // Another person's key does not see it.
+      const other = (await app.engine.apiKeys.create('web:someone-else')).key;
+      expect((await call('GET', '/v1/jobs/{id}', { path: `/v1/jobs/${id}`, headers: auth(other) })).status).toBe(404);
+      expect((await call('GET', '/v1/jobs/{id}', { path: '/v1/jobs/no-such-job' })).status).toBe(404);
+    } finally {
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
+  }, 120_000);
 });

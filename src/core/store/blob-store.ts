@@ -5,13 +5,16 @@
  * ```
  * offset  size  field
  * 0       3     magic "VTB"
- * 3       1     format version (1)
- * 4       12    IV, random per blob
- * 16      16    GCM authentication tag
- * 32      n     ciphertext (n = plaintext size in bytes)
+ * 3       1     format version (2)
+ * 4       4     id of the data key that encrypted it (the 4 bytes `dataKeyId` writes as hex)
+ * 8       12    IV, random per blob
+ * 20      16    GCM authentication tag
+ * 36      n     ciphertext (n = plaintext size in bytes)
  * ```
  *
- * The additional authenticated data is the 4-byte header followed by the UTF-8 blob key, so a file
+ * Format 1 (written before key ids existed) has no key id: the IV follows the version byte at
+ * offset 4; it is still read. The additional authenticated data is the header (8 bytes; 4 in
+ * format 1) followed by the UTF-8 blob key, so a file
  * copied or moved to another blob key (another user, another kind) fails authentication exactly
  * like a modified file or a wrong data key. AES-GCM and its 12-byte IV / 16-byte tag follow
  * NIST SP 800-38D (https://csrc.nist.gov/pubs/sp/800/38/d/final), as implemented by node:crypto
@@ -26,18 +29,19 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BlobStore, UserKey } from './types.js';
-import { DATA_KEY_BYTES } from './data-key.js';
+import { DATA_KEY_BYTES, dataKeyId } from './data-key.js';
 
 /** The kinds of blob the engine stores. */
 export type BlobKind = Parameters<BlobStore['put']>[2];
 
 const BLOB_KINDS: readonly BlobKind[] = ['sample', 'consent', 'reference', 'tts', 'inbox'];
 const MAGIC = Buffer.from('VTB', 'latin1');
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
+const KEY_ID_BYTES = 4;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-const HEADER_BYTES = MAGIC.length + 1;
-const PAYLOAD_OFFSET = HEADER_BYTES + IV_BYTES + TAG_BYTES;
+/** Header size per format version: magic, version byte, and (format 2) the key id. */
+const HEADER_BYTES: Record<number, number> = { 1: MAGIC.length + 1, 2: MAGIC.length + 1 + KEY_ID_BYTES };
 const FILE_SUFFIX = '.vtb';
 const BLOB_FILE = /^(sample|consent|reference|tts|inbox)\.([0-9a-f]{32})\.vtb$/;
 const MAX_OWNER_KEY_CHARS = 512;
@@ -77,18 +81,25 @@ interface ParsedBlobKey {
 export class EncryptedBlobStore implements BlobStore {
   readonly #dir: string;
   readonly #dataKey: Buffer;
+  readonly #keyId: Buffer;
+  /** Keys that may decrypt a blob, by hex key id; the current key first. */
+  readonly #ring: Map<string, Buffer>;
 
   /**
    * @param options.dir the blob directory (created on first write, mode 0700)
-   * @param options.dataKey the 32-byte data key (see `loadDataKey`)
-   * @throws Error when `dataKey` is not 32 bytes
+   * @param options.dataKey the 32-byte data key (see `loadDataKey`) new blobs are encrypted with
+   * @param options.openKeys further 32-byte keys accepted when reading (the previous key during a rotation)
+   * @throws Error when a key is not 32 bytes
    */
-  constructor(options: { dir: string; dataKey: Buffer }) {
+  constructor(options: { dir: string; dataKey: Buffer; openKeys?: readonly Buffer[] }) {
     if (!Buffer.isBuffer(options.dataKey) || options.dataKey.length !== DATA_KEY_BYTES) {
       throw new Error(`The data key must be ${DATA_KEY_BYTES} bytes (got ${Buffer.isBuffer(options.dataKey) ? options.dataKey.length : typeof options.dataKey})`);
     }
     this.#dir = options.dir;
     this.#dataKey = Buffer.from(options.dataKey);
+    this.#keyId = Buffer.from(dataKeyId(this.#dataKey), 'hex');
+    this.#ring = new Map([[this.#keyId.toString('hex'), this.#dataKey]]);
+    for (const key of options.openKeys ?? []) this.#ring.set(dataKeyId(key), Buffer.from(key));
   }
 
   /**
@@ -103,16 +114,24 @@ export class EncryptedBlobStore implements BlobStore {
     const id = Date.now().toString(16).padStart(12, '0').slice(-12) + randomBytes(10).toString('hex');
     const blobKey = `${ownerKey}/${kind}/${id}`;
 
-    const header = Buffer.concat([MAGIC, Buffer.from([FORMAT_VERSION])]);
+    const dir = this.#ownerDir(ownerKey);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await this.#writeFile(path.join(dir, fileName(kind, id)), this.#encrypt(blobKey, bytes));
+    return blobKey;
+  }
+
+  /** The file bytes of `plaintext` stored under `blobKey`, in the current format with the current key. */
+  #encrypt(blobKey: string, plaintext: Buffer): Buffer {
+    const header = Buffer.concat([MAGIC, Buffer.from([FORMAT_VERSION]), this.#keyId]);
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.#dataKey, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(additionalData(header, blobKey));
-    const ciphertext = Buffer.concat([cipher.update(bytes), cipher.final()]);
-    const file = Buffer.concat([header, iv, cipher.getAuthTag(), ciphertext]);
+    const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    return Buffer.concat([header, iv, cipher.getAuthTag(), ciphertext]);
+  }
 
-    const dir = this.#ownerDir(ownerKey);
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    const finalPath = path.join(dir, fileName(kind, id));
+  /** Writes `file` to a fsynced temporary file (0600) renamed onto `finalPath`. */
+  async #writeFile(finalPath: string, file: Buffer): Promise<void> {
     const tmpPath = `${finalPath}.${randomBytes(6).toString('hex')}.tmp`;
     const handle = await fs.open(tmpPath, 'wx', 0o600);
     try {
@@ -125,7 +144,6 @@ export class EncryptedBlobStore implements BlobStore {
     }
     await handle.close();
     await fs.rename(tmpPath, finalPath);
-    return blobKey;
   }
 
   /**
@@ -144,29 +162,74 @@ export class EncryptedBlobStore implements BlobStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(blobKey);
       throw err;
     }
-    if (file.length < PAYLOAD_OFFSET || !file.subarray(0, MAGIC.length).equals(MAGIC)) {
+    return this.#decrypt(blobKey, file);
+  }
+
+  #decrypt(blobKey: string, file: Buffer): Buffer {
+    if (file.length < MAGIC.length + 1 || !file.subarray(0, MAGIC.length).equals(MAGIC)) {
       throw new BlobIntegrityError(blobKey, 'the file is not a VoiceTwin blob (bad header)');
     }
-    const version = file[MAGIC.length];
-    if (version !== FORMAT_VERSION) {
-      throw new BlobIntegrityError(blobKey, `unsupported blob format version ${String(version)} (this build reads version ${FORMAT_VERSION})`);
+    const version = file[MAGIC.length]!;
+    const headerBytes = HEADER_BYTES[version];
+    if (headerBytes === undefined) {
+      throw new BlobIntegrityError(blobKey, `unsupported blob format version ${String(version)} (this build reads versions 1 and ${FORMAT_VERSION})`);
     }
-    const header = file.subarray(0, HEADER_BYTES);
-    const iv = file.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES);
-    const tag = file.subarray(HEADER_BYTES + IV_BYTES, PAYLOAD_OFFSET);
-    const decipher = createDecipheriv('aes-256-gcm', this.#dataKey, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(additionalData(header, blobKey));
-    decipher.setAuthTag(tag);
-    const plaintext = decipher.update(file.subarray(PAYLOAD_OFFSET));
-    try {
-      decipher.final();
-    } catch {
-      throw new BlobIntegrityError(
-        blobKey,
-        'authentication failed (the file was modified, belongs to another blob key, or was written with a different data key)',
-      );
+    const payloadOffset = headerBytes + IV_BYTES + TAG_BYTES;
+    if (file.length < payloadOffset) throw new BlobIntegrityError(blobKey, 'the file is not a VoiceTwin blob (bad header)');
+    const header = file.subarray(0, headerBytes);
+    const keyId = version === 1 ? undefined : header.subarray(MAGIC.length + 1).toString('hex');
+    const keys = keyId === undefined ? [...this.#ring.values()] : [this.#ring.get(keyId)].filter((k): k is Buffer => k !== undefined);
+    for (const key of keys) {
+      const decipher = createDecipheriv('aes-256-gcm', key, file.subarray(headerBytes, headerBytes + IV_BYTES), { authTagLength: TAG_BYTES });
+      decipher.setAAD(additionalData(header, blobKey));
+      decipher.setAuthTag(file.subarray(headerBytes + IV_BYTES, payloadOffset));
+      const plaintext = decipher.update(file.subarray(payloadOffset));
+      try {
+        decipher.final();
+        return plaintext;
+      } catch {
+        // the next key of the ring, if any
+      }
     }
-    return plaintext;
+    throw new BlobIntegrityError(
+      blobKey,
+      'authentication failed (the file was modified, belongs to another blob key, or was written with a different data key)',
+    );
+  }
+
+  /**
+   * Re-encrypts every blob of `ownerKey` that is not yet under the current key (format 1, or
+   * format 2 with another key id): decrypts it with a key of the ring and replaces the file
+   * atomically (temporary file, fsync, rename). Idempotent: blobs already under the current key
+   * are left as they are, so an interrupted run can simply be repeated.
+   * @returns how many blobs were re-encrypted and how many were already under the current key
+   * @throws BlobIntegrityError when a blob opens with no key of the ring
+   */
+  async rekeyOwner(ownerKey: UserKey): Promise<{ rekeyed: number; current: number }> {
+    let rekeyed = 0;
+    let current = 0;
+    for (const blobKey of await this.list(ownerKey)) {
+      const filePath = this.#blobPath(parseBlobKey(blobKey));
+      let file: Buffer;
+      try {
+        file = await fs.readFile(filePath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      if (file[MAGIC.length] === FORMAT_VERSION && file.subarray(MAGIC.length + 1, MAGIC.length + 1 + KEY_ID_BYTES).equals(this.#keyId)) {
+        current++;
+        continue;
+      }
+      await this.#writeFile(filePath, this.#encrypt(blobKey, this.#decrypt(blobKey, file)));
+      rekeyed++;
+    }
+    return { rekeyed, current };
+  }
+
+  /** Names of the owner folders under the blob directory (see {@link blobOwnerFolder}). */
+  async ownerFolders(): Promise<string[]> {
+    return (await readDirOrEmpty(this.#dir)).filter((n) => /^[0-9a-f]{32}$/.test(n));
   }
 
   /** Deletes one blob; deleting a missing blob does nothing. @throws Error when `blobKey` is malformed */
@@ -210,12 +273,17 @@ export class EncryptedBlobStore implements BlobStore {
   }
 
   #ownerDir(ownerKey: UserKey): string {
-    return path.join(this.#dir, createHash('sha256').update(ownerKey, 'utf8').digest('hex').slice(0, 32));
+    return path.join(this.#dir, blobOwnerFolder(ownerKey));
   }
 
   #blobPath(parsed: ParsedBlobKey): string {
     return path.join(this.#ownerDir(parsed.ownerKey), fileName(parsed.kind, parsed.id));
   }
+}
+
+/** The folder of an owner's blobs under the blob directory: the first 32 hex characters of sha256(ownerKey). */
+export function blobOwnerFolder(ownerKey: UserKey): string {
+  return createHash('sha256').update(ownerKey, 'utf8').digest('hex').slice(0, 32);
 }
 
 /**

@@ -12,7 +12,7 @@
  *
  * The key itself never reaches a log or an error message.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
@@ -29,6 +29,17 @@ export const DATA_KEY_ENV = 'VOICETWIN_DATA_KEY';
 
 /** Name of the environment variable holding the path of a file with the data key. */
 export const DATA_KEY_FILE_ENV = 'VOICETWIN_DATA_KEY_FILE';
+
+/**
+ * The public id of a data key: the first 4 bytes of HMAC-SHA256(key, "voicetwin key id v1") as 8
+ * lowercase hexadecimal characters. Sealed records and blobs carry it, so a key rotation can tell
+ * what is already under the new key; it reveals nothing usable about the key itself.
+ * @throws Error when `key` is not 32 bytes
+ */
+export function dataKeyId(key: Buffer): string {
+  if (!Buffer.isBuffer(key) || key.length !== DATA_KEY_BYTES) throw new Error(`The data key must be ${DATA_KEY_BYTES} bytes`);
+  return createHmac('sha256', key).update('voicetwin key id v1').digest().subarray(0, 4).toString('hex');
+}
 
 const HEX_KEY = /^[0-9a-fA-F]{64}$/;
 /** 32 bytes in base64 (standard or URL-safe alphabet), padded (44 chars) or not (43 chars). */

@@ -99,8 +99,21 @@ const SQLITE_TABLE = 'keyv';
 const SQLITE_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const DATA_KEY_CHECK_LABEL = 'voicetwin data key check v1';
+/**
+ * Key-value families whose keys are `kv:<family>:<userKey>:…`, deleted with the person
+ * (`deleteUser`): the HTTP API's speech job records.
+ */
+export const PERSON_KV_FAMILIES: readonly string[] = ['speechjob'];
+
 /** Set once every personal record has been sealed (later starts skip the walk). */
 const RECORDS_SEALED_MARKER = 'meta:records-sealed-v1';
+/** Present while `voicetwin rotate-key` re-encrypts the store (see `key-rotation.ts`); the store refuses to open meanwhile. */
+export const KEY_ROTATION_MARKER = 'meta:key-rotation';
+
+/** The HMAC of a data key kept in `meta:data-key-check` (base64). */
+export function dataKeyCheck(dataKey: Buffer): string {
+  return createHmac('sha256', dataKey).update(DATA_KEY_CHECK_LABEL).digest('base64');
+}
 
 /** Options of {@link createStore}. */
 export interface CreateStoreOptions {
@@ -184,7 +197,8 @@ export function maskUrl(url: string): string {
   }
 }
 
-interface OpenedBackend {
+/** An opened backend (internal; used by `createStore` and the key rotation). */
+export interface OpenedBackend {
   keyv: Keyv;
   sqlite?: KeyvSqlite;
   redis?: KeyvRedis<string>;
@@ -192,7 +206,8 @@ interface OpenedBackend {
   map?: Map<string, unknown>;
 }
 
-async function openBackend(backend: StoreBackend, options: CreateStoreOptions, logger: Logger): Promise<OpenedBackend> {
+/** Opens the keyv backend `backend` (internal; see {@link createStore} for the errors thrown). */
+export async function openBackend(backend: StoreBackend, options: CreateStoreOptions, logger: Logger): Promise<OpenedBackend> {
   // Errors are also thrown to the caller (throwOnErrors); the listener keeps keyv from treating an
   // emitted 'error' as unhandled, and records the cause of connection failures.
   const seenErrors: string[] = [];
@@ -275,7 +290,8 @@ async function openBackend(backend: StoreBackend, options: CreateStoreOptions, l
   throw new Error(`Unknown store backend "${String(backend)}" (expected sqlite, redis or memory)`);
 }
 
-function errorMessage(err: unknown): string {
+/** The message of an error for logs and wrapped errors (internal). */
+export function errorMessage(err: unknown): string {
   if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorMessage).join('; ');
   if (err instanceof Error) return err.message || err.name;
   return String(err);
@@ -359,10 +375,18 @@ class KeyvStore implements Store {
   /**
    * Records an HMAC of the data key on first use and compares it afterwards, so a lost or changed
    * key is reported at start-up instead of as unreadable blobs later.
-   * @throws Error when the key differs from the one the store was created with
+   * @throws Error when the key differs from the one the store was created with, or a key rotation
+   *   was interrupted (`meta:key-rotation` is present)
    */
   async checkDataKey(dataKey: Buffer, dataDir: string): Promise<void> {
-    const check = createHmac('sha256', dataKey).update(DATA_KEY_CHECK_LABEL).digest();
+    const rotation = await this.#records.get<{ fromKeyId: string; toKeyId: string }>(KEY_ROTATION_MARKER);
+    if (rotation) {
+      throw new Error(
+        `A data key rotation of this ${this.backend} store (from key id ${rotation.fromKeyId} to ${rotation.toKeyId}) was interrupted: ` +
+          'run `voicetwin rotate-key` again with the same settings and the same new key to finish it, then start with the new key.',
+      );
+    }
+    const check = Buffer.from(dataKeyCheck(dataKey), 'base64');
     const stored = await this.#records.get<string>('meta:data-key-check');
     if (stored === undefined) {
       await this.#records.set('meta:data-key-check', check.toString('base64'));
@@ -475,8 +499,8 @@ class KeyvStore implements Store {
 
   /**
    * Deletes every blob and record of the user: samples, history, memories, profile, the user's
-   * jobs, the user record and its index entry, their daily usage records (`kv:usage:<day>:<userKey>`)
-   * and the outbox records of `options.messageIds`. On SQLite deleted rows are zeroed
+   * jobs, the user record and its index entry, their daily usage records (`kv:usage:<day>:<userKey>`),
+   * the records of {@link PERSON_KV_FAMILIES} and the outbox records of `options.messageIds`. On SQLite deleted rows are zeroed
    * (`secure_delete`) and the WAL is truncated afterwards, so the person's rows leave the `-wal`
    * file too. Idempotent; a partial failure can be retried.
    * @param options.messageIds inbound message ids of the user whose outbox records go too
@@ -493,7 +517,9 @@ class KeyvStore implements Store {
       const usageKeys = await this.#rawKeys(usagePrefix, (rest) => /^\d{4}-\d{2}-\d{2}:/.test(rest) && rest.slice(11) === key);
       const outboxKeys: string[] = [];
       for (const id of options.messageIds ?? []) outboxKeys.push(...(await this.#rawKeys(this.#records.key(`kv:outbox:${id}:`), () => true)));
-      for (const full of [...usageKeys, ...outboxKeys]) await this.#keyv.delete(full);
+      const personKeys: string[] = [];
+      for (const family of PERSON_KV_FAMILIES) personKeys.push(...(await this.#rawKeys(this.#records.key(`kv:${family}:${key}:`), () => true)));
+      for (const full of [...usageKeys, ...outboxKeys, ...personKeys]) await this.#keyv.delete(full);
       await this.#checkpoint();
       this.#logger.info({ blobCount, usageRecords: usageKeys.length, outboxRecords: outboxKeys.length }, 'deleted all data of a user');
     });

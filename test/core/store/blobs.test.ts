@@ -1,12 +1,13 @@
 /**
  * The encrypted blob store: AES-256-GCM at rest, blob keys bound as additional data, atomic writes.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobIntegrityError, BlobNotFoundError, EncryptedBlobStore, parseBlobKey } from '../../../src/core/store/blob-store.js';
+import { dataKeyId } from '../../../src/core/store/data-key.js';
 
 let dir: string;
 let key: Buffer;
@@ -41,8 +42,9 @@ describe('EncryptedBlobStore', () => {
     expect(await blobs.get(blobKey)).toEqual(plain);
 
     const onDisk = await fs.readFile(fileOf(blobKey));
-    expect(onDisk.length).toBe(plain.length + 32);
-    expect(onDisk.subarray(0, 4)).toEqual(Buffer.from([0x56, 0x54, 0x42, 0x01]));
+    expect(onDisk.length).toBe(plain.length + 36);
+    expect(onDisk.subarray(0, 4)).toEqual(Buffer.from([0x56, 0x54, 0x42, 0x02]));
+    expect(onDisk.subarray(4, 8).toString('hex')).toBe(dataKeyId(key));
     expect(onDisk.includes(Buffer.from('PLAINTEXT-MARKER'))).toBe(false);
     expect(onDisk.includes(Buffer.from('RIFF'))).toBe(false);
     const { mode } = await fs.stat(fileOf(blobKey));
@@ -54,8 +56,8 @@ describe('EncryptedBlobStore', () => {
     const b = await blobs.put('telegram:42', audio(), 'tts');
     const fa = await fs.readFile(fileOf(a));
     const fb = await fs.readFile(fileOf(b));
-    expect(fa.subarray(4, 16)).not.toEqual(fb.subarray(4, 16));
-    expect(fa.subarray(32)).not.toEqual(fb.subarray(32));
+    expect(fa.subarray(8, 20)).not.toEqual(fb.subarray(8, 20));
+    expect(fa.subarray(36)).not.toEqual(fb.subarray(36));
   });
 
   it('stores empty blobs', async () => {
@@ -65,8 +67,9 @@ describe('EncryptedBlobStore', () => {
 
   it.each([
     ['a ciphertext byte', 40],
-    ['an IV byte', 5],
-    ['a tag byte', 20],
+    ['a key id byte', 5],
+    ['an IV byte', 10],
+    ['a tag byte', 25],
   ])('fails authentication when %s is flipped', async (_what, offset) => {
     const k = await blobs.put('telegram:42', audio(), 'sample');
     const file = await fs.readFile(fileOf(k));
@@ -86,10 +89,37 @@ describe('EncryptedBlobStore', () => {
     await expect(blobs.get(k)).rejects.toThrow(/bad header/);
     await fs.writeFile(fileOf(k), Buffer.concat([Buffer.from('RIFF'), file.subarray(4)]));
     await expect(blobs.get(k)).rejects.toThrow(/bad header/);
-    const v2 = Buffer.from(file);
-    v2[3] = 2;
-    await fs.writeFile(fileOf(k), v2);
-    await expect(blobs.get(k)).rejects.toThrow(/unsupported blob format version 2/);
+    const v3 = Buffer.from(file);
+    v3[3] = 3;
+    await fs.writeFile(fileOf(k), v3);
+    await expect(blobs.get(k)).rejects.toThrow(/unsupported blob format version 3/);
+  });
+
+  it('reads format-1 files (no key id) and re-encrypts them, and blobs of an old key, under the current key', async () => {
+    const oldKey = randomBytes(32);
+    const oldStore = new EncryptedBlobStore({ dir, dataKey: oldKey });
+    const v2Old = await oldStore.put('telegram:42', audio(3000), 'sample');
+    // A format-1 file as written before key ids: "VTB" 0x01 | IV | tag | ciphertext, AAD = header | blob key.
+    const v1Key = 'telegram:42/consent/0000000000010000000000000000000a';
+    const header = Buffer.from([0x56, 0x54, 0x42, 0x01]);
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', oldKey, iv);
+    cipher.setAAD(Buffer.concat([header, Buffer.from(v1Key)]));
+    const body = Buffer.concat([cipher.update(audio(2000)), cipher.final()]);
+    await fs.writeFile(fileOf(v1Key), Buffer.concat([header, iv, cipher.getAuthTag(), body]));
+    expect(await oldStore.get(v1Key)).toEqual(audio(2000));
+    await expect(blobs.get(v1Key)).rejects.toThrow(BlobIntegrityError);
+
+    const rotating = new EncryptedBlobStore({ dir, dataKey: key, openKeys: [oldKey] });
+    expect(await rotating.rekeyOwner('telegram:42')).toEqual({ rekeyed: 2, current: 0 });
+    expect(await rotating.rekeyOwner('telegram:42')).toEqual({ rekeyed: 0, current: 2 });
+    for (const [k, size] of [[v2Old, 3000], [v1Key, 2000]] as const) {
+      const file = await fs.readFile(fileOf(k));
+      expect(file[3]).toBe(2);
+      expect(file.subarray(4, 8).toString('hex')).toBe(dataKeyId(key));
+      expect(await blobs.get(k)).toEqual(audio(size));
+      await expect(oldStore.get(k)).rejects.toThrow(BlobIntegrityError);
+    }
   });
 
   it('fails authentication with a different data key', async () => {
