@@ -28,7 +28,10 @@ export type UserInputErrorCode =
   | 'BUSY'
   | 'BUDGET_EXCEEDED'
   | 'FORBIDDEN'
-  | 'EXPORT_TOO_LARGE';
+  | 'EXPORT_TOO_LARGE'
+  | 'BAD_LINK_CODE'
+  | 'ALREADY_LINKED'
+  | 'NOT_LINKED';
 
 /**
  * An error caused by what the user sent (bad audio, unknown command, empty text…).

@@ -18,6 +18,7 @@ import type { MemoryRecord, ChatTurn } from './providers.js';
 import type { SampleRecord, Store, UserKey, UserRecord, VoiceProfile } from './store/types.js';
 import type { Channel } from './types.js';
 import type { DailyUsage, UsageMeter } from './usage.js';
+import type { LinkedIdentity } from './identity.js';
 import { utcDay } from './usage.js';
 import { zipSync, type Zippable } from 'fflate';
 
@@ -45,6 +46,8 @@ export interface ExportDocument {
   format: 'voicetwin-export/1';
   exportedAt: string;
   userKey: UserKey;
+  /** The channel identities linked to the person (absent for a person of one identity). */
+  identities?: LinkedIdentity[];
   user?: UserRecord;
   /** The voice profile, consent record included (`profile.consent`). */
   profile?: VoiceProfile;
@@ -72,12 +75,13 @@ export interface PersonalExport {
 /**
  * Collects and decrypts everything stored about `userKey` and packs it into a ZIP archive.
  * @param deps.usage the usage meter, when usage is metered
+ * @param deps.identities the person's linked channel identities, listed in the document
  * @param deps.now clock, ms since the epoch
  * @param options.includeAudio put the samples and the consent recording in (default true)
  * @throws Error when a stored record or audio blob cannot be decrypted (the export is not partial)
  */
 export async function buildPersonalExport(
-  deps: { store: Store; usage?: UsageMeter; now: () => number },
+  deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[] },
   userKey: UserKey,
   options: { includeAudio?: boolean } = {},
 ): Promise<PersonalExport> {
@@ -110,10 +114,16 @@ export async function buildPersonalExport(
     consentRecording = 'consent/consent.wav';
     entries.push({ name: consentRecording, bytes: await asWav(await store.blobs.get(consentKey)) });
   }
+  // Consent recordings of voice profiles replaced when identities were linked.
+  for (const [i, prior] of (summary.profile?.priorConsents ?? []).entries()) {
+    if (!includeAudio || !prior.audioBlobKey) continue;
+    entries.push({ name: `consent/earlier-${i + 1}.wav`, bytes: await asWav(await store.blobs.get(prior.audioBlobKey)) });
+  }
   const document: ExportDocument = {
     format: 'voicetwin-export/1',
     exportedAt: new Date(now()).toISOString(),
     userKey,
+    ...(deps.identities && deps.identities.length > 0 ? { identities: deps.identities } : {}),
     ...(summary.user ? { user: summary.user } : {}),
     ...(summary.profile ? { profile: summary.profile } : {}),
     samples,

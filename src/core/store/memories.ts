@@ -1,4 +1,5 @@
 /** The memories repository: `memories:<userKey>`. */
+import { randomBytes } from 'node:crypto';
 import type { MemoryRecord } from '../providers.js';
 import type { Lock } from './keyed-lock.js';
 import type { Records } from './records.js';
@@ -31,6 +32,29 @@ export class KeyvMemoryRepository implements MemoryRepository {
       const next = list.filter((m) => m.id !== id);
       const removed = next.length !== list.length;
       return { next, result: removed, changed: removed };
+    });
+  }
+
+  /**
+   * Moves `source`'s memories into `target`'s list (see {@link MemoryRepository.moveInto}).
+   * @returns how many memories were added
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number> {
+    return this.#list.move(source, target, (into, from) => {
+      const same = new Set(into.map((m) => `${m.createdAtMs}|${m.text}`));
+      const ids = new Set(into.map((m) => m.id));
+      const next = [...into];
+      let added = 0;
+      for (const memory of from) {
+        if (same.has(`${memory.createdAtMs}|${memory.text}`)) continue;
+        let id = memory.id;
+        while (ids.has(id)) id = randomBytes(2).toString('hex');
+        ids.add(id);
+        next.push({ ...memory, id });
+        added++;
+      }
+      next.sort((a, b) => a.createdAtMs - b.createdAtMs);
+      return { next, result: added };
     });
   }
 

@@ -59,6 +59,11 @@ export interface VoiceProfile {
   /** Seconds needed by the configured cloner. */
   requiredSpeechSec: number;
   voice?: ClonedVoice;
+  /**
+   * Consent records of voice profiles this one replaced when two identities were linked
+   * (`docs/identity.md`): kept as the consent evidence of the enrollment samples they cover.
+   */
+  priorConsents?: ConsentRecord[];
   /** Reason for `failed`, shown in `/status`. */
   failureReason?: string;
   updatedAtMs: number;
@@ -110,6 +115,13 @@ export interface SampleRepository {
   list(key: UserKey): Promise<SampleRecord[]>;
   add(sample: SampleRecord): Promise<void>;
   deleteAll(key: UserKey): Promise<void>;
+  /**
+   * Moves every sample of `source` into `target`'s list (their `userKey` becomes `target`), as one
+   * operation under both lists' locks: samples already in the target (same id) are not added twice,
+   * so a re-run after a crash between the two writes duplicates nothing.
+   * @returns how many samples were added to the target
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number>;
 }
 
 /** Conversation history, capped at the most recent `maxTurns` (oldest dropped). */
@@ -122,6 +134,13 @@ export interface HistoryRepository {
    */
   pruneBefore(key: UserKey, beforeMs: number): Promise<number>;
   deleteAll(key: UserKey): Promise<void>;
+  /**
+   * Moves every turn of `source` into `target`'s history, the two merged in time order (`atMs`,
+   * stable), under both lists' locks; a turn already in the target (same role, time, message id
+   * and text) is not added twice. The merged history keeps the newest `maxTurns`.
+   * @returns how many turns were added to the target
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number>;
 }
 
 export interface MemoryRepository {
@@ -130,6 +149,13 @@ export interface MemoryRepository {
   /** @returns true when a memory with that id existed */
   remove(key: UserKey, id: string): Promise<boolean>;
   deleteAll(key: UserKey): Promise<void>;
+  /**
+   * Moves every memory of `source` into `target`'s list under both lists' locks. A memory with the
+   * same text and creation time as one in the target is already there (a re-run) and is skipped; a
+   * source memory whose short id is taken in the target gets a fresh id.
+   * @returns how many memories were added to the target
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number>;
 }
 
 export interface JobRepository {
@@ -159,6 +185,15 @@ export interface KeyValueRepository {
    * @returns the value stored
    */
   update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T>;
+  /**
+   * Atomic read-modify-write of several keys: every key is locked (in sorted order, so two calls
+   * never wait on each other forever; across processes on Redis), `fn` maps the current values to
+   * the new ones (`undefined` deletes the key), and the writes happen in the order of `keys`.
+   * Not a transaction: a crash can stop between two writes, so callers make `fn` idempotent.
+   * `fn` must be synchronous and pure.
+   * @param ttlMs expiry of the values written, ms; omitted means none
+   */
+  updateMany<T>(keys: readonly string[], fn: (current: (T | undefined)[]) => (T | undefined)[], ttlMs?: number): Promise<(T | undefined)[]>;
 }
 
 /**

@@ -22,6 +22,9 @@ function memoryKv(): KeyValueRepository {
       values.set(k, next);
       return next;
     }),
+    updateMany: async () => {
+      throw new Error('not used by the blob volume check');
+    },
   };
   return kv;
 }
