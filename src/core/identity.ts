@@ -291,10 +291,10 @@ export class Identities {
     const memories = await store.memories.moveInto(source, target);
     const usageDays = this.deps.usage ? await this.deps.usage.moveAll(source, target) : 0;
     const apiKeys = await this.deps.apiKeys.moveAll(source, target);
-    await this.dropCachedSpeech(source);
 
     // 4. Voice.
     const voice = await this.mergeProfiles(source, target);
+    await this.dropLeftoverBlobs(source);
 
     // 5. User records (read again: turns may have updated them meanwhile).
     const [latestSource, latestTarget] = await Promise.all([store.users.get(source), store.users.get(target)]);
@@ -427,9 +427,23 @@ export class Identities {
     return updated;
   }
 
-  /** Deletes `source`'s cached synthesised speech (a cache: a miss synthesises again). */
-  private async dropCachedSpeech(source: UserKey): Promise<void> {
-    for (const key of await this.store.blobs.list(source)) if (key.startsWith(`${source}/tts/`)) await this.store.blobs.delete(key);
+  /**
+   * Deletes what is left under `source`'s blob owner once its records have moved: cached
+   * synthesised speech (a cache: a miss synthesises again) and sample or consent audio no record
+   * points to any more (copied to the target by an earlier run that stopped before deleting it).
+   * Inbound audio of queued turns stays until those turns are done.
+   */
+  private async dropLeftoverBlobs(source: UserKey): Promise<void> {
+    const { blobs, samples, profiles } = this.store;
+    const profile = await profiles.get(source);
+    const referenced = new Set<string>([
+      ...(await samples.list(source)).map((s) => s.blobKey),
+      ...[profile?.consent, ...(profile?.priorConsents ?? [])].flatMap((c) => (c?.audioBlobKey ? [c.audioBlobKey] : [])),
+    ]);
+    for (const key of await blobs.list(source)) {
+      const kind = key.slice(source.length + 1).split('/')[0];
+      if ((kind === 'tts' || kind === 'sample' || kind === 'consent') && !referenced.has(key)) await blobs.delete(key);
+    }
   }
 
   /**
