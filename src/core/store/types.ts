@@ -1,7 +1,9 @@
 /**
  * Records and repository contracts for everything VoiceTwin persists. Implemented over keyv
  * (embedded SQLite by default, Redis with `REDIS_URL`) in `keyv-store.ts`; audio bytes go to the
- * encrypted {@link BlobStore}. User keys are `<channel>:<platform user id>`, e.g. `telegram:42`.
+ * encrypted {@link BlobStore}. User keys are `<channel>:<platform user id>`, e.g. `telegram:42`;
+ * records are keyed by the person key, the user key of the person's first identity (identities
+ * linked later resolve to it, see `docs/identity.md`).
  */
 import type { Channel, ChatAddress } from '../types.js';
 import type { ChatTurn, ClonedVoice, MemoryRecord } from '../providers.js';
@@ -10,11 +12,14 @@ import type { PersonaName } from '../personas.js';
 /** `<channel>:<platform user id>`. */
 export type UserKey = string;
 
-/** A person using the twin on one channel. */
+/**
+ * A person using the twin, keyed by their person key; `channel` is the channel of the identity
+ * they began with, `address` the chat they used last (see `docs/identity.md`).
+ */
 export interface UserRecord {
   key: UserKey;
   channel: Channel;
-  /** Where background replies go (the private chat the user last wrote from). */
+  /** Where background replies and broadcasts go: the chat the person last wrote from on a messaging channel. */
   address: ChatAddress;
   displayName?: string;
   persona: PersonaName;
