@@ -226,8 +226,9 @@ const broadcast = program
   .addOption(new Option('-a, --audience <audience>', 'who receives it').choices(['all', 'telegram', 'discord', 'whatsapp', 'ready']).default('all'))
   .addOption(new Option('-v, --voice <voice>', "each listener's own twin voice, the operator's, or the neutral default voice").choices(['own', 'operator', 'default']).default('own'))
   .option('--operator <key>', 'operator whose twin voice (--voice operator) and synthesis budget are used, e.g. telegram:123 (default: the first of OPERATORS)')
+  .option('--each-channel', 'reach people on every chat they linked (default: once, on the chat they used last)')
   .option('--dry-run', 'print the counts, estimated duration and cost; queue nothing')
-  .action(async (words: string[], opts: { audience: string; voice: string; operator?: string; dryRun?: boolean }) => {
+  .action(async (words: string[], opts: { audience: string; voice: string; operator?: string; dryRun?: boolean; eachChannel?: boolean }) => {
     const [{ buildApp }, broadcasts] = await Promise.all([import('./app.js'), import('./core/broadcast/index.js')]);
     const cfg = config();
     const request = {
@@ -235,6 +236,7 @@ const broadcast = program
       audience: opts.audience as BroadcastAudience,
       voice: opts.voice as BroadcastVoiceMode,
       dryRun: opts.dryRun === true,
+      ...(opts.eachChannel ? { eachChannel: true } : {}),
     };
     if (!request.text) throw new InvalidArgumentError('Give the announcement to send, e.g. voicetwin broadcast "The twin is back after maintenance."');
     const operatorKey = opts.operator ?? cfg.operators[0];

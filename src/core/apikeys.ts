@@ -100,6 +100,27 @@ export class ApiKeys {
     return index.length;
   }
 
+  /**
+   * Gives every key of `source` to `target` (two identities linked into one person): each key's
+   * record is re-pointed first, then the target's list gains the ids and the source's list goes, in
+   * one atomic step. Idempotent (a re-run after a crash neither loses nor repeats a key); the keys
+   * keep working throughout, and a person may then hold more than {@link MAX_KEYS_PER_PERSON}.
+   * @returns how many keys were moved
+   */
+  async moveAll(source: UserKey, target: UserKey): Promise<number> {
+    if (source === target) return 0;
+    const entries = await this.index(source);
+    for (const entry of entries) {
+      await this.kv.updateMany<ApiKeyRecord>([`apikey:${entry.hash}`], ([r]) => [r ? { ...r, userKey: target } : undefined]);
+    }
+    await this.kv.updateMany<{ id: string; hash: string }[]>([`apikeys:${target}`, `apikeys:${source}`], ([into = [], from = []]) => {
+      const known = new Set(into.map((e) => e.hash));
+      const next = [...into, ...from.filter((e) => !known.has(e.hash))];
+      return [next.length > 0 ? next : undefined, undefined];
+    });
+    return entries.length;
+  }
+
   /** The record of a presented key, or undefined when it is unknown or revoked. */
   async verify(key: string): Promise<ApiKeyRecord | undefined> {
     if (!/^vt_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$/.test(key)) return undefined;

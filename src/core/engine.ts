@@ -49,6 +49,7 @@ import { DOCUMENT_LIMIT_BYTES, buildPersonalExport } from './export.js';
 import { ApiKeys, SIGN_IN_CODE_TTL_MS, signInLink } from './apikeys.js';
 import { wordErrorRate } from './wer.js';
 import type { RenderedVoice } from './voice.js';
+import { Identities, LinkRefusedError, LINK_CODE_TTL_MS, isMessagingChannel, type MergeReport } from './identity.js';
 import type { VoiceNote } from './types.js';
 
 /** Limits on what the engine accepts and says. */
@@ -149,6 +150,8 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'language', description: 'The language I answer in: English, Hindi, Hinglish, or auto to follow yours', args: '<en|hi|hinglish|auto>' },
   { name: 'stop', description: 'Stop receiving announcements' },
   { name: 'export', description: 'Get a copy of everything stored about you (a zip file)' },
+  { name: 'link', description: 'One twin across your chats: get a code here, send /link CODE from another chat', args: '[code]' },
+  { name: 'unlink', description: 'Detach this chat from the twin it was linked to (it starts fresh)' },
   { name: 'apikey', description: 'Keys for the HTTP API and web app: create, list, revoke', args: '<create [label]|list|revoke id>' },
   { name: 'web', description: 'A one-time link to talk to your twin in the browser' },
   { name: 'delete', description: 'Delete all your data and your cloned voice' },
@@ -260,6 +263,8 @@ export interface DeletionSummary {
   blobs: number;
   /** Jobs removed from the queue. */
   jobs: number;
+  /** Channel identities of the person whose records were deleted (1 when none were linked). */
+  identities: number;
 }
 
 /** Job kinds the engine runs. */
@@ -330,6 +335,8 @@ export class Engine implements ConversationEngine {
   readonly apiKeys: ApiKeys;
   /** Chooses the memories a chat turn carries. */
   readonly memoryRetriever: MemoryRetriever;
+  /** Channel identities linked to persons (`/link`, `/unlink`; see docs/identity.md). */
+  readonly identities: Identities;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -348,6 +355,15 @@ export class Engine implements ConversationEngine {
       logger: this.logger,
       ...(this.settings.memoryMinSimilarity !== undefined ? { minSimilarity: this.settings.memoryMinSimilarity } : {}),
     });
+    const cloner = this.providers.cloner;
+    this.identities = new Identities({
+      store: this.store,
+      apiKeys: this.apiKeys,
+      ...(this.usage ? { usage: this.usage } : {}),
+      ...(cloner.deleteVoice ? { deleteProviderVoice: (voice: ClonedVoice) => cloner.deleteVoice!(voice) } : {}),
+      now: this.now,
+      logger: this.logger,
+    });
     this.voice = new VoiceRenderer({ store: this.store, tts: this.providers.tts, logger: this.logger, sampleRates: this.settings.voiceSampleRateHz });
     this.enrollment = new Enrollment({
       store: this.store,
@@ -361,7 +377,7 @@ export class Engine implements ConversationEngine {
       observer: (e) => this.observer(e),
       notify: (user, reply) => this.notify(user, reply),
       runClone: (jobId, userKey) => this.runClone(jobId, userKey),
-      speak: (user, text, voice) => this.voice.render(user.key, text, voice, user.channel),
+      speak: (user, text, voice) => this.voice.render(user.key, text, voice, user.address.channel),
       receive: (audio, maxDurationSec) => this.receiveAudio(audio, maxDurationSec),
     });
   }
@@ -430,6 +446,7 @@ export class Engine implements ConversationEngine {
    * @param options.worker false for an ingress-only process, which stores jobs but runs none
    */
   async start(options: { worker?: boolean } = {}): Promise<void> {
+    if (options.worker !== false) await this.identities.resumePending();
     if (this.queue) {
       if (options.worker === false) return;
       this.queue.process<TurnJobData>(JOB_KINDS.turn, (job) => this.runTurnJob(job));
@@ -491,7 +508,8 @@ export class Engine implements ConversationEngine {
       }
       return true;
     }
-    const userKey = userKeyOf(message);
+    // Keyed by the person, so a person's turns keep their order whichever channel they come from.
+    const userKey = await this.personOf(message);
     const log = this.logger.child({ channel: message.channel, chatId: message.chatId, messageId: message.id });
     const { message: plain, inboxBlobKey } = await this.toPlain(message, userKey);
     if (target) this.liveTargets.set(message.id, target);
@@ -588,8 +606,10 @@ export class Engine implements ConversationEngine {
    * with an apology when `final` (otherwise they propagate, so the job is retried).
    */
   private async process(message: InboundMessage, target: ReplyTarget, log: Logger, final: boolean): Promise<void> {
+    let person: string | undefined;
     try {
-      await this.route(message, target, log);
+      person = await this.personOf(message);
+      await this.route(message, target, log, person);
     } catch (err) {
       if (isUserInputError(err)) {
         // `details` may hold what the user sent (a heard phrase, a file name): only the code is logged.
@@ -603,10 +623,20 @@ export class Engine implements ConversationEngine {
         await safeReply(target, { kind: 'error', text: 'Sorry, something went wrong on my side. Nothing you stored was lost; please try again in a moment.' }, log);
       }
     }
+    // The person was merged into another while this message ran: what it stored moves on too.
+    if (person && message.command?.name.toLowerCase() !== 'link') {
+      const into = await this.identities.mergedInto(person);
+      if (into) await this.identities.merge(person, into);
+    }
   }
 
-  private async route(message: InboundMessage, target: ReplyTarget, log: Logger): Promise<void> {
-    const user = await this.ensureUser(message);
+  /** The person a message acts for: the API key's person or the sender's identity, through its link. */
+  private personOf(message: InboundMessage): Promise<string> {
+    return this.identities.resolve(userKeyOf(message));
+  }
+
+  private async route(message: InboundMessage, target: ReplyTarget, log: Logger, person: string): Promise<void> {
+    const user = await this.ensureUser(message, person);
     if (message.action) return this.handleAction(user, message.action, target, message);
     if (message.command) return this.handleCommand(user, message, target, log);
     if (message.audio) {
@@ -628,15 +658,28 @@ export class Engine implements ConversationEngine {
     return this.chatTurn(user, message, target, log);
   }
 
-  private async ensureUser(message: InboundMessage): Promise<UserRecord> {
-    const key = userKeyOf(message);
+  /**
+   * The person's user record, created on their first message. Its `address` is where background
+   * replies and broadcasts go: the chat the person last wrote from on a messaging channel (a linked
+   * identity moves it; a message through an API key, on the web, does not).
+   */
+  private async ensureUser(message: InboundMessage, key: string): Promise<UserRecord> {
     const now = this.now();
     const existing = await this.store.users.get(key);
-    // A person reached through another channel (an API key) keeps the address of their own channel.
-    if (existing && existing.channel !== message.channel) return existing;
+    const viaApiKey = message.personKey !== undefined;
+    if (existing && existing.channel !== message.channel && (viaApiKey || !isMessagingChannel(message.channel))) return existing;
+    if (existing && existing.channel !== message.channel) {
+      const moved = existing.blocked || existing.address.channel !== message.channel || existing.address.chatId !== message.chatId;
+      if (!moved) return existing;
+      const updated: UserRecord = { ...existing, blocked: false, address: { channel: message.channel, chatId: message.chatId }, updatedAtMs: now };
+      await this.store.users.put(updated);
+      await this.identities.noteAddress(key, `${message.channel}:${message.userId}`, updated.address);
+      return updated;
+    }
     if (existing) {
       // A user who writes again has evidently unblocked the bot.
-      const changed = existing.blocked || existing.address.chatId !== message.chatId || (message.displayName && existing.displayName !== message.displayName);
+      const changed =
+        existing.blocked || existing.address.channel !== message.channel || existing.address.chatId !== message.chatId || (message.displayName && existing.displayName !== message.displayName);
       if (!changed) return existing;
       const updated: UserRecord = {
         ...existing,
@@ -698,7 +741,7 @@ export class Engine implements ConversationEngine {
       case 'forget':
         return this.forget(user, args, target);
       case 'say':
-        return this.say(user, args, target);
+        return this.say(user, args, target, message.channel);
       case 'text': {
         const v = args.toLowerCase();
         if (v !== 'on' && v !== 'off') throw new UserInputError('BAD_ARGUMENT', 'Use /text on to get the text with each voice reply, or /text off for voice only.');
@@ -711,7 +754,11 @@ export class Engine implements ConversationEngine {
         await this.store.users.put({ ...user, optedOut: true, updatedAtMs: this.now() });
         return target.reply({ kind: 'info', text: 'You will no longer receive announcements. Send /start to receive them again. Your twin still answers you.' });
       case 'export':
-        return this.exportEverything(user, target, log);
+        return this.exportEverything(user, message.channel, target, log);
+      case 'link':
+        return this.linkCommand(user, args, target);
+      case 'unlink':
+        return this.unlinkCommand(message, target);
       case 'apikey':
         return this.apiKeyCommand(user, args, target);
       case 'web':
@@ -728,7 +775,7 @@ export class Engine implements ConversationEngine {
         if (chatCommand) return chatCommand.run({ user, message, args, target, log });
         const operatorCommand = this.operatorCommands.get(name);
         if (operatorCommand) {
-          if (!this.isOperator(user.key)) {
+          if (!this.isOperator(user.key) && !this.isOperator(`${message.channel}:${message.userId}`)) {
             log.warn({ command: name, userKey: user.key }, 'operator command refused: not an operator');
             throw new UserInputError('FORBIDDEN', `/${name} is only for the operators of this VoiceTwin.`);
           }
@@ -783,6 +830,71 @@ export class Engine implements ConversationEngine {
       ? `Open this link to talk to your twin in your browser (it works once, for ${minutes} minutes, and signs that browser in as you):\n${signInLink(base, code)}\nOr enter the code ${code} on the sign-in page. Do not share it: whoever uses it can act as you.`
       : `Your one-time sign-in code for the VoiceTwin web app (it works once, for ${minutes} minutes): ${code}\nEnter it on the web app's sign-in page. Do not share it: whoever uses it can act as you.`;
     return target.reply({ kind: 'info', ephemeral: true, text });
+  }
+
+  /** `/link` (a code for another chat) and `/link <code>` (join the person who made it). */
+  private async linkCommand(user: UserRecord, args: string, target: ReplyTarget): Promise<void> {
+    if (!args) {
+      const code = await this.identities.createCode(user.key);
+      return target.reply({
+        kind: 'info',
+        ephemeral: true,
+        text:
+          `Your link code: ${code}
+` +
+          `Within ${LINK_CODE_TTL_MS / 60_000} minutes, send "/link ${code}" from your other chat (Telegram, Discord, WhatsApp), or enter it in the web app. ` +
+          'That chat then talks to this same twin: its conversation, memories, voice samples and usage move here. ' +
+          'If both have a voice, a ready voice wins over one still collecting samples; of two alike, the voice of this chat is kept. The code works once.',
+      });
+    }
+    const { text } = await this.linkWithCode(user.key, args);
+    await target.reply({ kind: 'info', text });
+  }
+
+  /**
+   * Joins the person `personKey` (with all its identities and records) to the person who made
+   * `code` with `/link`; for `/link <code>` and `POST /v1/link`.
+   * @returns what was merged, and the text telling the person (which voice was kept and why)
+   * @throws UserInputError BAD_LINK_CODE (unknown, expired or used), ALREADY_LINKED, BUSY (a voice
+   *   is being cloned)
+   */
+  async linkWithCode(personKey: string, code: string): Promise<{ report: MergeReport; text: string }> {
+    let report: MergeReport;
+    try {
+      report = await this.identities.link(code, personKey);
+    } catch (err) {
+      if (!(err instanceof LinkRefusedError)) throw err;
+      switch (err.code) {
+        case 'BAD_CODE':
+          throw new UserInputError('BAD_LINK_CODE', `That link code is unknown or has expired (a code lasts ${LINK_CODE_TTL_MS / 60_000} minutes). Send /link in the chat you want to join for a new one.`);
+        case 'CODE_USED':
+          throw new UserInputError('BAD_LINK_CODE', 'That link code was already used. Send /link in the other chat for a new one.');
+        case 'SAME_PERSON':
+          throw new UserInputError('ALREADY_LINKED', 'This chat already talks to that twin: there is nothing to link.');
+        case 'VOICE_BUSY':
+          throw new UserInputError('BUSY', 'A voice is being cloned right now. Send the code again once the clone is ready (see /status).');
+      }
+    }
+    return { report, text: linkSummary(report) };
+  }
+
+  /** `/unlink`: detaches the sender's identity from its person; it starts fresh. */
+  private async unlinkCommand(message: InboundMessage, target: ReplyTarget): Promise<void> {
+    if (message.personKey !== undefined) {
+      throw new UserInputError('BAD_ARGUMENT', 'Here you act through an API key of your twin. To cut this device off, revoke its key (/apikey list, /apikey revoke <id>).');
+    }
+    const outcome = await this.identities.unlink(`${message.channel}:${message.userId}`);
+    switch (outcome.result) {
+      case 'not-linked':
+        throw new UserInputError('NOT_LINKED', 'This chat is not linked to another one. /link gives a code to link it.');
+      case 'founding':
+        throw new UserInputError('BAD_ARGUMENT', 'Your twin began in this chat, so its records live here and it cannot be detached. Send /unlink from your other chats to detach them.');
+      case 'detached':
+        return target.reply({
+          kind: 'info',
+          text: 'This chat is detached and starts fresh, as a new twin. Your conversation, memories and voice stay with the twin in your other chats (send /link there for a code to join again).',
+        });
+    }
   }
 
   /** `/apikey create [label]`, `/apikey list`, `/apikey revoke <id>`. */
@@ -882,7 +994,7 @@ export class Engine implements ConversationEngine {
     const [channel, ...id] = userKey.split(':');
     const userId = id.join(':');
     if (channel !== 'web' || !userId) throw new UserInputError('FORBIDDEN', 'This key belongs to a person who no longer exists.');
-    return this.ensureUser({ id: `web:person:${userId}`, channel: 'web', chatId: userId, userId, receivedAtMs: this.now(), ...(displayName ? { displayName } : {}) });
+    return this.ensureUser({ id: `web:person:${userId}`, channel: 'web', chatId: userId, userId, receivedAtMs: this.now(), ...(displayName ? { displayName } : {}) }, userKey);
   }
 
   /**
@@ -1019,7 +1131,7 @@ export class Engine implements ConversationEngine {
     await target.reply({ kind: 'info', text: `Forgotten memory ${id}.` });
   }
 
-  private async say(user: UserRecord, text: string, target: ReplyTarget): Promise<void> {
+  private async say(user: UserRecord, text: string, target: ReplyTarget, channel: Channel): Promise<void> {
     const clean = this.checkText(text, 'Tell me what to say, for example: /say good morning!');
     if (clean.length > this.settings.limits.replyMaxChars) {
       throw new UserInputError('TEXT_TOO_LONG', `I can say at most ${this.settings.limits.replyMaxChars} characters at once (about a minute of speech). Yours has ${clean.length}.`);
@@ -1028,7 +1140,7 @@ export class Engine implements ConversationEngine {
     await target.activity('record_voice');
     const profile = await this.store.profiles.get(user.key);
     const voice = profile?.state === 'ready' ? profile.voice : undefined;
-    const note = await this.voice.render(user.key, clean, voice, user.channel, { language: detectTextLanguage(clean) });
+    const note = await this.voice.render(user.key, clean, voice, channel, { language: detectTextLanguage(clean) });
     for (const s of note.synthesized) await this.record(user.key, { provider: s.provider, ttsChars: s.characters }, this.logger);
     const notice = await this.fallbackNotice(user.key, voice, note.fallback, this.logger);
     await target.reply({ kind: 'answer', voice: note.voice, ...this.voiceCaption(user, clean, voice, notice) });
@@ -1193,7 +1305,7 @@ export class Engine implements ConversationEngine {
       timings.chatMs = performance.now() - t;
       if (response.usage) await this.record(user.key, { provider: response.provider ?? this.providers.chat.name, ...response.usage }, log);
       replyText = trimToSentences(response.text, this.settings.limits.replyMaxChars) || 'I hear you.';
-      note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, user.channel, { language });
+      note = budgetNote ? undefined : await this.voice.render(user.key, replyText, voice, message.channel, { language });
       if (note && voice && this.settings.verifyReplies) ({ note, unclear } = await this.verifyReply(user, replyText, note, voice, language, log));
       if (note) {
         timings.ttsMs = note.synthMs;
@@ -1493,10 +1605,11 @@ export class Engine implements ConversationEngine {
    * archive with audio is over the channel's document limit, an archive without audio is sent and
    * the reply says so; when even that is too large, the reply says that instead.
    */
-  private async exportEverything(user: UserRecord, target: ReplyTarget, log: Logger): Promise<void> {
-    const limit = DOCUMENT_LIMIT_BYTES[user.channel];
+  private async exportEverything(user: UserRecord, channel: Channel, target: ReplyTarget, log: Logger): Promise<void> {
+    const limit = DOCUMENT_LIMIT_BYTES[channel];
     await target.activity('typing');
-    const deps = { store: this.store, now: this.now, ...(this.usage ? { usage: this.usage } : {}) };
+    const identities = await this.identities.identitiesOf(user.key);
+    const deps = { store: this.store, now: this.now, ...(this.usage ? { usage: this.usage } : {}), ...(identities.length > 0 ? { identities } : {}) };
     let built = await buildPersonalExport(deps, user.key);
     let note = '';
     const link = built.bytes.length > limit ? this.exportLink?.(user.key) : undefined;
@@ -1546,21 +1659,26 @@ export class Engine implements ConversationEngine {
         this.logger.warn({ err, userKey }, 'provider voice deletion failed; local data is deleted anyway');
       }
     }
+    // Every identity of the person: their records (left by a message in flight while they were
+    // linked, or from before), jobs, usage and API keys go too.
+    const keys = await this.identities.keysOf(userKey);
     // Queued and finished jobs keyed by the person: their turns (which carry the messages) and clone jobs.
     let messageIds: string[] = [];
     if (this.queue?.forget) {
       try {
-        messageIds = await this.queue.forget([userKey, `clone:${userKey}`, `insights:${userKey}`]);
+        messageIds = await this.queue.forget(keys.flatMap((k) => [k, `clone:${k}`, `insights:${k}`]));
       } catch (err) {
         this.logger.warn({ err, userKey }, 'could not delete the queued jobs of a deleted user');
       }
     }
     for (const [name, hook] of this.deletionHooks) {
-      const count = await hook(userKey);
+      let count = 0;
+      for (const key of keys) count += await hook(key);
       this.logger.info({ userKey, records: count, feature: name }, 'deleted feature records of a user');
     }
-    await this.store.deleteUser(userKey, { messageIds });
-    await this.apiKeys.revokeAll(userKey);
+    for (const [i, key] of keys.entries()) await this.store.deleteUser(key, i === 0 ? { messageIds } : {});
+    for (const key of keys) await this.apiKeys.revokeAll(key);
+    await this.identities.forgetPerson(userKey, keys);
     return {
       samples: summary.samples.length,
       voice: Boolean(voice),
@@ -1569,6 +1687,7 @@ export class Engine implements ConversationEngine {
       memories: summary.memories.length,
       blobs: summary.blobKeys.length,
       jobs: messageIds.length,
+      identities: keys.length,
     };
   }
 
@@ -1577,7 +1696,7 @@ export class Engine implements ConversationEngine {
     await target.reply({
       kind: 'info',
       ephemeral: true,
-      text: `Deleted: ${countOf(d.samples, 'voice sample')}, ${d.voice ? 'your cloned voice, ' : ''}${countOf(exchanges(d.historyTurns), 'exchange of conversation')}, ${countOf(d.memories, 'memory')}, your usage records and any messages still waiting to be answered. Send /start whenever you want to begin again.`,
+      text: `Deleted: ${countOf(d.samples, 'voice sample')}, ${d.voice ? 'your cloned voice, ' : ''}${countOf(exchanges(d.historyTurns), 'exchange of conversation')}, ${countOf(d.memories, 'memory')}, your usage records and any messages still waiting to be answered${d.identities > 1 ? `, on all ${d.identities} linked chats` : ''}. Send /start whenever you want to begin again.`,
     });
   }
 
@@ -1643,7 +1762,7 @@ export class Engine implements ConversationEngine {
 
   /** Sends a reply to a user outside a turn through the channel's registered sender. */
   private async notify(user: UserRecord, reply: OutboundReply): Promise<void> {
-    const sender = this.senders.get(user.channel);
+    const sender = this.senders.get(user.address.channel);
     if (!sender) {
       this.logger.warn({ userKey: user.key }, 'no sender registered for channel; background reply dropped');
       return;
@@ -1670,6 +1789,34 @@ export class Engine implements ConversationEngine {
 /** The key of the person a message acts for: its `personKey`, else `<channel>:<userId>`. */
 export function userKeyOf(message: InboundMessage): string {
   return message.personKey ?? `${message.channel}:${message.userId}`;
+}
+
+/** What a person is told after `/link <code>`: what moved, and which voice was kept and why. */
+export function linkSummary(report: MergeReport): string {
+  const n = (count: number, one: string, many: string): string => `${count} ${count === 1 ? one : many}`;
+  const moved = [
+    n(report.historyTurns, 'conversation turn', 'conversation turns'),
+    n(report.memories, 'memory', 'memories'),
+    n(report.samples, 'voice sample', 'voice samples'),
+    n(report.usageDays, 'day of usage', 'days of usage'),
+    n(report.apiKeys, 'API key', 'API keys'),
+  ].join(', ');
+  const v = report.voice;
+  const where = (side: 'target' | 'source'): string => (side === 'target' ? 'the chat that made the code' : 'this chat');
+  let voice: string;
+  if (v.kept === 'none') voice = 'Neither had a voice profile yet: send /enroll to clone your voice.';
+  else if (!v.replacedState) voice = `Voice: the ${v.keptState} voice profile of ${where(v.kept)} is now used everywhere.`;
+  else {
+    const other = v.kept === 'target' ? 'source' : 'target';
+    voice =
+      `Voice: the ${v.keptState} voice of ${where(v.kept)} is kept and the ${v.replacedState} one of ${where(other)} is replaced ` +
+      '(a ready voice wins over one still collecting samples; of two alike, the voice of the chat that made the code is kept). ' +
+      `Its samples and consent record stay with your data${v.speechSecAdded > 0 ? `, and its ${v.speechSecAdded.toFixed(1)} s of speech count toward your voice` : ''}` +
+      `${v.providerVoiceDeleted ? '; its cloned voice was deleted at the voice provider' : ''}.`;
+  }
+  return `Linked: this chat now talks to the same twin as your other chats. Moved into it: ${moved}.
+${voice}
+/unlink detaches this chat again.`;
 }
 
 /** Calls a target's `settle` hook, if any; a failure is logged, never thrown. */

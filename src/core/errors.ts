@@ -30,7 +30,10 @@ export type UserInputErrorCode =
   | 'BUDGET_EXCEEDED'
   | 'FORBIDDEN'
   | 'EXPORT_TOO_LARGE'
-  | 'NOT_CONFIGURED';
+  | 'NOT_CONFIGURED'
+  | 'BAD_LINK_CODE'
+  | 'ALREADY_LINKED'
+  | 'NOT_LINKED';
 
 /**
  * An error caused by what the user sent (bad audio, unknown command, empty text…).

@@ -18,6 +18,7 @@ import type { MemoryRecord, ChatTurn } from './providers.js';
 import type { SampleRecord, Store, UserKey, UserRecord, VoiceProfile } from './store/types.js';
 import type { Channel } from './types.js';
 import type { DailyUsage, UsageMeter } from './usage.js';
+import type { LinkedIdentity } from './identity.js';
 import { utcDay } from './usage.js';
 import { Zip, ZipDeflate, zipSync, type Zippable } from 'fflate';
 
@@ -45,6 +46,8 @@ export interface ExportDocument {
   format: 'voicetwin-export/1';
   exportedAt: string;
   userKey: UserKey;
+  /** The channel identities linked to the person (absent for a person of one identity). */
+  identities?: LinkedIdentity[];
   user?: UserRecord;
   /** The voice profile, consent record included (`profile.consent`). */
   profile?: VoiceProfile;
@@ -79,10 +82,11 @@ interface PreparedExport {
 
 /**
  * Collects everything stored about `userKey` except the audio itself (read by each file's `load`).
+ * @param deps.identities the person's linked channel identities, listed in the document
  * @throws Error when a stored record cannot be decrypted
  */
 async function prepareExport(
-  deps: { store: Store; usage?: UsageMeter; now: () => number },
+  deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[] },
   userKey: UserKey,
   includeAudio: boolean,
 ): Promise<PreparedExport> {
@@ -114,10 +118,17 @@ async function prepareExport(
     consentRecording = 'consent/consent.wav';
     audio.push({ name: consentRecording, load: async () => asWav(await store.blobs.get(consentKey)) });
   }
+  // Consent recordings of voice profiles replaced when identities were linked.
+  for (const [i, prior] of (summary.profile?.priorConsents ?? []).entries()) {
+    if (!includeAudio || !prior.audioBlobKey) continue;
+    const blobKey = prior.audioBlobKey;
+    audio.push({ name: `consent/earlier-${i + 1}.wav`, load: async () => asWav(await store.blobs.get(blobKey)) });
+  }
   const document: ExportDocument = {
     format: 'voicetwin-export/1',
     exportedAt: new Date(now()).toISOString(),
     userKey,
+    ...(deps.identities && deps.identities.length > 0 ? { identities: deps.identities } : {}),
     ...(summary.user ? { user: summary.user } : {}),
     ...(summary.profile ? { profile: summary.profile } : {}),
     samples,
@@ -145,7 +156,7 @@ async function prepareExport(
  * @throws Error when a stored record or audio blob cannot be decrypted (the export is not partial)
  */
 export async function buildPersonalExport(
-  deps: { store: Store; usage?: UsageMeter; now: () => number },
+  deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[] },
   userKey: UserKey,
   options: { includeAudio?: boolean } = {},
 ): Promise<PersonalExport> {
@@ -171,7 +182,7 @@ export interface StreamedExport {
  * cannot be decrypted fails here; an audio blob that cannot be read fails the stream.
  * @throws Error when a stored record cannot be decrypted
  */
-export async function streamPersonalExport(deps: { store: Store; usage?: UsageMeter; now: () => number }, userKey: UserKey): Promise<StreamedExport> {
+export async function streamPersonalExport(deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[] }, userKey: UserKey): Promise<StreamedExport> {
   const prepared = await prepareExport(deps, userKey, true);
   const mtime = new Date(prepared.document.exportedAt);
   async function* chunks(): AsyncGenerator<Uint8Array> {

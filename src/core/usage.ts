@@ -10,6 +10,7 @@
  * across processes on Redis), so no increment is lost. Budgets are soft limits: the call that
  * crosses one is allowed.
  */
+import { randomBytes } from 'node:crypto';
 import { UserInputError } from './errors.js';
 
 /** The part of the key-value repository usage needs (see `KeyValueRepository` in store/types.ts). */
@@ -18,6 +19,8 @@ export interface UsageKeyValueStore {
   set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
   /** Atomic read-modify-write (see `KeyValueRepository.update`). */
   update<T>(key: string, fn: (current: T | undefined) => T, ttlMs?: number): Promise<T>;
+  /** Atomic read-modify-write of several keys (see `KeyValueRepository.updateMany`); needed by {@link UsageMeter.moveAll}. */
+  updateMany?<T>(keys: readonly string[], fn: (current: (T | undefined)[]) => (T | undefined)[], ttlMs?: number): Promise<(T | undefined)[]>;
 }
 
 /** One provider call's consumption. Absent fields count as zero. */
@@ -126,6 +129,25 @@ function add(into: UsageCounters, event: UsageEvent, costUsd: number): void {
   into.costUsd += costUsd;
 }
 
+/** A daily record as stored while identities are merged (see {@link UsageMeter.moveAll}). */
+interface MergeableUsage extends DailyUsage {
+  /** Set on a source record about to be folded into another person's. */
+  mergeId?: string;
+  /** Merge ids of the source records already folded into this one. */
+  mergedIds?: string[];
+}
+
+function sumCounters(a: UsageCounters, b: UsageCounters): UsageCounters {
+  return {
+    ttsChars: a.ttsChars + b.ttsChars,
+    sttSec: a.sttSec + b.sttSec,
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    calls: a.calls + b.calls,
+    costUsd: a.costUsd + b.costUsd,
+  };
+}
+
 function formatDuration(ms: number): string {
   const totalMin = Math.max(1, Math.ceil(ms / 60_000));
   const h = Math.floor(totalMin / 60);
@@ -145,6 +167,7 @@ export class UsageMeter {
   private readonly prices: Record<string, UnitPrices>;
   private readonly limits: UsageLimits;
   private readonly ttlMs: number;
+  private readonly retentionDays: number;
 
   constructor(
     private readonly kv: UsageKeyValueStore,
@@ -153,7 +176,46 @@ export class UsageMeter {
   ) {
     this.prices = config.prices ?? {};
     this.limits = config.limits ?? {};
-    this.ttlMs = (config.retentionDays ?? 35) * DAY_MS;
+    this.retentionDays = config.retentionDays ?? 35;
+    this.ttlMs = this.retentionDays * DAY_MS;
+  }
+
+  /**
+   * Folds every retained daily record of `source` into `target`'s (two identities linked into one
+   * person, `docs/identity.md`), then deletes the source's. Idempotent: the source record is first
+   * stamped with a random merge id, and the target remembers the ids it has added, so a re-run
+   * after a crash between writing the target and deleting the source adds nothing twice.
+   * @returns how many days were folded in
+   * @throws Error when the key-value store has no `updateMany`
+   */
+  async moveAll(source: string, target: string): Promise<number> {
+    const kv = this.kv;
+    if (!kv.updateMany) throw new Error('moving usage needs a key-value store with updateMany');
+    if (source === target) return 0;
+    const today = this.now();
+    let moved = 0;
+    for (let i = 0; i <= this.retentionDays; i++) {
+      const day = utcDay(today - i * DAY_MS);
+      const sourceKey = this.key(source, day);
+      const targetKey = this.key(target, day);
+      if ((await kv.get<MergeableUsage>(sourceKey)) === undefined) continue;
+      const mergeId = randomBytes(8).toString('hex');
+      await kv.updateMany<MergeableUsage>([sourceKey], ([s]) => [s && !s.mergeId ? { ...s, mergeId } : s], this.ttlMs);
+      const [written] = await kv.updateMany<MergeableUsage>(
+        [targetKey, sourceKey],
+        ([t, s]) => {
+          if (!s?.mergeId) return [t, s];
+          const into: MergeableUsage = t ?? { userKey: target, day, total: zero(), byProvider: {} };
+          if (into.mergedIds?.includes(s.mergeId)) return [into, undefined];
+          const next: MergeableUsage = { ...into, total: sumCounters(into.total, s.total), byProvider: { ...into.byProvider }, mergedIds: [...(into.mergedIds ?? []), s.mergeId] };
+          for (const [provider, counters] of Object.entries(s.byProvider)) next.byProvider[provider] = sumCounters(next.byProvider[provider] ?? zero(), counters);
+          return [next, undefined];
+        },
+        this.ttlMs,
+      );
+      if (written) moved++;
+    }
+    return moved;
   }
 
   /** The configured limits. */

@@ -142,7 +142,8 @@ export function apiRoutes(
   const EnrollResponse = z.object({ replies: z.array(ReplySchema), voice: VoiceSchema });
   /** Streams the person's export archive (built as it is sent). */
   const sendExport = async (userKey: string, reply: FastifyReply): Promise<FastifyReply> => {
-    const built = await streamPersonalExport({ store, now: Date.now, ...(engine.usage ? { usage: engine.usage } : {}) }, userKey);
+    const identities = await engine.identities.identitiesOf(userKey);
+    const built = await streamPersonalExport({ store, now: Date.now, ...(engine.usage ? { usage: engine.usage } : {}), ...(identities.length > 0 ? { identities } : {}) }, userKey);
     return reply
       .type('application/zip')
       .header('content-disposition', `attachment; filename="${built.fileName}"`)
@@ -203,6 +204,32 @@ export function apiRoutes(
       responses: { 204: { description: 'Revoked' } },
       handler: async ({ params, userKey }) => {
         if (!(await engine.apiKeys.revoke(userKey, params.id ?? ''))) throw new HttpProblem(404, 'NOT_FOUND', 'You have no API key with that id.');
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/v1/link',
+      operationId: 'linkIdentity',
+      summary: 'Join your twin to the one of another chat: the code comes from /link in that chat (valid 10 minutes, once); your records move there',
+      tag: 'auth',
+      auth: true,
+      body: z.object({ code: z.string().min(8).max(20).describe('The code /link showed, e.g. ABCD-EFGH') }),
+      responses: {
+        200: {
+          description: 'Linked: what moved, and which voice was kept',
+          schema: z.object({
+            linked: z.literal(true),
+            message: z.string(),
+            moved: z.object({ historyTurns: z.number().int(), memories: z.number().int(), samples: z.number().int(), usageDays: z.number().int(), apiKeys: z.number().int() }),
+            voiceKept: z.enum(['yours', 'theirs', 'none']),
+          }),
+        },
+      },
+      handler: async ({ body, userKey }) => {
+        const { report, text } = await engine.linkWithCode(userKey, body.code);
+        const { historyTurns, memories, samples, usageDays, apiKeys } = report;
+        const voiceKept = report.voice.kept === 'source' ? 'yours' : report.voice.kept === 'target' ? 'theirs' : 'none';
+        return { linked: true as const, message: text, moved: { historyTurns, memories, samples, usageDays, apiKeys }, voiceKept };
       },
     }),
     route({
@@ -606,7 +633,8 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
     const token = bearerToken(req);
     const record = token ? await engine.apiKeys.verify(token) : undefined;
     if (!record) throw new HttpProblem(401, 'UNAUTHORIZED', token ? 'This API key is unknown or was revoked.' : 'Send an API key as "Authorization: Bearer <key>" (/apikey create in any chat).', { 'www-authenticate': 'Bearer realm="voicetwin"' });
-    (req as AuthedRequest).userKey = record.userKey;
+    // The key acts for its person, through any link made since it was created.
+    (req as AuthedRequest).userKey = await engine.identities.resolve(record.userKey);
     (req as AuthedRequest).apiKeyId = record.id;
   };
   const perKey = app.rateLimit({

@@ -46,6 +46,9 @@ const USER_ERROR_STATUS: Partial<Record<UserInputErrorCode, number>> = {
   NOT_READY: 409,
   NO_CONSENT: 409,
   BUSY: 409,
+  BAD_LINK_CODE: 400,
+  ALREADY_LINKED: 409,
+  NOT_LINKED: 409,
 };
 
 /** Fastify's own error codes we map to a stable `code`. */

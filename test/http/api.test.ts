@@ -224,6 +224,33 @@ describe('REST API', () => {
     expect(big.status).toBe(413);
   }, 120_000);
 
+  it('links the web person to a chat person with POST /v1/link; the key then acts for the joined person', async () => {
+    const webKey = (await app.engine.apiKeys.create('web:linker', 'linker')).key;
+    expect((await call('POST', '/v1/memories', { body: { text: 'I keep bees' }, headers: auth(webKey) })).status).toBe(201);
+    const texts: string[] = [];
+    const target = {
+      reply: async (r: { text?: string }) => void texts.push(r.text ?? ''),
+      activity: async () => undefined,
+      status: async () => async () => undefined,
+    };
+    await app.engine.handle({ id: 'console:link:1', channel: 'console', chatId: 'bea', userId: 'bea', receivedAtMs: Date.now(), command: { name: 'link', args: '' } }, target);
+    const code = /([A-Z0-9]{4}-[A-Z0-9]{4})/.exec(texts.at(-1) ?? '')?.[1];
+    expect(code).toBeDefined();
+    const bad = await call('POST', '/v1/link', { body: { code: 'ZZZZ-ZZZZ' }, headers: auth(webKey) });
+    expect(bad.status).toBe(400);
+    expect(bad.json).toMatchObject({ code: 'BAD_LINK_CODE' });
+    const linked = await call('POST', '/v1/link', { body: { code }, headers: auth(webKey) });
+    expect(linked.status).toBe(200);
+    expect(linked.json).toMatchObject({ linked: true, moved: { memories: 1, apiKeys: 1 }, voiceKept: 'none' });
+    expect(linked.json.message).toMatch(/^Linked: /);
+    expect((await call('POST', '/v1/link', { body: { code }, headers: auth(webKey) })).status).toBe(400);
+    // The same key now acts for the chat's person, who has the memory.
+    const memories = await call('GET', '/v1/memories', { headers: auth(webKey) });
+    expect(memories.json.memories.map((m: { text: string }) => m.text)).toContain('I keep bees');
+    expect((await app.store.memories.list('console:bea')).map((m) => m.text)).toContain('I keep bees');
+    expect(await app.store.memories.list('web:linker')).toEqual([]);
+  });
+
   it('limits requests per API key with 429 and Retry-After', async () => {
     const limited = await createHttpServer({
       settings: TEST_HTTP_SETTINGS,

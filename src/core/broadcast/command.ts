@@ -2,7 +2,7 @@
  * Parsing of the `/broadcast` command's text:
  *
  * ```
- * /broadcast [--audience all|telegram|discord|whatsapp|ready] [--voice own|operator|default] [--dry-run] <text>
+ * /broadcast [--audience all|telegram|discord|whatsapp|ready] [--voice own|operator|default] [--each-channel] [--dry-run] <text>
  * /broadcast status [id]
  * /broadcast cancel [id]
  * /broadcast help
@@ -33,6 +33,7 @@ export const BROADCAST_USAGE = [
   'Usage: /broadcast [options] <text>',
   '  --audience all|telegram|discord|whatsapp|ready   who receives it (default all; ready = users whose twin voice is ready)',
   '  --voice own|operator|default   each listener\'s own twin voice (default), your twin voice, or the neutral voice',
+  '  --each-channel   reach people on every chat they linked (default: once, on the chat they used last)',
   '  --dry-run   show the counts, duration and cost without sending',
   '/broadcast status [id]   progress of the current or last broadcast',
   '/broadcast cancel [id]   stop the running broadcast (messages already sent stay sent)',
@@ -59,6 +60,7 @@ export function parseBroadcastCommand(args: string): BroadcastCommand {
   let audience: BroadcastAudience = 'all';
   let voice: BroadcastVoiceMode = 'own';
   let dryRun = false;
+  let eachChannel = false;
   let rest = trimmed;
   for (;;) {
     const token = /^(\S+)\s*/.exec(rest);
@@ -91,13 +93,16 @@ export function parseBroadcastCommand(args: string): BroadcastCommand {
       case 'dryrun':
         dryRun = true;
         break;
+      case 'each-channel':
+        eachChannel = true;
+        break;
       default:
         throw new UserInputError('BAD_ARGUMENT', `Unknown option --${name.slice(0, 30)}.\n${BROADCAST_USAGE}`);
     }
   }
   const text = rest.trim();
   if (!text) throw new UserInputError('EMPTY_TEXT', `Write the announcement after the options, for example: /broadcast --voice own What are you grateful for today?`);
-  return { action: 'send', request: { text, audience, voice, dryRun } };
+  return { action: 'send', request: { text, audience, voice, dryRun, ...(eachChannel ? { eachChannel } : {}) } };
 }
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {

@@ -19,6 +19,7 @@ import type { JobRecord, UserRecord } from '../store/types.js';
 import type { Job, JobQueue } from '../jobs.js';
 import type { Channel, ChatAddress } from '../types.js';
 import { estimateCostUsd, type UnitPrices, type UsageMeter } from '../usage.js';
+import { readLinkedIdentities, type LinkedIdentity } from '../identity.js';
 import { BROADCAST_USAGE, parseBroadcastCommand } from './command.js';
 import { estimateText, formatCount, formatDuration, statusText } from './format.js';
 import { BroadcastJournal, DEFAULT_RETENTION_MS } from './journal.js';
@@ -271,6 +272,7 @@ export class BroadcastService {
       text: request.text,
       audience: request.audience,
       voice: request.voice,
+      ...(request.eachChannel ? { eachChannel: true } : {}),
       requestedBy: origin.requestedBy,
       ...(origin.operatorKey ? { operatorKey: origin.operatorKey } : {}),
       ...(origin.progressAddress ? { progressAddress: origin.progressAddress } : {}),
@@ -320,7 +322,16 @@ export class BroadcastService {
   /** Reads every user once and builds each lane's recipients in first-seen order. */
   private async snapshot(request: BroadcastRequest): Promise<Snapshot> {
     const channels: readonly BroadcastChannel[] = isBroadcastChannelName(request.audience) ? [request.audience] : BROADCAST_CHANNELS;
-    const users = (await this.engine.store.users.list()).filter((u) => isBroadcastChannel(u.channel) && channels.includes(u.channel));
+    // A person is reached once, on the chat they used last; with --each-channel once per channel they linked.
+    const linked = await readLinkedIdentities(this.engine.store.kv);
+    const targets: { user: UserRecord; channel: BroadcastChannel; chatId: string }[] = [];
+    const users: UserRecord[] = [];
+    for (const user of await this.engine.store.users.list()) {
+      const candidates = broadcastAddresses(user, linked.get(user.key)).filter((a) => channels.includes(a.channel));
+      if (candidates.length === 0) continue;
+      users.push(user);
+      for (const a of request.eachChannel ? candidates : candidates.slice(0, 1)) targets.push({ user, channel: a.channel, chatId: a.chatId });
+    }
     const needProfiles = request.audience === 'ready' || request.voice === 'own';
     const ready = new Set<string>();
     if (needProfiles) {
@@ -338,16 +349,16 @@ export class BroadcastService {
     const byChannel: BroadcastEstimate['byChannel'] = {};
     let recipients = 0;
     let ownVoices = 0;
-    for (const user of users as Array<UserRecord & { channel: BroadcastChannel }>) {
+    for (const { user, channel, chatId } of targets) {
       if (request.audience === 'ready' && !ready.has(user.key)) continue;
-      const address = `${user.channel}:${user.address.chatId}`;
+      const address = `${channel}:${chatId}`;
       const skip: SkipReason | undefined = seen.has(address) ? 'duplicate address' : user.optedOut ? 'opted out' : user.blocked ? 'blocked' : undefined;
       seen.add(address);
-      const entry: AudienceEntry = { userKey: user.key, chatId: user.address.chatId, ...(skip ? { skip } : {}) };
-      let lane = lanes.get(user.channel);
-      if (!lane) lanes.set(user.channel, (lane = []));
+      const entry: AudienceEntry = { userKey: user.key, chatId, ...(skip ? { skip } : {}) };
+      let lane = lanes.get(channel);
+      if (!lane) lanes.set(channel, (lane = []));
       lane.push(entry);
-      const stats = (byChannel[user.channel] ??= { recipients: 0, skipped: 0, ownVoices: 0, senderRegistered: this.engine.senderFor(user.channel) !== undefined });
+      const stats = (byChannel[channel] ??= { recipients: 0, skipped: 0, ownVoices: 0, senderRegistered: this.engine.senderFor(channel) !== undefined });
       if (skip) {
         stats.skipped++;
         skippedBy[skip] = (skippedBy[skip] ?? 0) + 1;
@@ -522,4 +533,20 @@ export function statusOfJob(job: JobRecord): BroadcastStatus {
     budgetExhausted: data.budgetExhausted === true,
     ...(job.error ? { error: job.error } : {}),
   };
+}
+
+/**
+ * The chats a broadcast can reach a person on, preferred first, one per channel: the chat they
+ * used last (`user.address`), then their linked identities' chats, most recently linked first.
+ * A person of one identity has just their own chat.
+ */
+function broadcastAddresses(user: UserRecord, identities: LinkedIdentity[] | undefined): { channel: BroadcastChannel; chatId: string }[] {
+  const all: ChatAddress[] = [user.address, ...(identities ?? []).slice().sort((a, b) => b.linkedAtMs - a.linkedAtMs).map((i) => i.address)];
+  if (!identities) all.splice(1);
+  const out: { channel: BroadcastChannel; chatId: string }[] = [];
+  for (const a of all) {
+    if (!isBroadcastChannel(a.channel) || out.some((o) => o.channel === a.channel)) continue;
+    out.push({ channel: a.channel, chatId: a.chatId });
+  }
+  return out;
 }

@@ -31,6 +31,11 @@ export interface BroadcastRequest {
   voice: BroadcastVoiceMode;
   /** Count and estimate only; nothing is stored or sent. */
   dryRun: boolean;
+  /**
+   * Reach a person on every channel they linked (`--each-channel`); by default a person is reached
+   * once, on the channel they used last (see docs/identity.md).
+   */
+  eachChannel?: boolean;
 }
 
 /** Why a recipient was not sent to. */
@@ -100,6 +105,8 @@ export interface BroadcastJobData {
   text: string;
   audience: BroadcastAudience;
   voice: BroadcastVoiceMode;
+  /** Sent on every linked channel of each person (`--each-channel`). */
+  eachChannel?: boolean;
   /** User key of the operator who asked (`cli` for the command line). */
   requestedBy: string;
   /** Whose twin voice `--voice operator` uses and whose budget synthesis counts against. */

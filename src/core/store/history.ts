@@ -44,7 +44,27 @@ export class KeyvHistoryRepository implements HistoryRepository {
     });
   }
 
+  /**
+   * Moves `source`'s turns into `target`'s history in time order (see
+   * {@link HistoryRepository.moveInto}); turns already in the target are not added twice.
+   * @returns how many turns were added
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number> {
+    return this.#list.move(source, target, (into, from) => {
+      const seen = new Set(into.map(turnIdentity));
+      const added = from.filter((t) => !seen.has(turnIdentity(t)));
+      // Array.prototype.sort is stable: equal times keep target-then-source order.
+      const next = into.concat(added).sort((a, b) => a.atMs - b.atMs).slice(-this.maxTurns);
+      return { next, result: added.length };
+    });
+  }
+
   deleteAll(key: UserKey): Promise<void> {
     return this.#list.clear(key);
   }
+}
+
+/** What makes two stored turns the same turn (a turn has no id of its own). */
+function turnIdentity(turn: ChatTurn): string {
+  return JSON.stringify([turn.role, turn.atMs, turn.messageId ?? null, turn.text]);
 }

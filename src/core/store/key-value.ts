@@ -31,6 +31,29 @@ export class KeyvKeyValueRepository implements KeyValueRepository {
     });
   }
 
+  /**
+   * Atomic read-modify-write of several keys (see {@link KeyValueRepository.updateMany}).
+   * @throws TypeError when a key is repeated
+   */
+  updateMany<T>(keys: readonly string[], fn: (current: (T | undefined)[]) => (T | undefined)[], ttlMs?: number): Promise<(T | undefined)[]> {
+    if (new Set(keys).size !== keys.length) throw new TypeError('updateMany needs distinct keys');
+    const sorted = [...keys].sort();
+    const run = async (i: number): Promise<(T | undefined)[]> => {
+      if (i < sorted.length) return this.lock.run(`kv:${sorted[i]!}`, () => run(i + 1));
+      const current = await Promise.all(keys.map((k) => this.get<T>(k)));
+      const next = fn(current);
+      if (next.length !== keys.length) throw new TypeError('updateMany: fn must return one value per key');
+      for (const [j, key] of keys.entries()) {
+        const value = next[j];
+        if (value === undefined) {
+          if (current[j] !== undefined) await this.delete(key);
+        } else await this.set(key, value, ttlMs);
+      }
+      return next;
+    };
+    return run(0);
+  }
+
   get<T>(key: string): Promise<T | undefined> {
     return this.records.get<T>(`kv:${key}`);
   }

@@ -65,6 +65,29 @@ export class KeyvMemoryRepository implements MemoryRepository {
     });
   }
 
+  /**
+   * Moves `source`'s memories into `target`'s list (see {@link MemoryRepository.moveInto}).
+   * @returns how many memories were added
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number> {
+    return this.#list.move(source, target, (into, from) => {
+      const same = new Set(into.map((m) => `${m.createdAtMs}|${m.text}`));
+      const ids = new Set(into.map((m) => m.id));
+      const next = [...into];
+      let added = 0;
+      for (const memory of from) {
+        if (same.has(`${memory.createdAtMs}|${memory.text}`)) continue;
+        let id = memory.id;
+        while (ids.has(id)) id = randomBytes(2).toString('hex');
+        ids.add(id);
+        next.push({ ...memory, id });
+        added++;
+      }
+      next.sort((a, b) => a.createdAtMs - b.createdAtMs);
+      return { next, result: added };
+    });
+  }
+
   deleteAll(key: UserKey): Promise<void> {
     return this.#list.clear(key);
   }

@@ -26,6 +26,19 @@ export class KeyvSampleRepository implements SampleRepository {
     });
   }
 
+  /**
+   * Moves `source`'s samples into `target`'s list, each re-owned by `target` (see
+   * {@link SampleRepository.moveInto}). Their audio stays where their `blobKey` says.
+   * @returns how many samples were added
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number> {
+    return this.#list.move(source, target, (into, from) => {
+      const ids = new Set(into.map((s) => s.id));
+      const added = from.filter((s) => !ids.has(s.id)).map((s) => ({ ...s, userKey: target }));
+      return { next: [...into, ...added].sort((a, b) => a.createdAtMs - b.createdAtMs), result: added.length };
+    });
+  }
+
   deleteAll(key: UserKey): Promise<void> {
     return this.#list.clear(key);
   }

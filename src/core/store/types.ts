@@ -1,7 +1,9 @@
 /**
  * Records and repository contracts for everything VoiceTwin persists. Implemented over keyv
  * (embedded SQLite by default, Redis with `REDIS_URL`) in `keyv-store.ts`; audio bytes go to the
- * encrypted {@link BlobStore}. User keys are `<channel>:<platform user id>`, e.g. `telegram:42`.
+ * encrypted {@link BlobStore}. User keys are `<channel>:<platform user id>`, e.g. `telegram:42`;
+ * records are keyed by the person key, the user key of the person's first identity (identities
+ * linked later resolve to it, see `docs/identity.md`).
  */
 import type { Channel, ChatAddress } from '../types.js';
 import type { ChatTurn, ClonedVoice, MemoryRecord } from '../providers.js';
@@ -11,11 +13,14 @@ import type { LanguagePreference, ReplyLanguage } from '../language.js';
 /** `<channel>:<platform user id>`. */
 export type UserKey = string;
 
-/** A person using the twin on one channel. */
+/**
+ * A person using the twin, keyed by their person key; `channel` is the channel of the identity
+ * they began with, `address` the chat they used last (see `docs/identity.md`).
+ */
 export interface UserRecord {
   key: UserKey;
   channel: Channel;
-  /** Where background replies go (the private chat the user last wrote from). */
+  /** Where background replies and broadcasts go: the chat the person last wrote from on a messaging channel. */
   address: ChatAddress;
   displayName?: string;
   persona: PersonaName;
@@ -64,6 +69,11 @@ export interface VoiceProfile {
   /** Seconds needed by the configured cloner. */
   requiredSpeechSec: number;
   voice?: ClonedVoice;
+  /**
+   * Consent records of voice profiles this one replaced when two identities were linked
+   * (`docs/identity.md`): kept as the consent evidence of the enrollment samples they cover.
+   */
+  priorConsents?: ConsentRecord[];
   /** Reason for `failed`, shown in `/status`. */
   failureReason?: string;
   updatedAtMs: number;
@@ -115,6 +125,13 @@ export interface SampleRepository {
   list(key: UserKey): Promise<SampleRecord[]>;
   add(sample: SampleRecord): Promise<void>;
   deleteAll(key: UserKey): Promise<void>;
+  /**
+   * Moves every sample of `source` into `target`'s list (their `userKey` becomes `target`), as one
+   * operation under both lists' locks: samples already in the target (same id) are not added twice,
+   * so a re-run after a crash between the two writes duplicates nothing.
+   * @returns how many samples were added to the target
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number>;
 }
 
 /** Conversation history, capped at the most recent `maxTurns` (oldest dropped). */
@@ -127,6 +144,13 @@ export interface HistoryRepository {
    */
   pruneBefore(key: UserKey, beforeMs: number): Promise<number>;
   deleteAll(key: UserKey): Promise<void>;
+  /**
+   * Moves every turn of `source` into `target`'s history, the two merged in time order (`atMs`,
+   * stable), under both lists' locks; a turn already in the target (same role, time, message id
+   * and text) is not added twice. The merged history keeps the newest `maxTurns`.
+   * @returns how many turns were added to the target
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number>;
 }
 
 export interface MemoryRepository {
@@ -149,6 +173,13 @@ export interface MemoryRepository {
    */
   setVectors(key: UserKey, vectors: ReadonlyMap<string, { vector: string; model: string }>): Promise<number>;
   deleteAll(key: UserKey): Promise<void>;
+  /**
+   * Moves every memory of `source` into `target`'s list under both lists' locks. A memory with the
+   * same text and creation time as one in the target is already there (a re-run) and is skipped; a
+   * source memory whose short id is taken in the target gets a fresh id.
+   * @returns how many memories were added to the target
+   */
+  moveInto(source: UserKey, target: UserKey): Promise<number>;
 }
 
 export interface JobRepository {
@@ -184,6 +215,15 @@ export interface KeyValueRepository {
    * @returns the value, or undefined when there was none (or another caller took it)
    */
   take<T>(key: string): Promise<T | undefined>;
+  /**
+   * Atomic read-modify-write of several keys: every key is locked (in sorted order, so two calls
+   * never wait on each other forever; across processes on Redis), `fn` maps the current values to
+   * the new ones (`undefined` deletes the key), and the writes happen in the order of `keys`.
+   * Not a transaction: a crash can stop between two writes, so callers make `fn` idempotent.
+   * `fn` must be synchronous and pure.
+   * @param ttlMs expiry of the values written, ms; omitted means none
+   */
+  updateMany<T>(keys: readonly string[], fn: (current: (T | undefined)[]) => (T | undefined)[], ttlMs?: number): Promise<(T | undefined)[]>;
 }
 
 /**

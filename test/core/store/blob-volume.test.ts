@@ -27,6 +27,9 @@ function memoryKv(): KeyValueRepository {
       values.delete(k);
       return value;
     }),
+    updateMany: async () => {
+      throw new Error('not used by the blob volume check');
+    },
   };
   return kv;
 }
