@@ -562,6 +562,7 @@ export function apiRoutes(
             memories: z.number().int(),
             blobs: z.number().int().describe('audio files: samples, consent recording, turn audio, synthesis cache'),
             jobs: z.number().int().describe('jobs removed from the queue'),
+            identities: z.number().int().describe('linked channel identities of the person whose records were deleted (1 when none were linked)'),
           }),
         },
       },

@@ -110,6 +110,9 @@ export async function registerRealtime(app: FastifyInstance, options: RealtimeOp
   const settings: Settings = { ...REALTIME_DEFAULTS, ...definedOnly(given) };
   const log = options.logger.child({ component: 'realtime' });
   const open = new Map<string, number>();
+  // Registered once per server (it listens to the server's `upgrade` event); the phone line's
+  // media stream reuses it.
+  if (app.hasDecorator('websocketServer')) throw new Error('@fastify/websocket is already registered: register the realtime API first');
   await app.register(websocket, {
     options: {
       maxPayload: settings.maxMessageBytes,

@@ -81,11 +81,13 @@ export async function registerTelephony(app: FastifyInstance, options: Telephony
   const callLog = new CallLog(options.engine.store.kv, options.engine.now);
   const sessions = new Set<MediaSession>();
 
+  // @fastify/websocket listens to the server's `upgrade` event: it must be registered once per
+  // server, so the one the realtime API registered (before this) serves the media stream too.
+  if (!app.hasDecorator('websocketServer')) await app.register(websocket, { options: { maxPayload: 256 * 1024 } });
   await app.register(async (scope) => {
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT_BYTES }, (_req, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
-    await scope.register(websocket, { options: { maxPayload: 256 * 1024 } });
 
     const verify = (req: FastifyRequest, params: Form): void => {
       const url = publicRequestUrl(req.url, req.headers, { publicUrl: options.publicUrl, websocket: req.method === 'GET' });

