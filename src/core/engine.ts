@@ -314,6 +314,7 @@ export class Engine implements ConversationEngine {
   private readonly operatorCommands = new Map<string, OperatorCommand>();
   private readonly chatCommands = new Map<string, ChatCommand>();
   private readonly deletionHooks = new Map<string, DeletionHook>();
+  private readonly exportSectionReaders = new Map<string, (personKey: string) => Promise<unknown>>();
   readonly settings: EngineSettings;
   readonly store: Store;
   readonly providers: Providers;
@@ -427,6 +428,24 @@ export class Engine implements ConversationEngine {
   /** Registers what `/delete` must also delete (`name` is for the log). */
   registerDeletionHook(name: string, hook: DeletionHook): void {
     this.deletionHooks.set(name, hook);
+  }
+
+  /**
+   * Registers what `/export` (and `GET /v1/export`) must also include: `read(personKey)` gives a
+   * JSON-safe value put under `sections.<name>` of the export document (e.g. `calls`).
+   */
+  registerExportSection(name: string, read: (personKey: string) => Promise<unknown>): void {
+    this.exportSectionReaders.set(name, read);
+  }
+
+  /** The registered export sections of a person (see {@link registerExportSection}); empty ones left out. */
+  async exportSections(personKey: string): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    for (const [name, read] of this.exportSectionReaders) {
+      const value = await read(personKey);
+      if (value !== undefined && !(Array.isArray(value) && value.length === 0)) out[name] = value;
+    }
+    return out;
   }
 
   /** True when the user (`<channel>:<user id>`) is listed in `OPERATORS`. */
@@ -1609,7 +1628,8 @@ export class Engine implements ConversationEngine {
     const limit = DOCUMENT_LIMIT_BYTES[channel];
     await target.activity('typing');
     const identities = await this.identities.identitiesOf(user.key);
-    const deps = { store: this.store, now: this.now, ...(this.usage ? { usage: this.usage } : {}), ...(identities.length > 0 ? { identities } : {}) };
+    const sections = await this.exportSections(user.key);
+    const deps = { store: this.store, now: this.now, sections, ...(this.usage ? { usage: this.usage } : {}), ...(identities.length > 0 ? { identities } : {}) };
     let built = await buildPersonalExport(deps, user.key);
     let note = '';
     const link = built.bytes.length > limit ? this.exportLink?.(user.key) : undefined;

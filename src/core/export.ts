@@ -58,6 +58,8 @@ export interface ExportDocument {
   memories: MemoryRecord[];
   /** Days with recorded usage, oldest first. */
   usage: DailyUsage[];
+  /** What features outside the core keep about the person, by name (`calls`: the phone call log). */
+  sections?: Record<string, unknown>;
   /** True when the audio files are in the archive. */
   audioIncluded: boolean;
 }
@@ -86,7 +88,7 @@ interface PreparedExport {
  * @throws Error when a stored record cannot be decrypted
  */
 async function prepareExport(
-  deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[] },
+  deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[]; sections?: Record<string, unknown> },
   userKey: UserKey,
   includeAudio: boolean,
 ): Promise<PreparedExport> {
@@ -136,6 +138,7 @@ async function prepareExport(
     history,
     memories: summary.memories,
     usage: days,
+    ...(deps.sections && Object.keys(deps.sections).length > 0 ? { sections: deps.sections } : {}),
     audioIncluded: includeAudio,
   };
   const json = Buffer.from(`${JSON.stringify(document, null, 2)}\n`, 'utf8');
@@ -156,7 +159,7 @@ async function prepareExport(
  * @throws Error when a stored record or audio blob cannot be decrypted (the export is not partial)
  */
 export async function buildPersonalExport(
-  deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[] },
+  deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[]; sections?: Record<string, unknown> },
   userKey: UserKey,
   options: { includeAudio?: boolean } = {},
 ): Promise<PersonalExport> {
@@ -182,7 +185,7 @@ export interface StreamedExport {
  * cannot be decrypted fails here; an audio blob that cannot be read fails the stream.
  * @throws Error when a stored record cannot be decrypted
  */
-export async function streamPersonalExport(deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[] }, userKey: UserKey): Promise<StreamedExport> {
+export async function streamPersonalExport(deps: { store: Store; usage?: UsageMeter; now: () => number; identities?: LinkedIdentity[]; sections?: Record<string, unknown> }, userKey: UserKey): Promise<StreamedExport> {
   const prepared = await prepareExport(deps, userKey, true);
   const mtime = new Date(prepared.document.exportedAt);
   async function* chunks(): AsyncGenerator<Uint8Array> {

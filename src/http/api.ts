@@ -143,7 +143,8 @@ export function apiRoutes(
   /** Streams the person's export archive (built as it is sent). */
   const sendExport = async (userKey: string, reply: FastifyReply): Promise<FastifyReply> => {
     const identities = await engine.identities.identitiesOf(userKey);
-    const built = await streamPersonalExport({ store, now: Date.now, ...(engine.usage ? { usage: engine.usage } : {}), ...(identities.length > 0 ? { identities } : {}) }, userKey);
+    const sections = await engine.exportSections(userKey);
+    const built = await streamPersonalExport({ store, now: Date.now, sections, ...(engine.usage ? { usage: engine.usage } : {}), ...(identities.length > 0 ? { identities } : {}) }, userKey);
     return reply
       .type('application/zip')
       .header('content-disposition', `attachment; filename="${built.fileName}"`)

@@ -8,6 +8,8 @@ import { twilioSignature, voiceParams } from '../fakes/twilio/signature.js';
 import { TWILIO_PATHS } from '../../src/telephony/twilio-routes.js';
 import { personForCaller } from '../../src/telephony/links.js';
 import { CallLog } from '../../src/telephony/call-log.js';
+import type { OutboundReply, ReplyTarget } from '../../src/core/types.js';
+import { strFromU8, unzipSync } from 'fflate';
 
 const ADA = '+14155550101';
 
@@ -141,6 +143,15 @@ describe('Twilio webhooks behind a proxy (HTTP_PUBLIC_URL)', () => {
     const res = await h.call(callSid(8), ADA);
     expect(res.body).toMatch(/used today's 30 minutes.*<Hangup\/>/);
     expect(res.body).not.toContain('<Connect>');
+  });
+
+  it('/export includes the call log', async () => {
+    const replies: OutboundReply[] = [];
+    const target: ReplyTarget = { reply: async (r) => void replies.push(r), activity: async () => undefined, status: async () => async () => undefined };
+    await h.app.engine.handle({ id: 'export-1', channel: 'console', chatId: 'ada', userId: 'ada', receivedAtMs: Date.now(), text: '/export', command: { name: 'export', args: '' } }, target);
+    const zip = replies.find((r) => r.document)!.document!;
+    const document = JSON.parse(strFromU8(unzipSync(new Uint8Array(zip.bytes))['voicetwin-export.json']!)) as { sections?: { calls?: { callSid: string; durationSec?: number }[] } };
+    expect(document.sections?.calls?.map((c) => c.durationSec)).toContain(42);
   });
 
   it('/delete removes the linked numbers, the pending code and the call log', async () => {
