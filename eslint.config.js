@@ -20,7 +20,7 @@ export default tseslint.config(
       globals: Object.fromEntries(
         [
           'window', 'document', 'navigator', 'location', 'history', 'localStorage', 'sessionStorage', 'fetch', 'Blob', 'FormData',
-          'URLSearchParams', 'MediaRecorder', 'performance', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval',
+          'URL', 'URLSearchParams', 'MediaRecorder', 'performance', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval',
           'requestAnimationFrame', 'cancelAnimationFrame', 'console',
         ].map((name) => [name, 'readonly']),
       ),

@@ -82,6 +82,26 @@ export async function call(method, path, options = {}) {
   return res.json();
 }
 
+/**
+ * Downloads an authenticated file (`GET /v1/export`).
+ * @param {string} path
+ * @returns {Promise<{ blob: Blob, fileName: string }>} the body and the name from Content-Disposition
+ * @throws {ApiError} on any error status, or when the server cannot be reached (status 0)
+ */
+export async function download(path) {
+  const key = storedKey();
+  let res;
+  try {
+    res = await fetch(path, { headers: key ? { authorization: `Bearer ${key}` } : {}, credentials: 'omit', cache: 'no-store' });
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'The VoiceTwin server cannot be reached. Is it still running?');
+  }
+  if (!res.ok) throw await toError(res);
+  const disposition = res.headers.get('content-disposition') ?? '';
+  const fileName = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? 'voicetwin-export.zip';
+  return { blob: await res.blob(), fileName };
+}
+
 /** Fetches the bytes of a signed audio URL. @throws {ApiError} */
 export async function fetchAudio(url) {
   let res;

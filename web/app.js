@@ -1,6 +1,6 @@
 // VoiceTwin's web app: sign-in with a one-time code, consent, enrollment, chat with voice bubbles,
 // persona, memories and deletion — all through the REST API (docs/http.md, docs/web.md).
-import { ApiError, call, fetchAudio, signIn, storedKey, storeKey } from './api.js';
+import { ApiError, call, download, fetchAudio, signIn, storedKey, storeKey } from './api.js';
 import { decodeAudio, unlockAudio, VoiceBubble, waveformOf } from './audio.js';
 import { canRecord, Recorder } from './recorder.js';
 
@@ -182,16 +182,18 @@ async function route({ preferChat = false } = {}) {
 }
 
 function renderVoice(voice) {
+  // Plain words; the technical label (engine, pitch, rate) stays in /status details.
+  const plain = voice.approximate ? 'an offline preview voice tuned to your pitch and pace' : 'a clone of your voice';
   const described = {
     none: 'You have not cloned your voice yet: your twin answers in the default voice.',
     consent: 'Waiting for your consent to clone your voice.',
     collecting: `Collecting samples: ${voice.speechSec.toFixed(1)} s of ${voice.requiredSpeechSec ?? '?'} s of speech.`,
     processing: 'Your voice is being cloned.',
-    ready: `Your twin speaks with ${voice.voiceLabel ?? 'your cloned voice'}.`,
+    ready: `Your twin speaks with ${plain}.`,
     failed: `Cloning failed${voice.failureReason ? `: ${voice.failureReason}` : ''}.`,
   };
   $('data-voice').textContent = described[voice.state] ?? voice.state;
-  $('voice-label').textContent = voice.state === 'ready' ? `Voice: ${voice.voiceLabel ?? 'cloned'}` : 'Voice: the default voice (clone yours to hear yourself)';
+  $('voice-label').textContent = voice.state === 'ready' ? `Voice: ${plain}` : 'Voice: the default voice (clone yours to hear yourself)';
   $('to-enroll').hidden = voice.state === 'ready';
 }
 
@@ -637,6 +639,22 @@ $('memory-form').addEventListener('submit', (e) => {
     const { memories } = await call('GET', '/v1/memories');
     renderMemories(memories);
     notify('Your twin will remember that.');
+  });
+});
+
+$('export-download').addEventListener('click', () => {
+  clearError();
+  void run($('export-download'), async () => {
+    const { blob, fileName } = await download('/v1/export');
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = fileName;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    notify(`Your data was downloaded as ${fileName} (${(blob.size / 1e6).toFixed(1)} MB).`);
   });
 });
 

@@ -14,7 +14,8 @@
  * with espeak-ng stands in for the clips.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { strFromU8, unzipSync } from 'fflate';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -402,7 +403,17 @@ const OVERFLOW = (width: number) => `(() => {
     await expect.poll(() => memory.count()).toBe(0);
     expect(await running.app.store.memories.list('web:owner')).toEqual([]);
 
-    // 9. Delete everything, after confirming in a dialog; the browser is signed out and its key revoked.
+    // 9. Download my data: the browser saves the export zip (GET /v1/export), with the conversation and the samples in it.
+    const [saved] = await Promise.all([page.waitForEvent('download'), page.locator('#export-download').click()]);
+    expect(saved.suggestedFilename()).toMatch(/^voicetwin-export-\d{4}-\d{2}-\d{2}\.zip$/);
+    const archive = unzipSync(new Uint8Array(await readFile((await saved.path())!)));
+    const exported = JSON.parse(strFromU8(archive['voicetwin-export.json']!)) as { history: { role: string }[]; samples: { file?: string }[] };
+    expect(exported.history.some((t) => t.role === 'twin')).toBe(true);
+    expect(exported.samples.length).toBeGreaterThan(0);
+    for (const s of exported.samples) expect(archive[s.file!]?.subarray(0, 4)).toEqual(new Uint8Array(Buffer.from('RIFF')));
+    await expect.poll(() => page.locator('#notice').textContent()).toMatch(/^Your data was downloaded as voicetwin-export-.*\.zip \(\d+\.\d MB\)\.$/);
+
+    // 10. Delete everything, after confirming in a dialog; the browser is signed out and its key revoked.
     const key = (await storedKey())!;
     await page.locator('#delete-open').click();
     await expect.poll(() => page.locator('#delete-dialog').isVisible()).toBe(true);
