@@ -93,8 +93,8 @@ export const describeIfSpeech = (name: string, fn: () => void): void => {
   else {
     const reason = `no speech clips at ${speechDir()}; set VOICETWIN_SPEECH_DIR`;
     console.warn(`Skipping "${name}": ${reason}`);
-    // Not `describe.skip(name, fn)`: vitest still runs a skipped suite's body to collect it, and
-    // the body reads the clips.
+    // A skipped suite would still have its body run by vitest to collect it, and the body reads
+    // the clips: so one skipped placeholder test stands for the suite, with the reason.
     describe(name, () => it.skip(`skipped: ${reason}`, () => undefined));
   }
 };

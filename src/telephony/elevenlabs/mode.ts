@@ -28,28 +28,10 @@ import { mapElevenLabsError } from '../../providers/elevenlabs/client.js';
 import { buildClientData, type VoiceUse } from './overrides.js';
 import { AgentVoices } from './voices.js';
 import { CALL_RECORD_TTL_MS, callRecordKey, newCallRef, type CallRecord } from './call-records.js';
+import type { CallInfo, CallMode } from '../modes.js';
 
-/** A call as the voice webhook hands it to a mode. Phone numbers in E.164. */
-export interface CallInfo {
-  /** Twilio's `CallSid` (`CA…`). */
-  callSid: string;
-  /** The caller (`From`). */
-  from: string;
-  /** Our number (`To`). */
-  to: string;
-  /** The person the caller id is linked to. */
-  userKey: string;
-}
-
-/** What the voice webhook calls: answers one inbound call with TwiML. */
-export interface CallMode {
-  readonly name: string;
-  /**
-   * @param publicUrl the public base URL of our server (`https://…`, no trailing slash)
-   * @returns a TwiML document (`<Response>…</Response>`)
-   */
-  answer(call: CallInfo, publicUrl: string): Promise<string>;
-}
+// The call and the mode interface are the phone line's own (`../modes.ts`): this mode is one of them.
+export type { CallInfo, CallMode } from '../modes.js';
 
 /** The one Twilio REST call this mode needs; a `twilio` client satisfies it. */
 export interface CallUpdater {
